@@ -1,0 +1,108 @@
+// Builds every bundle: extension host (node, cjs), engine worker, CLI, webview (browser),
+// the two test suites, and the bundled model decoded into dist/models/.
+// Usage: node esbuild.js [--watch] [--production]
+const esbuild = require('esbuild');
+const fs = require('node:fs');
+const path = require('node:path');
+const { buildBundledModel } = require('./tools/bundled-model.js');
+
+const production = process.argv.includes('--production');
+const watch = process.argv.includes('--watch');
+const dist = path.join(__dirname, 'dist');
+
+/** Prints errors in the format VS Code's esbuild problem matcher reads. */
+const problemMatcher = {
+  name: 'problem-matcher',
+  setup(build) {
+    build.onStart(() => console.log('[watch] build started'));
+    build.onEnd((result) => {
+      for (const { text, location } of result.errors) {
+        console.error(`✘ [ERROR] ${text}`);
+        if (location) console.error(`    ${location.file}:${location.line}:${location.column}:`);
+      }
+      console.log('[watch] build finished');
+    });
+  },
+};
+
+const common = {
+  bundle: true,
+  minify: production,
+  sourcemap: !production,
+  sourcesContent: false,
+  logLevel: 'warning',
+  plugins: [problemMatcher],
+};
+
+// Native addons (and vscode itself) stay outside the bundles and ship in node_modules.
+const nodeExternal = ['vscode', 'sharp', '@tensorflow/tfjs-node', 'onnxruntime-node', 'mocha', 'playwright-core'];
+
+const builds = [
+  {
+    ...common,
+    entryPoints: {
+      extension: 'src/extension.ts',
+      worker: 'src/engine/worker.ts',
+      cli: 'src/cli.ts',
+    },
+    outdir: dist,
+    platform: 'node',
+    format: 'cjs',
+    target: 'node20',
+    external: nodeExternal,
+  },
+  {
+    ...common,
+    entryPoints: { webview: 'webview-ui/main.ts' },
+    outdir: dist,
+    platform: 'browser',
+    format: 'iife',
+    target: 'es2022',
+  },
+];
+
+if (!production) {
+  const testEntries = (dir) =>
+    fs.existsSync(dir)
+      ? fs
+          .readdirSync(dir)
+          .filter((f) => f.endsWith('.ts'))
+          .map((f) => path.join(dir, f))
+      : [];
+  builds.push({
+    ...common,
+    entryPoints: [...testEntries('test/unit'), ...testEntries('test/integration')],
+    outdir: path.join(dist, 'test'),
+    outbase: 'test',
+    platform: 'node',
+    format: 'cjs',
+    target: 'node20',
+    external: nodeExternal,
+  });
+}
+
+function copyRuntimeAssets() {
+  fs.mkdirSync(dist, { recursive: true });
+  // The tfjs wasm backend loads its .wasm binary from disk at run time.
+  const wasmDir = path.dirname(require.resolve('@tensorflow/tfjs-backend-wasm/package.json'));
+  for (const file of ['tfjs-backend-wasm.wasm', 'tfjs-backend-wasm-simd.wasm']) {
+    fs.copyFileSync(path.join(wasmDir, 'dist', file), path.join(dist, file));
+  }
+  buildBundledModel(path.join(dist, 'models'));
+}
+
+async function main() {
+  copyRuntimeAssets();
+  const contexts = await Promise.all(builds.map((options) => esbuild.context(options)));
+  if (watch) {
+    await Promise.all(contexts.map((ctx) => ctx.watch()));
+    return;
+  }
+  await Promise.all(contexts.map((ctx) => ctx.rebuild()));
+  await Promise.all(contexts.map((ctx) => ctx.dispose()));
+}
+
+main().catch((error) => {
+  console.error(error);
+  process.exit(1);
+});

@@ -1,0 +1,205 @@
+import * as fs from 'node:fs/promises';
+import * as path from 'node:path';
+import type { ExtractionResult, LayerData, LayerInfo } from '../shared/protocol';
+import { NotCachedError, UserFacingError, errorText } from './errors';
+import { decodeImage } from './image';
+import { groupLayers, isSpatial, matchLayers } from './layers';
+import type { Activation, LoadedModel, ModelSource } from './model';
+import { modelSourceKey } from './model';
+import { loadTfjsLayersModel } from './models/tfjsLayers';
+import { preprocess } from './preprocess';
+import { quantizeChannels } from './quantize';
+import { getTf } from './tf';
+
+export interface EngineOptions {
+  /** The folder with the built assets: tfjs wasm binaries and models/ (the extension's dist/). */
+  assetsDir: string;
+  /** How many bytes of activations to keep cached across images (at least one image is always kept). */
+  cacheBytes?: number;
+}
+
+export interface ExtractRequest {
+  imagePath: string;
+  model: ModelSource;
+  /** The `featureMaps.layers` patterns, to mark which layers are listed. */
+  layerPatterns: string[];
+}
+
+interface CachedActivations {
+  model: LoadedModel;
+  activations: Map<string, Activation>;
+  bytes: number;
+}
+
+const DEFAULT_CACHE_BYTES = 512 * 1024 * 1024;
+
+/**
+ * Loads models, runs one forward pass per (model, image) and keeps every
+ * layer's activations so that switching layers or reopening an image costs
+ * nothing. Plain Node: runs in the worker thread, the CLI and unit tests.
+ */
+export class FeatureMapEngine {
+  private readonly models = new Map<string, Promise<LoadedModel>>();
+  /** resultKey → activations, in least-recently-used order. */
+  private readonly cache = new Map<string, CachedActivations>();
+  private readonly cacheBytes: number;
+
+  constructor(private readonly options: EngineOptions) {
+    this.cacheBytes = options.cacheBytes ?? DEFAULT_CACHE_BYTES;
+  }
+
+  async backend(): Promise<string> {
+    return (await getTf(this.options.assetsDir)).backend;
+  }
+
+  loadModel(source: ModelSource): Promise<LoadedModel> {
+    const key = modelSourceKey(source);
+    let loading = this.models.get(key);
+    if (!loading) {
+      loading = this.openModel(source);
+      this.models.set(key, loading);
+      // A failed load is not cached: the user may fix the file and try again.
+      loading.catch(() => this.models.delete(key));
+    }
+    return loading;
+  }
+
+  async extract(request: ExtractRequest): Promise<ExtractionResult> {
+    const model = await this.loadModel(request.model);
+    const stat = await statImage(request.imagePath);
+    const resultKey = `${model.key}|${request.imagePath}|${stat.mtimeMs}|${stat.size}`;
+
+    const { height, width } = model.inputSize;
+    const image = await decodeImage(request.imagePath, { width, height });
+    let elapsedMs = 0;
+    if (!this.touch(resultKey)) {
+      const started = performance.now();
+      let activations: Map<string, Activation>;
+      try {
+        activations = await model.run(preprocess(image.rgb, model.preprocessing));
+      } catch (error) {
+        throw new UserFacingError(`The model failed to run on ${image.fileName}.`, errorText(error));
+      }
+      elapsedMs = performance.now() - started;
+      this.store(resultKey, { model, activations, bytes: sumBytes(activations) });
+    }
+
+    const groups = groupLayers(model.layers);
+    const matched = matchLayers(model.layers, request.layerPatterns);
+    const layers: LayerInfo[] = model.layers.map((layer, i) => ({
+      name: layer.name,
+      op: layer.op,
+      group: groups[i],
+      shape: layer.shape,
+      spatial: isSpatial(layer.shape),
+      matched: matched[i],
+    }));
+    return {
+      resultKey,
+      model: model.summary,
+      input: {
+        fileName: image.fileName,
+        originalWidth: image.originalWidth,
+        originalHeight: image.originalHeight,
+        width: image.width,
+        height: image.height,
+        rgba: rgbToRgba(image.rgb),
+        notes: image.notes,
+      },
+      layers,
+      elapsedMs,
+    };
+  }
+
+  /** The first `count` channels of one layer, quantised for drawing. */
+  layerData(resultKey: string, layer: string, count: number): LayerData {
+    const entry = this.touch(resultKey);
+    if (!entry) throw new NotCachedError();
+    const activation = entry.activations.get(layer);
+    if (!activation) throw new UserFacingError(`The model has no layer named "${layer}".`);
+    if (!isSpatial(activation.shape)) throw new UserFacingError(`Layer "${layer}" has no spatial maps to draw.`);
+    return quantizeChannels(layer, activation, count);
+  }
+
+  /** Full float activations of one layer (for the CLI and tests). */
+  activation(resultKey: string, layer: string): Activation | undefined {
+    return this.touch(resultKey)?.activations.get(layer);
+  }
+
+  dispose(): void {
+    this.cache.clear();
+    for (const loading of this.models.values()) loading.then((m) => m.dispose(), () => undefined);
+    this.models.clear();
+  }
+
+  private async openModel(source: ModelSource): Promise<LoadedModel> {
+    const { tf } = await getTf(this.options.assetsDir);
+    if (source.kind === 'bundled') {
+      return loadTfjsLayersModel(tf, {
+        modelJsonPath: path.join(this.options.assetsDir, 'models', 'mobilenet_v2', 'model.json'),
+        key: 'bundled:mobilenet_v2',
+        summary: BUNDLED_SUMMARY,
+        preprocessing: 'raw01',
+      });
+    }
+    throw new UserFacingError(`Loading your own model (${path.basename(source.path)}) is not supported yet.`);
+  }
+
+  private touch(key: string): CachedActivations | undefined {
+    const entry = this.cache.get(key);
+    if (entry) {
+      this.cache.delete(key);
+      this.cache.set(key, entry);
+    }
+    return entry;
+  }
+
+  private store(key: string, entry: CachedActivations): void {
+    this.cache.set(key, entry);
+    let total = 0;
+    for (const e of this.cache.values()) total += e.bytes;
+    for (const [oldKey, old] of this.cache) {
+      if (total <= this.cacheBytes || oldKey === key) break;
+      this.cache.delete(oldKey);
+      total -= old.bytes;
+    }
+  }
+}
+
+export const BUNDLED_SUMMARY = {
+  name: 'MobileNetV2 (bundled)',
+  description:
+    'MobileNetV2 (alpha 1.0) feature extractor: an ImageNet-trained backbone whose 5-class head was fine-tuned by nsfwjs 4.4.0 (MIT). Input 224×224 RGB scaled to [0, 1]. Ships with the extension; needs no network.',
+};
+
+async function statImage(imagePath: string): Promise<{ mtimeMs: number; size: number }> {
+  try {
+    const stat = await fs.stat(imagePath);
+    if (!stat.isFile()) throw new UserFacingError(`${path.basename(imagePath)} is not a file.`);
+    return stat;
+  } catch (error) {
+    if (error instanceof UserFacingError) throw error;
+    const missing = (error as NodeJS.ErrnoException).code === 'ENOENT';
+    throw new UserFacingError(
+      missing ? `${path.basename(imagePath)} does not exist (was it moved or deleted?).` : `Cannot read ${path.basename(imagePath)}.`,
+      errorText(error),
+    );
+  }
+}
+
+function sumBytes(activations: Map<string, Activation>): number {
+  let bytes = 0;
+  for (const a of activations.values()) bytes += a.data.byteLength;
+  return bytes;
+}
+
+function rgbToRgba(rgb: Uint8Array): Uint8ClampedArray {
+  const rgba = new Uint8ClampedArray((rgb.length / 3) * 4);
+  for (let i = 0, j = 0; i < rgb.length; i += 3, j += 4) {
+    rgba[j] = rgb[i];
+    rgba[j + 1] = rgb[i + 1];
+    rgba[j + 2] = rgb[i + 2];
+    rgba[j + 3] = 255;
+  }
+  return rgba;
+}

@@ -1,0 +1,34 @@
+/**
+ * An error whose message is written for the user: it names the problem and the
+ * file, and is shown as it is in the panel or a notification.
+ */
+export class UserFacingError extends Error {
+  constructor(
+    message: string,
+    /** Technical detail (the library's own words), shown folded. */
+    readonly detail?: string,
+  ) {
+    super(message);
+    this.name = 'UserFacingError';
+  }
+}
+
+export function errorText(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+/** The activations asked for are no longer in the cache: extract again. */
+export class NotCachedError extends UserFacingError {
+  constructor() {
+    super('These feature maps are no longer cached; they are being computed again.');
+    this.name = 'NotCachedError';
+  }
+}
+
+/** The work was cancelled by the user or superseded by newer work. */
+export class CancelledError extends Error {
+  constructor() {
+    super('Cancelled');
+    this.name = 'CancelledError';
+  }
+}

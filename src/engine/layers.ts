@@ -1,0 +1,53 @@
+import picomatch from 'picomatch';
+
+/** A layer as the engine knows it, in model order. */
+export interface LayerMeta {
+  name: string;
+  op: string;
+  /** Output shape without the batch axis. */
+  shape: number[];
+}
+
+/** H×W×C with more than one pixel: something to draw as maps. */
+export function isSpatial(shape: readonly number[]): boolean {
+  return shape.length === 3 && shape[0] * shape[1] > 1 && shape[2] > 0;
+}
+
+// "block1_conv1" → "block1", "block_3_expand_BN" → "block_3", "expanded_conv_project" → "expanded_conv",
+// "conv2_block1_1_conv" → "conv2_block1", "mixed_5b_…" → "mixed_5b".
+const BLOCK_PREFIX = /^((?:.*?[_/.-])?(?:block|stage|layer)[_-]?\d+|mixed[_-]?\d+[a-z]?|expanded_conv)(?=[_/.-]|$)/i;
+const OPENS_UNIT = /conv|dense|^input/i;
+
+/**
+ * Display groups for the layer tree, one per layer. Layers whose names carry a
+ * block prefix (Keras' block1_…, block_3_…) are grouped by it; the rest form
+ * units that start at each convolution and hold the layers that follow it
+ * (BatchNorm, activation, pooling), named after that convolution.
+ */
+export function groupLayers(layers: readonly LayerMeta[]): string[] {
+  const groups: string[] = [];
+  let unit = '';
+  for (const layer of layers) {
+    const prefix = BLOCK_PREFIX.exec(layer.name)?.[1];
+    if (prefix && prefix !== layer.name) {
+      groups.push(prefix);
+      unit = '';
+      continue;
+    }
+    if (!unit || OPENS_UNIT.test(layer.op)) unit = layer.name;
+    groups.push(unit);
+  }
+  return groups;
+}
+
+/**
+ * Which layers the `featureMaps.layers` setting selects: exact names or glob
+ * patterns (`block*_conv1`, `*relu*`). An empty list selects every spatial layer;
+ * non-spatial layers are never matched.
+ */
+export function matchLayers(layers: readonly LayerMeta[], patterns: readonly string[]): boolean[] {
+  const cleaned = patterns.map((p) => p.trim()).filter(Boolean);
+  if (cleaned.length === 0) return layers.map((l) => isSpatial(l.shape));
+  const matchers = cleaned.map((p) => picomatch(p, { nocase: true, dot: true }));
+  return layers.map((l) => isSpatial(l.shape) && matchers.some((m) => m(l.name)));
+}

@@ -1,0 +1,123 @@
+import * as fs from 'node:fs/promises';
+import * as path from 'node:path';
+import type * as tfc from '@tensorflow/tfjs-core';
+import type * as tfl from '@tensorflow/tfjs-layers';
+import type { ModelSummary } from '../../shared/protocol';
+import { UserFacingError, errorText } from '../errors';
+import type { LayerMeta } from '../layers';
+import type { Activation, LoadedModel } from '../model';
+import type { PreprocessMode } from '../preprocess';
+import type { Tf } from '../tf';
+
+interface ModelJson {
+  modelTopology?: unknown;
+  weightsManifest?: { paths: string[]; weights: tfc.io.WeightsManifestEntry[] }[];
+  format?: string;
+}
+
+/**
+ * An IOHandler that reads a TF.js model.json and the weight shards its
+ * manifest names, from disk (tfjs' own file:// handler lives in tfjs-node).
+ */
+function fileHandler(modelJsonPath: string): tfc.io.IOHandler {
+  const fileName = path.basename(modelJsonPath);
+  return {
+    async load() {
+      let json: ModelJson;
+      try {
+        json = JSON.parse(await fs.readFile(modelJsonPath, 'utf8')) as ModelJson;
+      } catch (error) {
+        throw new UserFacingError(`${fileName} is not a readable TF.js model.json.`, errorText(error));
+      }
+      if (!json.modelTopology || !Array.isArray(json.weightsManifest)) {
+        throw new UserFacingError(`${fileName} is not a TF.js LayersModel (no modelTopology or weightsManifest).`);
+      }
+      const dir = path.dirname(modelJsonPath);
+      const shards: Buffer[] = [];
+      for (const group of json.weightsManifest) {
+        for (const shard of group.paths) {
+          try {
+            shards.push(await fs.readFile(path.join(dir, shard)));
+          } catch (error) {
+            throw new UserFacingError(`Weight file "${shard}" named in ${fileName} cannot be read.`, errorText(error));
+          }
+        }
+      }
+      const weightData = Buffer.concat(shards);
+      return {
+        modelTopology: json.modelTopology as tfc.io.ModelArtifacts['modelTopology'],
+        format: json.format,
+        weightSpecs: json.weightsManifest.flatMap((group) => group.weights),
+        weightData: weightData.buffer.slice(weightData.byteOffset, weightData.byteOffset + weightData.byteLength),
+      };
+    },
+  };
+}
+
+export interface TfjsLayersOptions {
+  modelJsonPath: string;
+  key: string;
+  summary: Omit<ModelSummary, 'inputShape'>;
+  preprocessing: PreprocessMode;
+}
+
+/** Loads a TF.js LayersModel and wraps it so one call returns every layer's output. */
+export async function loadTfjsLayersModel(tf: Tf, options: TfjsLayersOptions): Promise<LoadedModel> {
+  let model: tfl.LayersModel;
+  try {
+    model = await tf.loadLayersModel(fileHandler(options.modelJsonPath));
+  } catch (error) {
+    if (error instanceof UserFacingError) throw error;
+    throw new UserFacingError(`${path.basename(options.modelJsonPath)} could not be loaded as a TF.js LayersModel.`, errorText(error));
+  }
+  const inputShape = model.inputs[0].shape;
+  if (model.inputs.length !== 1 || inputShape.length !== 4) {
+    throw new UserFacingError(`The model must take one image input of rank 4 (N,H,W,C); it takes ${JSON.stringify(model.inputs.map((i) => i.shape))}.`);
+  }
+  const [, height, width, channels] = inputShape;
+  if (!height || !width || !channels) {
+    throw new UserFacingError(`The model's input size is not fixed (${JSON.stringify(inputShape)}); this is not supported yet.`);
+  }
+
+  // Layers with one output tensor (shared layers have several and are skipped).
+  const tapped: { layer: tfl.layers.Layer; output: tfl.SymbolicTensor }[] = [];
+  for (const layer of model.layers) {
+    if (layer.getClassName() === 'InputLayer') continue;
+    const output = layer.inboundNodes.length === 1 ? layer.output : undefined;
+    if (output && !Array.isArray(output)) tapped.push({ layer, output });
+  }
+  const extractor = tf.model({ inputs: model.inputs, outputs: tapped.map((t) => t.output) });
+  const layers: LayerMeta[] = tapped.map(({ layer, output }) => ({
+    name: layer.name,
+    op: layer.getClassName(),
+    shape: output.shape.slice(1).map((d) => d ?? 0),
+  }));
+
+  return {
+    key: options.key,
+    summary: { ...options.summary, inputShape: [height, width, channels] },
+    inputSize: { height, width, channels },
+    preprocessing: options.preprocessing,
+    layers,
+    async run(input: Float32Array): Promise<Map<string, Activation>> {
+      const x = tf.tensor4d(input, [1, height, width, channels]);
+      try {
+        const outputs = extractor.predict(x) as tfc.Tensor[];
+        const result = new Map<string, Activation>();
+        try {
+          for (let i = 0; i < outputs.length; i++) {
+            result.set(layers[i].name, { shape: outputs[i].shape.slice(1), data: (await outputs[i].data()) as Float32Array });
+          }
+        } finally {
+          tf.dispose(outputs);
+        }
+        return result;
+      } finally {
+        x.dispose();
+      }
+    },
+    dispose() {
+      model.dispose();
+    },
+  };
+}

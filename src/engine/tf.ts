@@ -1,0 +1,49 @@
+import * as path from 'node:path';
+import * as tfCore from '@tensorflow/tfjs-core';
+import * as tfLayers from '@tensorflow/tfjs-layers';
+import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
+
+/** The parts of the TensorFlow.js API the engine uses: core ops plus Layers. */
+export type Tf = typeof tfCore & Pick<typeof tfLayers, 'loadLayersModel' | 'model'>;
+
+export interface TfRuntime {
+  tf: Tf;
+  /** 'tensorflow' (native, from @tensorflow/tfjs-node) or 'wasm'. */
+  backend: string;
+}
+
+let runtime: Promise<TfRuntime> | undefined;
+
+/**
+ * Starts TensorFlow.js once per thread. Uses @tensorflow/tfjs-node when the user
+ * has it installed (native and faster; it brings its own copy of the API), else
+ * the bundled wasm backend, whose .wasm files sit in `assetsDir`.
+ */
+export function getTf(assetsDir: string): Promise<TfRuntime> {
+  runtime ??= start(assetsDir);
+  return runtime;
+}
+
+async function start(assetsDir: string): Promise<TfRuntime> {
+  const native = tryRequireTfjsNode();
+  if (native) {
+    await native.ready();
+    return { tf: native, backend: native.getBackend() };
+  }
+  setWasmPaths(assetsDir.endsWith(path.sep) ? assetsDir : assetsDir + path.sep);
+  const tf: Tf = { ...tfCore, loadLayersModel: tfLayers.loadLayersModel, model: tfLayers.model };
+  if (!(await tf.setBackend('wasm'))) throw new Error('The TensorFlow.js wasm backend could not start.');
+  await tf.ready();
+  return { tf, backend: tf.getBackend() };
+}
+
+function tryRequireTfjsNode(): Tf | undefined {
+  if (process.env.FEATURE_MAPS_NO_TFJS_NODE) return undefined;
+  try {
+    // Optional accelerator: not a dependency, picked up only when installed.
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    return require('@tensorflow/tfjs-node') as Tf;
+  } catch {
+    return undefined;
+  }
+}

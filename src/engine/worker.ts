@@ -1,0 +1,47 @@
+// Entry point of the engine's worker thread: all decoding and inference runs
+// here so the extension host's main thread never blocks.
+import { parentPort, workerData } from 'node:worker_threads';
+import { FeatureMapEngine } from './engine';
+import { NotCachedError, UserFacingError, errorText } from './errors';
+import type { WorkerInit, WorkerRequest, WorkerResponse } from './workerProtocol';
+
+const port = parentPort;
+if (!port) throw new Error('worker.ts must run in a worker thread');
+const engine = new FeatureMapEngine(workerData as WorkerInit);
+
+port.on('message', (request: WorkerRequest) => {
+  void handle(request).then(
+    ([response, transfer]) => port.postMessage(response, transfer),
+    (error: unknown) => {
+      const response: WorkerResponse = {
+        id: request.id,
+        ok: false,
+        error: {
+          message: errorText(error),
+          detail: error instanceof UserFacingError ? error.detail : (error as Error)?.stack,
+          userFacing: error instanceof UserFacingError,
+          notCached: error instanceof NotCachedError,
+        },
+      };
+      port.postMessage(response);
+    },
+  );
+});
+
+async function handle(request: WorkerRequest): Promise<[WorkerResponse, ArrayBuffer[]]> {
+  switch (request.op) {
+    case 'extract': {
+      const value = await engine.extract(request.request);
+      return [{ id: request.id, ok: true, op: 'extract', value }, [value.input.rgba.buffer as ArrayBuffer]];
+    }
+    case 'layerData': {
+      const value = engine.layerData(request.resultKey, request.layer, request.count);
+      return [
+        { id: request.id, ok: true, op: 'layerData', value },
+        [value.values.buffer, value.min.buffer, value.max.buffer] as ArrayBuffer[],
+      ];
+    }
+    case 'backend':
+      return [{ id: request.id, ok: true, op: 'backend', value: await engine.backend() }, []];
+  }
+}

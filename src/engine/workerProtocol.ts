@@ -1,0 +1,27 @@
+import type { ExtractionResult, LayerData } from '../shared/protocol';
+import type { ExtractRequest } from './engine';
+
+/** Messages from the extension host to the engine worker. */
+export type WorkerRequest =
+  | { id: number; op: 'extract'; request: ExtractRequest }
+  | { id: number; op: 'layerData'; resultKey: string; layer: string; count: number }
+  | { id: number; op: 'backend' };
+
+export interface WorkerError {
+  message: string;
+  detail?: string;
+  /** True when the message is written for the user (a bad image or model), false for a bug. */
+  userFacing: boolean;
+  /** The activations for this result are gone (evicted or the worker restarted). */
+  notCached?: boolean;
+}
+
+export type WorkerResponse =
+  | { id: number; ok: true; op: 'extract'; value: ExtractionResult }
+  | { id: number; ok: true; op: 'layerData'; value: LayerData }
+  | { id: number; ok: true; op: 'backend'; value: string }
+  | { id: number; ok: false; error: WorkerError };
+
+export interface WorkerInit {
+  assetsDir: string;
+}

@@ -1,0 +1,139 @@
+/**
+ * The one message contract between the extension host and the panel's webview.
+ * Imported by both sides; no vscode, DOM or Node imports here.
+ *
+ * Flow: the webview posts `ready`; the host then sends `settings` and either
+ * `loading`, `error` or `result`. The webview pulls pixel data per layer with
+ * `requestLayer` and gets `layerData` (or `layerError`) back with the same
+ * `requestId`. Everything the panel shows can be rebuilt from `PanelIdentity`.
+ */
+
+export type Colormap = 'viridis' | 'magma' | 'inferno' | 'plasma' | 'cividis' | 'gray';
+export const COLORMAPS: readonly Colormap[] = ['viridis', 'magma', 'inferno', 'plasma', 'cividis', 'gray'];
+
+/** `channel`: each tile uses its own min..max; `layer`: all tiles share the layer's min..max. */
+export type Normalization = 'channel' | 'layer';
+export const NORMALIZATIONS: readonly Normalization[] = ['channel', 'layer'];
+
+/** The settings the webview needs to draw; pushed again whenever they change. */
+export interface ViewSettings {
+  /** Layer names or glob patterns to list; empty = every layer with spatial maps. */
+  layers: string[];
+  /** How many channels of the selected layer the grid shows. */
+  channels: number;
+  colormap: Colormap;
+  normalization: Normalization;
+}
+
+export interface LayerInfo {
+  name: string;
+  /** The op type, e.g. `Conv2D`, `ReLU`, `BatchNormalization`. */
+  op: string;
+  /** Display group in the tree, e.g. `block_3` or `Conv1`. */
+  group: string;
+  /** Output shape without the batch axis, e.g. [112, 112, 32] (H, W, C) or [1280]. */
+  shape: number[];
+  /** True when the output is H×W×C and can be drawn as maps. */
+  spatial: boolean;
+  /** True when the layer matches the `featureMaps.layers` setting. */
+  matched: boolean;
+}
+
+export interface ModelSummary {
+  /** A short name for the header, e.g. "MobileNetV2 (bundled)". */
+  name: string;
+  /** One sentence on what the model is. */
+  description: string;
+  /** Input size as H×W×C. */
+  inputShape: [number, number, number];
+}
+
+/** The image as the model saw it, after decode and resize: RGBA, H×W. */
+export interface InputPreview {
+  fileName: string;
+  /** Size of the original file's pixels, before resizing. */
+  originalWidth: number;
+  originalHeight: number;
+  width: number;
+  height: number;
+  rgba: Uint8ClampedArray;
+  /** Notes about what decoding did, e.g. "16-bit grayscale scaled to 8 bits". */
+  notes: string[];
+}
+
+export interface ExtractionResult {
+  /** Identifies the cached activations this result came from; sent back in `requestLayer`. */
+  resultKey: string;
+  model: ModelSummary;
+  input: InputPreview;
+  layers: LayerInfo[];
+  /** Milliseconds spent in the forward pass (0 when it came from the cache). */
+  elapsedMs: number;
+}
+
+/** One layer's first channels, quantised to 8 bits per value with per-channel min/max. */
+export interface LayerData {
+  layer: string;
+  height: number;
+  width: number;
+  /** Channels in the layer; `count` of them, starting at 0, are in `values`. */
+  totalChannels: number;
+  count: number;
+  /** count × height × width, channel-major: value = min[c] + q / 255 × (max[c] − min[c]). */
+  values: Uint8Array;
+  min: Float32Array;
+  max: Float32Array;
+  /** Min and max over every channel of the layer, for per-layer normalisation. */
+  layerMin: number;
+  layerMax: number;
+}
+
+export type ToWebview =
+  | { type: 'settings'; settings: ViewSettings }
+  | { type: 'loading'; fileName: string; message: string }
+  | { type: 'error'; fileName: string; message: string; detail?: string }
+  | { type: 'result'; result: ExtractionResult }
+  | { type: 'layerData'; requestId: number; resultKey: string; data: LayerData }
+  | { type: 'layerError'; requestId: number; resultKey: string; layer: string; message: string };
+
+export type FromWebview =
+  | { type: 'ready' }
+  | { type: 'requestLayer'; requestId: number; resultKey: string; layer: string; count: number }
+  | { type: 'layerSelected'; layer: string }
+  | { type: 'openSettings' }
+  | { type: 'retry' };
+
+/** What the host needs to rebuild a panel after a reload (kept in webview state). */
+export interface PanelIdentity {
+  imagePath: string;
+  selectedLayer?: string;
+}
+
+/** Checks a message from the webview before the host acts on it. */
+export function isFromWebview(value: unknown): value is FromWebview {
+  if (typeof value !== 'object' || value === null) return false;
+  const m = value as Record<string, unknown>;
+  switch (m.type) {
+    case 'ready':
+    case 'openSettings':
+    case 'retry':
+      return true;
+    case 'layerSelected':
+      return typeof m.layer === 'string';
+    case 'requestLayer':
+      return (
+        Number.isInteger(m.requestId) &&
+        typeof m.resultKey === 'string' &&
+        typeof m.layer === 'string' &&
+        Number.isInteger(m.count) &&
+        (m.count as number) > 0
+      );
+    default:
+      return false;
+  }
+}
+
+/** Turns a quantised value back into the activation it stands for. */
+export function dequantize(q: number, min: number, max: number): number {
+  return min + (q / 255) * (max - min);
+}
