@@ -31,7 +31,7 @@ const common = {
   sourcemap: !production,
   sourcesContent: false,
   logLevel: 'warning',
-  plugins: [problemMatcher],
+  plugins: watch ? [problemMatcher] : [],
 };
 
 // Native addons (and vscode itself) stay outside the bundles and ship in node_modules.

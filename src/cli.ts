@@ -1,0 +1,165 @@
+// Headless entry point: image in, PNG contact sheet of layers × channels out,
+// like the classic Keras 3×3 plots. Same engine and colormaps as the panel.
+import * as path from 'node:path';
+import { parseArgs } from 'node:util';
+import sharp from 'sharp';
+import { FeatureMapEngine } from './engine/engine';
+import { UserFacingError, errorText } from './engine/errors';
+import { isSpatial } from './engine/layers';
+import { applyColormap, channelIndexMap, colormapLut } from './shared/colormaps';
+import { COLORMAPS, NORMALIZATIONS, type Colormap, type ExtractionResult, type LayerData, type Normalization } from './shared/protocol';
+
+const USAGE = `Usage: feature-maps <image> [options]
+
+Writes a PNG contact sheet: one block per layer, the first N channels of each
+drawn with a colormap, using the bundled MobileNetV2.
+
+Options:
+  -l, --layers <a,b,…>      layer names or glob patterns (default: three
+                            convolutions spread through the model)
+  -c, --channels <n>        channels per layer (default 9, i.e. a 3×3 grid)
+      --columns <n>         tiles per row (default: √channels, rounded up)
+      --tile <px>           tile size in pixels (default 128)
+      --colormap <name>     ${COLORMAPS.join(' | ')} (default viridis)
+      --normalization <m>   channel | layer (default channel)
+  -o, --out <file.png>      output file (default <image>.feature-maps.png)
+      --list                print the model's layers and exit
+  -h, --help                show this help`;
+
+interface SheetOptions {
+  channels: number;
+  columns: number;
+  tile: number;
+  colormap: Colormap;
+  normalization: Normalization;
+}
+
+const GAP = 4;
+const MARGIN = 12;
+const LABEL_HEIGHT = 22;
+const BACKGROUND = { r: 30, g: 30, b: 30, alpha: 1 };
+
+async function main(argv: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      layers: { type: 'string', short: 'l' },
+      channels: { type: 'string', short: 'c', default: '9' },
+      columns: { type: 'string' },
+      tile: { type: 'string', default: '128' },
+      colormap: { type: 'string', default: 'viridis' },
+      normalization: { type: 'string', default: 'channel' },
+      out: { type: 'string', short: 'o' },
+      list: { type: 'boolean', default: false },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+  });
+  if (values.help || positionals.length !== 1) {
+    (values.help ? console.log : console.error)(USAGE);
+    return values.help ? 0 : 2;
+  }
+  const channels = positiveInt(values.channels, 'channels');
+  const options: SheetOptions = {
+    channels,
+    columns: values.columns ? positiveInt(values.columns, 'columns') : Math.ceil(Math.sqrt(channels)),
+    tile: positiveInt(values.tile, 'tile'),
+    colormap: oneOf(values.colormap, COLORMAPS, 'colormap'),
+    normalization: oneOf(values.normalization, NORMALIZATIONS, 'normalization'),
+  };
+  const imagePath = path.resolve(positionals[0]);
+  const patterns = values.layers ? values.layers.split(',').map((s) => s.trim()).filter(Boolean) : [];
+
+  const engine = new FeatureMapEngine({ assetsDir: __dirname });
+  try {
+    const result = await engine.extract({ imagePath, model: { kind: 'bundled' }, layerPatterns: patterns });
+    if (values.list) {
+      for (const l of result.layers) console.log(`${l.name}\t${l.op}\t${l.shape.join('×')}${l.spatial ? '' : '\t(no maps)'}`);
+      return 0;
+    }
+    const chosen = patterns.length > 0 ? result.layers.filter((l) => l.matched) : defaultLayers(result);
+    if (chosen.length === 0) throw new UserFacingError(`No layer with spatial maps matches ${patterns.join(', ')}. Try --list.`);
+    const blocks = chosen.map((l) => engine.layerData(result.resultKey, l.name, options.channels));
+    const out = path.resolve(values.out ?? `${imagePath}.feature-maps.png`);
+    await writeSheet(blocks, result, options, out);
+    console.log(`${out}: ${blocks.map((b) => `${b.layer} (${b.count} of ${b.totalChannels})`).join(', ')}`);
+    return 0;
+  } finally {
+    engine.dispose();
+  }
+}
+
+/** Three convolutions spread through the model, like block1/2/3_conv1 in the Keras recipe. */
+function defaultLayers(result: ExtractionResult) {
+  const convs = result.layers.filter((l) => l.spatial && /conv/i.test(l.op));
+  const pool = convs.length > 0 ? convs : result.layers.filter((l) => isSpatial(l.shape));
+  const picks = [0, Math.floor(pool.length / 3), Math.floor((2 * pool.length) / 3)];
+  return [...new Set(picks)].filter((i) => i < pool.length).map((i) => pool[i]);
+}
+
+async function writeSheet(blocks: LayerData[], result: ExtractionResult, options: SheetOptions, out: string): Promise<void> {
+  const { tile, columns } = options;
+  const lut = colormapLut(options.colormap);
+  const width = MARGIN * 2 + columns * tile + (columns - 1) * GAP;
+  const layers: sharp.OverlayOptions[] = [];
+  let y = MARGIN;
+  for (const block of blocks) {
+    const info = result.layers.find((l) => l.name === block.layer);
+    const label = `${block.layer} · ${info?.op ?? ''} · ${info?.shape.join('×') ?? ''} · ${block.count}/${block.totalChannels} ch`;
+    const text = await textImage(label, width - 2 * MARGIN);
+    const textHeight = (await sharp(text).metadata()).height ?? 0;
+    layers.push({ input: text, left: MARGIN, top: y });
+    y += Math.max(LABEL_HEIGHT, textHeight + 8);
+    const rows = Math.ceil(block.count / columns);
+    const pixels = block.height * block.width;
+    for (let c = 0; c < block.count; c++) {
+      const rgba = new Uint8Array(pixels * 4);
+      const range = options.normalization === 'layer' ? { min: block.layerMin, max: block.layerMax } : undefined;
+      applyColormap(block.values.subarray(c * pixels, (c + 1) * pixels), lut, rgba, channelIndexMap(block.min[c], block.max[c], range));
+      const tileWidth = Math.max(1, Math.round((tile * block.width) / Math.max(block.width, block.height)));
+      const tileHeight = Math.max(1, Math.round((tile * block.height) / Math.max(block.width, block.height)));
+      const png = await sharp(Buffer.from(rgba.buffer), { raw: { width: block.width, height: block.height, channels: 4 } })
+        .resize(tileWidth, tileHeight, { kernel: 'nearest' })
+        .png()
+        .toBuffer();
+      layers.push({ input: png, left: MARGIN + (c % columns) * (tile + GAP), top: y + Math.floor(c / columns) * (tile + GAP) });
+    }
+    y += rows * tile + (rows - 1) * GAP + MARGIN;
+  }
+  await sharp({ create: { width, height: y, channels: 4, background: BACKGROUND } })
+    .composite(layers)
+    .png()
+    .toFile(out);
+}
+
+/** A line of light text; an empty image when no font can be rendered (the sheet still works). */
+async function textImage(text: string, maxWidth: number): Promise<Buffer> {
+  const escaped = text.replace(/[&<>]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;' })[c] ?? c);
+  try {
+    return await sharp({ text: { text: `<span foreground="#e0e0e0">${escaped}</span>`, font: 'sans 13', dpi: 72, rgba: true, width: maxWidth } })
+      .png()
+      .toBuffer();
+  } catch {
+    return sharp({ create: { width: 1, height: 1, channels: 4, background: { r: 0, g: 0, b: 0, alpha: 0 } } }).png().toBuffer();
+  }
+}
+
+function positiveInt(value: string | undefined, name: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) throw new UserFacingError(`--${name} must be a positive whole number, not "${value}".`);
+  return n;
+}
+
+function oneOf<T extends string>(value: string | undefined, allowed: readonly T[], name: string): T {
+  if (allowed.includes(value as T)) return value as T;
+  throw new UserFacingError(`--${name} must be one of ${allowed.join(', ')}, not "${value}".`);
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (error: unknown) => {
+    console.error(`feature-maps: ${errorText(error)}`);
+    if (error instanceof UserFacingError && error.detail) console.error(`  (${error.detail})`);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,259 @@
+import * as path from 'node:path';
+import * as vscode from 'vscode';
+import { readSettings, SECTION } from '../config';
+import type { EngineClient } from '../engine/client';
+import { CancelledError, NotCachedError, UserFacingError, errorText } from '../engine/errors';
+import type { ModelSource } from '../engine/model';
+import { isFromWebview, type ExtractionResult, type FromWebview, type ToWebview, type ViewSettings } from '../shared/protocol';
+import { Disposable } from './disposable';
+import { panelHtml } from './html';
+
+export const VIEW_TYPE = 'featureMaps.panel';
+
+/** What the panel shows now; kept on the host so a reloaded or re-shown webview gets it again. */
+type PanelState =
+  | { kind: 'loading'; fileName: string; message: string }
+  | { kind: 'error'; fileName: string; message: string; detail?: string }
+  | { kind: 'result'; result: ExtractionResult };
+
+export interface PanelSnapshot {
+  imagePath: string | undefined;
+  title: string;
+  state: PanelState['kind'] | 'empty';
+  error?: string;
+  settings: ViewSettings;
+  layersShown?: number;
+}
+
+/**
+ * One Feature Maps panel. It follows the image the user picked last: a new
+ * image cancels the work for the previous one. Owns the webview's HTML,
+ * the message dispatch and the extraction jobs.
+ */
+export class FeatureMapsPanel extends Disposable {
+  private state: PanelState | undefined;
+  private lastResult: ExtractionResult | undefined;
+  private imageUri: vscode.Uri | undefined;
+  private settings: ViewSettings = readSettings();
+  private job: AbortController | undefined;
+  private ready = false;
+
+  private readonly onDidDisposeEmitter = this.register(new vscode.EventEmitter<void>());
+  readonly onDidDispose = this.onDidDisposeEmitter.event;
+
+  static create(extensionUri: vscode.Uri, engine: EngineClient, log: vscode.LogOutputChannel): FeatureMapsPanel {
+    const panel = vscode.window.createWebviewPanel(
+      VIEW_TYPE,
+      'Feature Maps',
+      { viewColumn: vscode.ViewColumn.Beside, preserveFocus: false },
+      FeatureMapsPanel.webviewOptions(extensionUri),
+    );
+    return new FeatureMapsPanel(panel, extensionUri, engine, log);
+  }
+
+  static webviewOptions(extensionUri: vscode.Uri): vscode.WebviewPanelOptions & vscode.WebviewOptions {
+    return {
+      enableScripts: true,
+      localResourceRoots: [vscode.Uri.joinPath(extensionUri, 'dist'), vscode.Uri.joinPath(extensionUri, 'media')],
+    };
+  }
+
+  constructor(
+    readonly panel: vscode.WebviewPanel,
+    extensionUri: vscode.Uri,
+    private readonly engine: EngineClient,
+    private readonly log: vscode.LogOutputChannel,
+  ) {
+    super();
+    panel.iconPath = vscode.Uri.joinPath(extensionUri, 'media', 'icon.svg');
+    panel.webview.options = FeatureMapsPanel.webviewOptions(extensionUri);
+    panel.webview.html = panelHtml(panel.webview, extensionUri, 'Feature Maps');
+    this.register(panel.onDidDispose(() => this.dispose()));
+    this.register(
+      panel.webview.onDidReceiveMessage((message: unknown) => {
+        if (isFromWebview(message)) void this.onMessage(message);
+        else this.log.warn(`ignored a malformed message from the webview: ${JSON.stringify(message)?.slice(0, 200)}`);
+      }),
+    );
+  }
+
+  get image(): vscode.Uri | undefined {
+    return this.imageUri;
+  }
+
+  snapshot(): PanelSnapshot {
+    return {
+      imagePath: this.imageUri?.fsPath,
+      title: this.panel.title,
+      state: this.state?.kind ?? 'empty',
+      error: this.state?.kind === 'error' ? this.state.message : undefined,
+      settings: this.settings,
+      layersShown: this.state?.kind === 'result' ? this.state.result.layers.filter((l) => l.matched).length : undefined,
+    };
+  }
+
+  reveal(): void {
+    this.panel.reveal(undefined, false);
+  }
+
+  /** Shows the feature maps of `imageUri`, replacing whatever the panel showed. */
+  show(imageUri: vscode.Uri): Promise<void> {
+    this.imageUri = imageUri;
+    const fileName = path.basename(imageUri.fsPath);
+    this.panel.title = `Feature Maps: ${fileName}`;
+    return this.extract({ progress: true });
+  }
+
+  /** Settings changed: redraw, and recompute which layers are listed. */
+  updateSettings(): void {
+    const previous = this.settings;
+    this.settings = readSettings(this.imageUri);
+    this.post({ type: 'settings', settings: this.settings });
+    if (this.imageUri && previous.layers.join('\n') !== this.settings.layers.join('\n')) {
+      // Cached in the worker: this costs no forward pass.
+      void this.extract({ progress: false });
+    }
+  }
+
+  override dispose(): void {
+    if (this.isDisposed) return;
+    this.job?.abort();
+    this.onDidDisposeEmitter.fire();
+    super.dispose();
+    this.panel.dispose();
+  }
+
+  private async extract({ progress }: { progress: boolean }): Promise<void> {
+    const imageUri = this.imageUri;
+    if (!imageUri) return;
+    this.job?.abort();
+    const job = new AbortController();
+    this.job = job;
+    const fileName = path.basename(imageUri.fsPath);
+
+    if (imageUri.scheme !== 'file') {
+      this.setState({
+        kind: 'error',
+        fileName,
+        message: `${fileName} is not a file on disk (${imageUri.scheme}:), so the engine cannot read it.`,
+      });
+      return;
+    }
+    if (progress || !this.lastResult) this.setState({ kind: 'loading', fileName, message: 'Computing feature maps…' });
+
+    const run = async (): Promise<void> => {
+      const started = Date.now();
+      try {
+        const result = await this.engine.extract(
+          { imagePath: imageUri.fsPath, model: this.modelSource(), layerPatterns: this.settings.layers },
+          job.signal,
+        );
+        if (job.signal.aborted) return;
+        this.lastResult = result;
+        this.setState({ kind: 'result', result });
+        this.log.info(`${fileName}: ${result.layers.length} layers in ${Date.now() - started} ms (forward pass ${result.elapsedMs.toFixed(0)} ms)`);
+      } catch (error) {
+        if (error instanceof CancelledError) {
+          // Superseded by newer work: that work owns the panel now.
+          if (this.job !== job || this.isDisposed) return;
+          this.setState({ kind: 'error', fileName, message: `Cancelled: the feature maps of ${fileName} were not computed.` });
+          return;
+        }
+        if (this.job !== job) return;
+        const detail = error instanceof UserFacingError ? error.detail : (error as Error)?.stack;
+        this.log.error(`${fileName}: ${errorText(error)}${detail ? `\n${detail}` : ''}`);
+        this.setState({
+          kind: 'error',
+          fileName,
+          message: error instanceof UserFacingError ? error.message : `Something went wrong computing the feature maps of ${fileName}: ${errorText(error)}`,
+          detail,
+        });
+      } finally {
+        if (this.job === job) this.job = undefined;
+      }
+    };
+
+    if (!progress) return run();
+    await vscode.window.withProgress(
+      { location: vscode.ProgressLocation.Notification, title: `Feature maps of ${fileName}`, cancellable: true },
+      async (_progress, token) => {
+        const subscription = token.onCancellationRequested(() => job.abort());
+        try {
+          await run();
+        } finally {
+          subscription.dispose();
+        }
+      },
+    );
+  }
+
+  private modelSource(): ModelSource {
+    return { kind: 'bundled' };
+  }
+
+  private setState(state: PanelState): void {
+    this.state = state;
+    this.postState();
+  }
+
+  private postState(): void {
+    const state = this.state;
+    if (!state) return;
+    switch (state.kind) {
+      case 'loading':
+        this.post({ type: 'loading', fileName: state.fileName, message: state.message });
+        break;
+      case 'error':
+        this.post({ type: 'error', fileName: state.fileName, message: state.message, detail: state.detail });
+        break;
+      case 'result':
+        this.post({ type: 'result', result: state.result });
+        break;
+    }
+  }
+
+  private post(message: ToWebview): void {
+    // A webview that has not said `ready` (or is reloading) drops messages: it gets the state on `ready`.
+    if (this.ready && !this.isDisposed) void this.panel.webview.postMessage(message);
+  }
+
+  private async onMessage(message: FromWebview): Promise<void> {
+    switch (message.type) {
+      case 'ready':
+        this.ready = true;
+        this.post({ type: 'settings', settings: this.settings });
+        if (this.lastResult && this.state?.kind !== 'result') this.post({ type: 'result', result: this.lastResult });
+        this.postState();
+        return;
+      case 'requestLayer':
+        await this.sendLayer(message.requestId, message.resultKey, message.layer, message.count, true);
+        return;
+      case 'layerSelected':
+        return;
+      case 'openSettings':
+        await vscode.commands.executeCommand('workbench.action.openSettings', `@ext:feature-maps.feature-maps ${SECTION}`);
+        return;
+      case 'retry':
+        if (this.imageUri) await this.extract({ progress: true });
+        return;
+      default: {
+        const unexpected: never = message;
+        this.log.warn(`unhandled webview message ${JSON.stringify(unexpected)}`);
+      }
+    }
+  }
+
+  private async sendLayer(requestId: number, resultKey: string, layer: string, count: number, mayRecompute: boolean): Promise<void> {
+    try {
+      const data = await this.engine.layerData(resultKey, layer, count);
+      this.post({ type: 'layerData', requestId, resultKey, data });
+    } catch (error) {
+      if (error instanceof NotCachedError && mayRecompute && this.lastResult?.resultKey === resultKey) {
+        // The worker restarted or evicted this image: compute it again, then answer.
+        await this.extract({ progress: false });
+        if (this.lastResult?.resultKey === resultKey) return this.sendLayer(requestId, resultKey, layer, count, false);
+      }
+      this.post({ type: 'layerError', requestId, resultKey, layer, message: errorText(error) });
+    }
+  }
+}
