@@ -1,0 +1,187 @@
+import * as assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { dequantize } from '../../src/shared/protocol';
+import { FeatureMapEngine } from '../../src/engine/engine';
+import { UserFacingError } from '../../src/engine/errors';
+import { groupLayers, isSpatial, matchLayers } from '../../src/engine/layers';
+import { DIST, image } from './fixtures';
+
+const BUNDLED = { kind: 'bundled' } as const;
+
+interface KerasLayerConfig {
+  class_name: string;
+  config: { name: string };
+}
+
+/** The bundled model's own layer list, straight from its model.json. */
+function modelJsonLayers(): KerasLayerConfig[] {
+  const json = JSON.parse(fs.readFileSync(path.join(DIST, 'models', 'mobilenet_v2', 'model.json'), 'utf8'));
+  return json.modelTopology.model_config.config.layers as KerasLayerConfig[];
+}
+
+describe('the bundled MobileNetV2 engine', () => {
+  let engine: FeatureMapEngine;
+  before(() => {
+    engine = new FeatureMapEngine({ assetsDir: DIST });
+  });
+  after(() => engine.dispose());
+
+  it('lists every layer of the model in model order, with its op type', async () => {
+    const result = await engine.extract({ imagePath: image('chelsea.png'), model: BUNDLED, layerPatterns: [] });
+    const expected = modelJsonLayers().filter((l) => l.class_name !== 'InputLayer');
+    assert.deepEqual(
+      result.layers.map((l) => `${l.name}:${l.op}`),
+      expected.map((l) => `${l.config.name}:${l.class_name}`),
+    );
+    assert.equal(result.model.name, 'MobileNetV2 (bundled)');
+    assert.deepEqual(result.model.inputShape, [224, 224, 3]);
+    assert.equal(result.input.width, 224);
+    assert.equal(result.input.rgba.length, 224 * 224 * 4);
+  });
+
+  it('returns activations whose shapes are the layer shapes, finite and not constant', async () => {
+    const result = await engine.extract({ imagePath: image('chelsea.png'), model: BUNDLED, layerPatterns: [] });
+    const conv1 = result.layers.find((l) => l.name === 'Conv1');
+    assert.deepEqual(conv1?.shape, [112, 112, 32], 'MobileNetV2 Conv1 halves 224 and has 32 filters');
+    let spatial = 0;
+    for (const layer of result.layers) {
+      const activation = engine.activation(result.resultKey, layer.name);
+      assert.ok(activation, `activations of ${layer.name}`);
+      assert.deepEqual(activation.shape, layer.shape, layer.name);
+      assert.equal(activation.data.length, layer.shape.reduce((a, b) => a * b, 1));
+      let min = Infinity;
+      let max = -Infinity;
+      for (const v of activation.data) {
+        assert.ok(Number.isFinite(v), `${layer.name} has a non-finite value`);
+        if (v < min) min = v;
+        if (v > max) max = v;
+      }
+      assert.ok(max > min, `${layer.name} is constant (${min})`);
+      if (layer.spatial) spatial++;
+    }
+    assert.ok(spatial > 100, `most layers have maps (${spatial})`);
+    const head = result.layers.at(-1);
+    assert.equal(head?.spatial, false, 'the classifier head has no maps');
+  });
+
+  it('gives bit-identical activations for the same image in a fresh engine', async () => {
+    const other = new FeatureMapEngine({ assetsDir: DIST });
+    try {
+      const a = await engine.extract({ imagePath: image('coffee.png'), model: BUNDLED, layerPatterns: [] });
+      const b = await other.extract({ imagePath: image('coffee.png'), model: BUNDLED, layerPatterns: [] });
+      assert.equal(a.resultKey, b.resultKey);
+      for (const layer of a.layers) {
+        const x = engine.activation(a.resultKey, layer.name)!.data;
+        const y = other.activation(b.resultKey, layer.name)!.data;
+        assert.ok(Buffer.from(x.buffer, x.byteOffset, x.byteLength).equals(Buffer.from(y.buffer, y.byteOffset, y.byteLength)), layer.name);
+      }
+    } finally {
+      other.dispose();
+    }
+  });
+
+  it('gives different maps for different photos', async () => {
+    const cat = await engine.extract({ imagePath: image('chelsea.png'), model: BUNDLED, layerPatterns: [] });
+    const cup = await engine.extract({ imagePath: image('coffee.png'), model: BUNDLED, layerPatterns: [] });
+    const a = engine.activation(cat.resultKey, 'Conv1_relu')!.data;
+    const b = engine.activation(cup.resultKey, 'Conv1_relu')!.data;
+    let differ = 0;
+    for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) differ++;
+    assert.ok(differ > a.length / 2);
+  });
+
+  it('serves a second request for the same image from the cache, with no forward pass', async () => {
+    const first = await engine.extract({ imagePath: image('astronaut.png'), model: BUNDLED, layerPatterns: [] });
+    const again = await engine.extract({ imagePath: image('astronaut.png'), model: BUNDLED, layerPatterns: ['block_1_*'] });
+    assert.equal(again.resultKey, first.resultKey);
+    assert.equal(again.elapsedMs, 0);
+    assert.ok(first.elapsedMs > 0);
+    assert.deepEqual(
+      again.layers.filter((l) => l.matched).map((l) => l.name),
+      again.layers.filter((l) => l.name.startsWith('block_1_') && l.spatial).map((l) => l.name),
+    );
+  });
+
+  it('quantises the first N channels of a layer so they decode back within half a step', async () => {
+    const result = await engine.extract({ imagePath: image('chelsea.png'), model: BUNDLED, layerPatterns: [] });
+    const layer = 'block_2_expand_relu';
+    const data = engine.layerData(result.resultKey, layer, 16);
+    const activation = engine.activation(result.resultKey, layer)!;
+    const [h, w, c] = activation.shape;
+    assert.equal(data.count, 16);
+    assert.equal(data.totalChannels, c);
+    assert.equal(data.values.length, 16 * h * w);
+    for (let ch = 0; ch < 16; ch++) {
+      const step = (data.max[ch] - data.min[ch]) / 255;
+      for (let p = 0; p < h * w; p += 97) {
+        const original = activation.data[p * c + ch];
+        const decoded = dequantize(data.values[ch * h * w + p], data.min[ch], data.max[ch]);
+        assert.ok(Math.abs(decoded - original) <= step / 2 + 1e-6, `channel ${ch} pixel ${p}`);
+      }
+    }
+    let layerMax = -Infinity;
+    for (const v of activation.data) layerMax = Math.max(layerMax, v);
+    assert.equal(data.layerMax, layerMax);
+    // Asking for more channels than the layer has gives them all.
+    assert.equal(engine.layerData(result.resultKey, 'Conv1', 500).count, 32);
+  });
+
+  it('refuses layer data for a layer without maps or one that does not exist', async () => {
+    const result = await engine.extract({ imagePath: image('chelsea.png'), model: BUNDLED, layerPatterns: [] });
+    const head = result.layers.at(-1)!.name;
+    assert.throws(() => engine.layerData(result.resultKey, head, 4), UserFacingError);
+    assert.throws(() => engine.layerData(result.resultKey, 'no_such_layer', 4), /no layer named "no_such_layer"/);
+  });
+
+  it('handles every odd fixture image with a result or a clear message', async () => {
+    const outcomes: string[] = [];
+    for (const name of ['horse.png', 'camera.png', 'chessboard_GRAY_U16.tif', 'no_time_for_that_tiny.gif', 'palette_color.png', 'hubble_deep_field.jpg', 'truncated.jpg', 'multipage_rgb.tif']) {
+      try {
+        const result = await engine.extract({ imagePath: image(name), model: BUNDLED, layerPatterns: [] });
+        assert.equal(result.layers.length, modelJsonLayers().length - 1);
+        outcomes.push(`${name}: ok`);
+      } catch (error) {
+        assert.ok(error instanceof UserFacingError, `${name}: ${String(error)}`);
+        assert.ok(error.message.includes(name), `the message names the file: ${error.message}`);
+        outcomes.push(`${name}: message`);
+      }
+    }
+    assert.ok(outcomes.includes('truncated.jpg: message'), outcomes.join('\n'));
+  });
+});
+
+describe('layer grouping and selection', () => {
+  const layers = modelJsonLayers()
+    .filter((l) => l.class_name !== 'InputLayer')
+    .map((l) => ({ name: l.config.name, op: l.class_name, shape: [] as number[] }));
+
+  it('groups MobileNetV2 layers by block, and the stem by its convolution', () => {
+    const groups = groupLayers(layers);
+    const groupOf = (name: string) => groups[layers.findIndex((l) => l.name === name)];
+    for (const layer of layers.filter((l) => l.name.startsWith('block_3_'))) assert.equal(groupOf(layer.name), 'block_3');
+    assert.equal(groupOf('block_13_pad'), 'block_13');
+    assert.equal(groupOf('expanded_conv_project_BN'), 'expanded_conv');
+    assert.equal(groupOf('bn_Conv1'), 'Conv1');
+    assert.equal(groupOf('Conv1_relu'), 'Conv1');
+  });
+
+  it('groups Keras VGG16 names by block', () => {
+    const vgg = ['block1_conv1', 'block1_conv2', 'block1_pool', 'block2_conv1'].map((name) => ({ name, op: 'Conv2D', shape: [] }));
+    assert.deepEqual(groupLayers(vgg), ['block1', 'block1', 'block1', 'block2']);
+  });
+
+  it('matches names and globs, never layers without maps; empty matches every map layer', () => {
+    const some = [
+      { name: 'block1_conv1', op: 'Conv2D', shape: [224, 224, 64] },
+      { name: 'block2_conv1', op: 'Conv2D', shape: [112, 112, 128] },
+      { name: 'block2_pool', op: 'MaxPooling2D', shape: [56, 56, 128] },
+      { name: 'flatten', op: 'Flatten', shape: [401408] },
+    ];
+    assert.deepEqual(matchLayers(some, ['block*_conv1']), [true, true, false, false]);
+    assert.deepEqual(matchLayers(some, ['BLOCK2_POOL', 'flatten']), [false, false, true, false]);
+    assert.deepEqual(matchLayers(some, []), [true, true, true, false]);
+    assert.deepEqual(matchLayers(some, ['  ']), [true, true, true, false]);
+    assert.equal(isSpatial([1, 1, 1280]), false);
+  });
+});
