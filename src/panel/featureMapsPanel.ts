@@ -101,6 +101,7 @@ export class FeatureMapsPanel extends Disposable {
     this.imageUri = imageUri;
     const fileName = path.basename(imageUri.fsPath);
     this.panel.title = `Feature Maps: ${fileName}`;
+    this.postIdentity();
     return this.extract({ progress: true });
   }
 
@@ -212,6 +213,10 @@ export class FeatureMapsPanel extends Disposable {
     }
   }
 
+  private postIdentity(): void {
+    if (this.imageUri) this.post({ type: 'identity', identity: { imagePath: this.imageUri.fsPath } });
+  }
+
   private post(message: ToWebview): void {
     // A webview that has not said `ready` (or is reloading) drops messages: it gets the state on `ready`.
     if (this.ready && !this.isDisposed) void this.panel.webview.postMessage(message);
@@ -222,6 +227,7 @@ export class FeatureMapsPanel extends Disposable {
       case 'ready':
         this.ready = true;
         this.post({ type: 'settings', settings: this.settings });
+        this.postIdentity();
         if (this.lastResult && this.state?.kind !== 'result') this.post({ type: 'result', result: this.lastResult });
         this.postState();
         return;

@@ -2,7 +2,7 @@
  * The one message contract between the extension host and the panel's webview.
  * Imported by both sides; no vscode, DOM or Node imports here.
  *
- * Flow: the webview posts `ready`; the host then sends `settings` and either
+ * Flow: the webview posts `ready`; the host then sends `settings`, `identity` and either
  * `loading`, `error` or `result`. The webview pulls pixel data per layer with
  * `requestLayer` and gets `layerData` (or `layerError`) back with the same
  * `requestId`. Everything the panel shows can be rebuilt from `PanelIdentity`.
@@ -90,6 +90,8 @@ export interface LayerData {
 
 export type ToWebview =
   | { type: 'settings'; settings: ViewSettings }
+  /** Which image the panel is for; the webview saves it so the panel can be restored after a reload. */
+  | { type: 'identity'; identity: PanelIdentity }
   | { type: 'loading'; fileName: string; message: string }
   | { type: 'error'; fileName: string; message: string; detail?: string }
   | { type: 'result'; result: ExtractionResult }

@@ -1,0 +1,202 @@
+/**
+ * The channel grid for the selected layer: a heading, a colorbar legend and one canvas tile per
+ * channel. Each canvas's backing store is the map's native H×W; CSS scales it, pixelated when
+ * upscaled so a 7×7 map shows crisp blocks at any DPI, smoothed when downscaled.
+ */
+import type { LayerData, LayerInfo, ViewSettings } from '../src/shared/protocol';
+import { dequantize } from '../src/shared/protocol';
+import { applyColormap, channelIndexMap, colormapLut, isConstantChannel } from '../src/shared/colormaps';
+import { h } from './dom';
+import { formatShape, formatValue } from './format';
+import { Colorbar } from './colorbar';
+
+export class ChannelGrid {
+  readonly element: HTMLElement;
+  private readonly title: HTMLElement;
+  private readonly meta: HTMLElement;
+  private readonly readout: HTMLElement;
+  private readonly status: HTMLElement;
+  private readonly grid: HTMLElement;
+  private readonly colorbar = new Colorbar();
+  private data: LayerData | undefined;
+  private canvases: HTMLCanvasElement[] = [];
+  private readonly resize: ResizeObserver;
+
+  constructor() {
+    this.title = h('h2', { class: 'grid-title' });
+    this.meta = h('div', { class: 'grid-meta' });
+    this.readout = h('div', { class: 'grid-readout', 'aria-live': 'off' });
+    this.status = h('div', { class: 'grid-status', hidden: true });
+    this.grid = h('div', { class: 'channel-grid', role: 'list', 'aria-label': 'Channels' });
+    this.element = h(
+      'section',
+      { class: 'grid-panel' },
+      h(
+        'div',
+        { class: 'grid-heading' },
+        h('div', { class: 'grid-heading-text' }, this.title, this.meta),
+        h('div', { class: 'grid-heading-side' }, this.colorbar.element, this.readout),
+      ),
+      this.status,
+      this.grid,
+    );
+    this.grid.addEventListener('mousemove', (e) => this.onHover(e));
+    this.grid.addEventListener('mouseleave', () => (this.readout.textContent = ''));
+    // Only the smoothing choice depends on the on-screen tile size; pixels never need redrawing.
+    this.resize = new ResizeObserver(() => this.updateScaling());
+    this.resize.observe(this.grid);
+  }
+
+  /** Nothing drawable selected (no spatial layers, or nothing chosen yet). */
+  showEmpty(message: string): void {
+    this.data = undefined;
+    this.canvases = [];
+    this.title.textContent = '';
+    this.meta.textContent = '';
+    this.colorbar.element.hidden = true;
+    this.setStatus(undefined);
+    this.grid.replaceChildren(h('div', { class: 'grid-empty' }, message));
+  }
+
+  /** Tile-shaped placeholders while the host answers, so the grid never flashes blank. */
+  showPlaceholders(layer: LayerInfo, count: number, settings: ViewSettings): void {
+    this.data = undefined;
+    this.canvases = [];
+    this.setHeading(layer, count, settings, undefined);
+    this.setStatus(undefined);
+    const [height, width] = layer.shape;
+    const tiles: HTMLElement[] = [];
+    for (let c = 0; c < count; c++) {
+      const box = h('div', { class: 'tile-placeholder' });
+      box.style.aspectRatio = `${width} / ${height}`;
+      tiles.push(
+        h(
+          'div',
+          { class: 'tile placeholder', role: 'listitem', 'aria-busy': 'true' },
+          box,
+          h('span', { class: 'tile-label' }, `#${c}`),
+        ),
+      );
+    }
+    this.grid.replaceChildren(...tiles);
+    this.grid.setAttribute('aria-busy', 'true');
+  }
+
+  showError(layer: LayerInfo, message: string, onRetry: () => void): void {
+    this.data = undefined;
+    this.canvases = [];
+    this.title.textContent = layer.name;
+    this.meta.textContent = `${layer.op} · ${formatShape(layer.shape)}`;
+    this.colorbar.element.hidden = true;
+    const retry = h('button', { class: 'button secondary', type: 'button' }, 'Retry');
+    retry.addEventListener('click', onRetry);
+    this.grid.replaceChildren();
+    this.grid.removeAttribute('aria-busy');
+    this.setStatus(
+      h('div', { class: 'grid-error', role: 'alert' }, h('span', { class: 'error-message' }, message), retry),
+    );
+  }
+
+  showData(layer: LayerInfo, data: LayerData, settings: ViewSettings): void {
+    this.data = data;
+    this.setStatus(undefined);
+    this.grid.removeAttribute('aria-busy');
+    const tiles: HTMLElement[] = [];
+    this.canvases = [];
+    for (let c = 0; c < data.count; c++) {
+      const canvas = h('canvas', { class: 'tile-canvas', width: data.width, height: data.height, 'data-channel': c });
+      canvas.style.aspectRatio = `${data.width} / ${data.height}`;
+      const constant = isConstantChannel(data.min[c], data.max[c]);
+      const label = h(
+        'span',
+        { class: 'tile-label' },
+        `#${c}`,
+        constant ? h('span', { class: 'tile-flag' }, 'constant') : null,
+      );
+      const tooltip = constant
+        ? `Channel ${c}: constant ${formatValue(data.min[c])}`
+        : `Channel ${c}\nmin ${formatValue(data.min[c])}\nmax ${formatValue(data.max[c])}`;
+      tiles.push(
+        h('div', { class: `tile${constant ? ' constant' : ''}`, role: 'listitem', title: tooltip }, canvas, label),
+      );
+      this.canvases.push(canvas);
+    }
+    this.grid.replaceChildren(...tiles);
+    this.redraw(layer, settings);
+    this.updateScaling();
+  }
+
+  /** Repaints from the data already held: colormap / normalisation changes need no request. */
+  redraw(layer: LayerInfo, settings: ViewSettings): void {
+    const data = this.data;
+    if (!data) return;
+    this.setHeading(layer, data.count, settings, data);
+    const lut = colormapLut(settings.colormap);
+    const plane = data.width * data.height;
+    const range = settings.normalization === 'layer' ? { min: data.layerMin, max: data.layerMax } : undefined;
+    const image = new ImageData(data.width, data.height);
+    for (let c = 0; c < this.canvases.length; c++) {
+      const ctx = this.canvases[c].getContext('2d');
+      if (!ctx) continue;
+      const q = data.values.subarray(c * plane, (c + 1) * plane);
+      applyColormap(q, lut, image.data, channelIndexMap(data.min[c], data.max[c], range));
+      ctx.putImageData(image, 0, 0);
+    }
+  }
+
+  /** Theme or DPR changed: only the colorbar draws themed/DPR-sized pixels. */
+  refreshChrome(): void {
+    this.colorbar.draw();
+  }
+
+  private setHeading(layer: LayerInfo, count: number, settings: ViewSettings, data: LayerData | undefined): void {
+    const total = data?.totalChannels ?? layer.shape[2] ?? count;
+    this.title.textContent = layer.name;
+    this.title.title = layer.name;
+    const norm = settings.normalization === 'layer' ? 'per-layer normalisation' : 'per-channel normalisation';
+    this.meta.replaceChildren(
+      h('span', { class: 'op' }, layer.op),
+      h('span', { class: 'sep' }, '·'),
+      h('span', { class: 'num' }, formatShape(layer.shape)),
+      h('span', { class: 'sep' }, '·'),
+      h('span', { class: 'channels-shown' }, `showing ${count} of ${total} channels`),
+      h('span', { class: 'sep' }, '·'),
+      h('span', { class: 'normalization' }, norm),
+    );
+    this.colorbar.element.hidden = false;
+    this.colorbar.set(
+      settings.colormap,
+      settings.normalization === 'layer' && data ? { min: data.layerMin, max: data.layerMax } : undefined,
+    );
+  }
+
+  private setStatus(content: HTMLElement | undefined): void {
+    this.status.hidden = !content;
+    this.status.replaceChildren(...(content ? [content] : []));
+  }
+
+  /** Pixelated (nearest) when a tile is at least as large as its map on screen, smooth otherwise. */
+  private updateScaling(): void {
+    const first = this.canvases[0];
+    if (!first || !this.data) return;
+    const onScreen = first.getBoundingClientRect().width * window.devicePixelRatio;
+    this.grid.classList.toggle('downscaled', onScreen > 0 && onScreen < this.data.width);
+  }
+
+  /** Hover read-out: the dequantised activation under the pointer. */
+  private onHover(e: MouseEvent): void {
+    const canvas = e.target instanceof HTMLCanvasElement ? e.target : null;
+    const data = this.data;
+    if (!canvas || !data) {
+      this.readout.textContent = '';
+      return;
+    }
+    const c = Number(canvas.dataset.channel);
+    const rect = canvas.getBoundingClientRect();
+    const x = Math.min(data.width - 1, Math.max(0, Math.floor(((e.clientX - rect.left) / rect.width) * data.width)));
+    const y = Math.min(data.height - 1, Math.max(0, Math.floor(((e.clientY - rect.top) / rect.height) * data.height)));
+    const q = data.values[c * data.width * data.height + y * data.width + x];
+    const value = dequantize(q, data.min[c], data.max[c]);
+    this.readout.textContent = `#${c} (${x}, ${y}) = ${formatValue(value)}`;
+  }
+}

@@ -1,0 +1,74 @@
+/**
+ * Header: the input exactly as the model saw it (after decode + resize), the file name,
+ * sizes, decode notes, the model and the forward-pass time.
+ */
+import type { ExtractionResult } from '../src/shared/protocol';
+import { h } from './dom';
+import { formatMs } from './format';
+
+/** CSS box the preview fits in; must match `.input-preview` max size in panel.css. */
+const PREVIEW_BOX = 96;
+
+export class Header {
+  readonly element: HTMLElement;
+  private readonly canvas: HTMLCanvasElement;
+  private readonly info: HTMLElement;
+  private readonly model: HTMLElement;
+
+  constructor(onOpenSettings: () => void) {
+    this.canvas = h('canvas', { class: 'input-preview', role: 'img' });
+    this.info = h('div', { class: 'header-info' });
+    const settings = h(
+      'button',
+      { class: 'button secondary icon-text', type: 'button', title: 'Open Feature Maps settings' },
+      '⚙ Settings',
+    );
+    settings.addEventListener('click', onOpenSettings);
+    this.model = h('div', { class: 'header-model' });
+    this.element = h(
+      'header',
+      { class: 'header' },
+      this.canvas,
+      this.info,
+      h('div', { class: 'header-side' }, this.model, settings),
+    );
+  }
+
+  render(result: ExtractionResult): void {
+    const { input, model } = result;
+    this.canvas.width = input.width;
+    this.canvas.height = input.height;
+    const scale = Math.min(PREVIEW_BOX / input.width, PREVIEW_BOX / input.height);
+    this.canvas.style.width = `${Math.round(input.width * scale)}px`;
+    this.canvas.style.height = `${Math.round(input.height * scale)}px`;
+    // Nearest-neighbour only when enlarged: small inputs stay crisp, large ones are not aliased.
+    this.canvas.classList.toggle('upscaled', scale * window.devicePixelRatio >= 1);
+    this.canvas.setAttribute('aria-label', `${input.fileName} as the model sees it, ${input.width}×${input.height}`);
+    const ctx = this.canvas.getContext('2d');
+    // Copy: ImageData needs a plain ArrayBuffer-backed array of exactly W×H×4.
+    ctx?.putImageData(new ImageData(new Uint8ClampedArray(input.rgba), input.width, input.height), 0, 0);
+
+    const resized = input.originalWidth !== input.width || input.originalHeight !== input.height;
+    this.info.replaceChildren(
+      h('div', { class: 'file-name', title: input.fileName }, input.fileName),
+      h(
+        'div',
+        { class: 'header-line' },
+        h('span', { class: 'num' }, `${input.originalWidth}×${input.originalHeight}`),
+        resized ? ' → ' : '',
+        resized ? h('span', { class: 'num' }, `${input.width}×${input.height}`) : ' (no resize)',
+        h('span', { class: 'muted' }, resized ? ' model input' : ''),
+      ),
+      ...input.notes.map((note) => h('div', { class: 'header-note' }, note)),
+    );
+    this.model.replaceChildren(
+      h('div', { class: 'model-name', title: model.description }, model.name),
+      h('div', { class: 'model-description', title: model.description }, model.description),
+      h(
+        'div',
+        { class: 'elapsed' },
+        result.elapsedMs > 0 ? `forward pass ${formatMs(result.elapsedMs)}` : 'activations from cache',
+      ),
+    );
+  }
+}

@@ -1,0 +1,86 @@
+/**
+ * Light checks on messages from the host: enough that a malformed message is dropped
+ * (and logged) instead of throwing half-way through a render.
+ */
+import { COLORMAPS, NORMALIZATIONS, type ToWebview } from '../src/shared/protocol';
+
+type Rec = Record<string, unknown>;
+
+const isRec = (v: unknown): v is Rec => typeof v === 'object' && v !== null;
+const isStr = (v: unknown): v is string => typeof v === 'string';
+const isNum = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v);
+const isInt = (v: unknown): v is number => Number.isInteger(v);
+
+function isSettings(s: unknown): boolean {
+  return (
+    isRec(s) &&
+    Array.isArray(s.layers) &&
+    isInt(s.channels) &&
+    (COLORMAPS as readonly unknown[]).includes(s.colormap) &&
+    (NORMALIZATIONS as readonly unknown[]).includes(s.normalization)
+  );
+}
+
+function isLayerInfo(l: unknown): boolean {
+  return (
+    isRec(l) &&
+    isStr(l.name) &&
+    isStr(l.op) &&
+    isStr(l.group) &&
+    Array.isArray(l.shape) &&
+    typeof l.spatial === 'boolean' &&
+    typeof l.matched === 'boolean'
+  );
+}
+
+function isResult(r: unknown): boolean {
+  if (!isRec(r) || !isStr(r.resultKey) || !isRec(r.model) || !isRec(r.input)) return false;
+  const input = r.input;
+  return (
+    isStr(r.model.name) &&
+    isInt(input.width) &&
+    isInt(input.height) &&
+    input.rgba instanceof Uint8ClampedArray &&
+    input.rgba.length === (input.width as number) * (input.height as number) * 4 &&
+    Array.isArray(r.layers) &&
+    r.layers.every(isLayerInfo)
+  );
+}
+
+function isLayerData(d: unknown): boolean {
+  if (!isRec(d) || !isStr(d.layer)) return false;
+  if (!isInt(d.height) || !isInt(d.width) || !isInt(d.count) || !isInt(d.totalChannels)) return false;
+  const plane = d.height * d.width;
+  return (
+    d.values instanceof Uint8Array &&
+    d.values.length >= d.count * plane &&
+    d.min instanceof Float32Array &&
+    d.max instanceof Float32Array &&
+    d.min.length >= d.count &&
+    d.max.length >= d.count &&
+    isNum(d.layerMin) &&
+    isNum(d.layerMax)
+  );
+}
+
+export function isToWebview(m: unknown): m is ToWebview {
+  if (!isRec(m)) return false;
+  switch (m.type) {
+    case 'settings':
+      return isSettings(m.settings);
+    case 'identity':
+      return isRec(m.identity) && isStr(m.identity.imagePath);
+    case 'loading':
+      return isStr(m.fileName) && isStr(m.message);
+    case 'error':
+      return isStr(m.fileName) && isStr(m.message) && (m.detail === undefined || isStr(m.detail));
+    case 'result':
+      return isResult(m.result);
+    case 'layerData':
+      return isInt(m.requestId) && isStr(m.resultKey) && isLayerData(m.data);
+    case 'layerError':
+      return isInt(m.requestId) && isStr(m.resultKey) && isStr(m.layer) && isStr(m.message);
+    default:
+      return false;
+  }
+}

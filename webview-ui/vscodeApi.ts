@@ -1,0 +1,35 @@
+/** The one handle on the VS Code webview API; `acquireVsCodeApi` may only be called once. */
+import type { FromWebview } from '../src/shared/protocol';
+
+/** What the panel keeps across reloads via `vscode.setState`. The host may add its own keys. */
+export interface WebviewState {
+  imagePath?: string;
+  selectedLayer?: string;
+  showAllLayers?: boolean;
+  collapsedGroups?: string[];
+  [key: string]: unknown;
+}
+
+interface VsCodeApi {
+  postMessage(message: FromWebview): void;
+  getState(): unknown;
+  setState(state: unknown): void;
+}
+
+declare function acquireVsCodeApi(): VsCodeApi;
+
+const api: VsCodeApi = acquireVsCodeApi();
+
+export function post(message: FromWebview): void {
+  api.postMessage(message);
+}
+
+export function loadState(): WebviewState {
+  const raw = api.getState();
+  return typeof raw === 'object' && raw !== null ? (raw as WebviewState) : {};
+}
+
+/** Merges into the saved state so keys written by the host (e.g. imagePath) survive. */
+export function saveState(patch: Partial<WebviewState>): void {
+  api.setState({ ...loadState(), ...patch });
+}
