@@ -16,7 +16,17 @@ export default tseslint.config(
     // The engine runs in a worker thread and the CLI; shared code and the webview run outside VS Code.
     files: ['src/engine/**/*.ts', 'src/shared/**/*.ts', 'webview-ui/**/*.ts', 'src/cli.ts'],
     rules: {
-      'no-restricted-imports': ['error', { paths: [{ name: 'vscode', message: 'Only src/extension.ts, src/panel, src/commands and src/config.ts may import vscode.' }] }],
+      'no-restricted-imports': [
+        'error',
+        {
+          paths: [
+            {
+              name: 'vscode',
+              message: 'Only src/extension.ts, src/panel, src/commands and src/config.ts may import vscode.',
+            },
+          ],
+        },
+      ],
     },
   },
 );

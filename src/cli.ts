@@ -7,7 +7,14 @@ import { FeatureMapEngine } from './engine/engine';
 import { UserFacingError, errorText } from './engine/errors';
 import { isSpatial } from './engine/layers';
 import { applyColormap, channelIndexMap, colormapLut } from './shared/colormaps';
-import { COLORMAPS, NORMALIZATIONS, type Colormap, type ExtractionResult, type LayerData, type Normalization } from './shared/protocol';
+import {
+  COLORMAPS,
+  NORMALIZATIONS,
+  type Colormap,
+  type ExtractionResult,
+  type LayerData,
+  type Normalization,
+} from './shared/protocol';
 
 const USAGE = `Usage: feature-maps <image> [options]
 
@@ -68,17 +75,24 @@ async function main(argv: string[]): Promise<number> {
     normalization: oneOf(values.normalization, NORMALIZATIONS, 'normalization'),
   };
   const imagePath = path.resolve(positionals[0]);
-  const patterns = values.layers ? values.layers.split(',').map((s) => s.trim()).filter(Boolean) : [];
+  const patterns = values.layers
+    ? values.layers
+        .split(',')
+        .map((s) => s.trim())
+        .filter(Boolean)
+    : [];
 
   const engine = new FeatureMapEngine({ assetsDir: __dirname });
   try {
     const result = await engine.extract({ imagePath, model: { kind: 'bundled' }, layerPatterns: patterns });
     if (values.list) {
-      for (const l of result.layers) console.log(`${l.name}\t${l.op}\t${l.shape.join('×')}${l.spatial ? '' : '\t(no maps)'}`);
+      for (const l of result.layers)
+        console.log(`${l.name}\t${l.op}\t${l.shape.join('×')}${l.spatial ? '' : '\t(no maps)'}`);
       return 0;
     }
     const chosen = patterns.length > 0 ? result.layers.filter((l) => l.matched) : defaultLayers(result);
-    if (chosen.length === 0) throw new UserFacingError(`No layer with spatial maps matches ${patterns.join(', ')}. Try --list.`);
+    if (chosen.length === 0)
+      throw new UserFacingError(`No layer with spatial maps matches ${patterns.join(', ')}. Try --list.`);
     const blocks = chosen.map((l) => engine.layerData(result.resultKey, l.name, options.channels));
     const out = path.resolve(values.out ?? `${imagePath}.feature-maps.png`);
     await writeSheet(blocks, result, options, out);
@@ -97,7 +111,12 @@ function defaultLayers(result: ExtractionResult) {
   return [...new Set(picks)].filter((i) => i < pool.length).map((i) => pool[i]);
 }
 
-async function writeSheet(blocks: LayerData[], result: ExtractionResult, options: SheetOptions, out: string): Promise<void> {
+async function writeSheet(
+  blocks: LayerData[],
+  result: ExtractionResult,
+  options: SheetOptions,
+  out: string,
+): Promise<void> {
   const { tile, columns } = options;
   const lut = colormapLut(options.colormap);
   const width = MARGIN * 2 + columns * tile + (columns - 1) * GAP;
@@ -115,14 +134,25 @@ async function writeSheet(blocks: LayerData[], result: ExtractionResult, options
     for (let c = 0; c < block.count; c++) {
       const rgba = new Uint8Array(pixels * 4);
       const range = options.normalization === 'layer' ? { min: block.layerMin, max: block.layerMax } : undefined;
-      applyColormap(block.values.subarray(c * pixels, (c + 1) * pixels), lut, rgba, channelIndexMap(block.min[c], block.max[c], range));
+      applyColormap(
+        block.values.subarray(c * pixels, (c + 1) * pixels),
+        lut,
+        rgba,
+        channelIndexMap(block.min[c], block.max[c], range),
+      );
       const tileWidth = Math.max(1, Math.round((tile * block.width) / Math.max(block.width, block.height)));
       const tileHeight = Math.max(1, Math.round((tile * block.height) / Math.max(block.width, block.height)));
-      const png = await sharp(Buffer.from(rgba.buffer), { raw: { width: block.width, height: block.height, channels: 4 } })
+      const png = await sharp(Buffer.from(rgba.buffer), {
+        raw: { width: block.width, height: block.height, channels: 4 },
+      })
         .resize(tileWidth, tileHeight, { kernel: 'nearest' })
         .png()
         .toBuffer();
-      layers.push({ input: png, left: MARGIN + (c % columns) * (tile + GAP), top: y + Math.floor(c / columns) * (tile + GAP) });
+      layers.push({
+        input: png,
+        left: MARGIN + (c % columns) * (tile + GAP),
+        top: y + Math.floor(c / columns) * (tile + GAP),
+      });
     }
     y += rows * tile + (rows - 1) * GAP + MARGIN;
   }
@@ -136,17 +166,28 @@ async function writeSheet(blocks: LayerData[], result: ExtractionResult, options
 async function textImage(text: string, maxWidth: number): Promise<Buffer> {
   const escaped = text.replace(/[&<>]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;' })[c] ?? c);
   try {
-    return await sharp({ text: { text: `<span foreground="#e0e0e0">${escaped}</span>`, font: 'sans 13', dpi: 72, rgba: true, width: maxWidth } })
+    return await sharp({
+      text: {
+        text: `<span foreground="#e0e0e0">${escaped}</span>`,
+        font: 'sans 13',
+        dpi: 72,
+        rgba: true,
+        width: maxWidth,
+      },
+    })
       .png()
       .toBuffer();
   } catch {
-    return sharp({ create: { width: 1, height: 1, channels: 4, background: { r: 0, g: 0, b: 0, alpha: 0 } } }).png().toBuffer();
+    return sharp({ create: { width: 1, height: 1, channels: 4, background: { r: 0, g: 0, b: 0, alpha: 0 } } })
+      .png()
+      .toBuffer();
   }
 }
 
 function positiveInt(value: string | undefined, name: string): number {
   const n = Number(value);
-  if (!Number.isInteger(n) || n < 1) throw new UserFacingError(`--${name} must be a positive whole number, not "${value}".`);
+  if (!Number.isInteger(n) || n < 1)
+    throw new UserFacingError(`--${name} must be a positive whole number, not "${value}".`);
   return n;
 }
 

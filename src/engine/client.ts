@@ -84,7 +84,8 @@ export class EngineClient {
     worker.on('message', (response: WorkerResponse) => this.settle(response));
     worker.on('error', (error) => {
       this.options.log?.(`engine worker error: ${error.stack ?? error.message}`);
-      if (this.worker === worker) this.stopWorker(new UserFacingError('The feature-map engine stopped unexpectedly.', error.message));
+      if (this.worker === worker)
+        this.stopWorker(new UserFacingError('The feature-map engine stopped unexpectedly.', error.message));
     });
     worker.on('exit', (code) => {
       if (this.worker !== worker) return;

@@ -128,7 +128,11 @@ export class FeatureMapEngine {
 
   dispose(): void {
     this.cache.clear();
-    for (const loading of this.models.values()) loading.then((m) => m.dispose(), () => undefined);
+    for (const loading of this.models.values())
+      loading.then(
+        (m) => m.dispose(),
+        () => undefined,
+      );
     this.models.clear();
   }
 
@@ -181,7 +185,9 @@ async function statImage(imagePath: string): Promise<{ mtimeMs: number; size: nu
     if (error instanceof UserFacingError) throw error;
     const missing = (error as NodeJS.ErrnoException).code === 'ENOENT';
     throw new UserFacingError(
-      missing ? `${path.basename(imagePath)} does not exist (was it moved or deleted?).` : `Cannot read ${path.basename(imagePath)}.`,
+      missing
+        ? `${path.basename(imagePath)} does not exist (was it moved or deleted?).`
+        : `Cannot read ${path.basename(imagePath)}.`,
       errorText(error),
     );
   }

@@ -117,7 +117,12 @@ export async function decodeImage(filePath: string, options: DecodeOptions): Pro
  * 12-bit scan or a 16-bit file holding 0–255 values is not shown near-black,
  * while a full-range 16-bit photo maps as usual (÷257).
  */
-async function highDepthTo8Bit(source: sharp.Sharp, bits: number, gray: boolean, notes: string[]): Promise<sharp.Sharp> {
+async function highDepthTo8Bit(
+  source: sharp.Sharp,
+  bits: number,
+  gray: boolean,
+  notes: string[],
+): Promise<sharp.Sharp> {
   const { data, info } = await source
     .clone()
     .rotate()

@@ -4,7 +4,13 @@ import { readSettings, SECTION } from '../config';
 import type { EngineClient } from '../engine/client';
 import { CancelledError, NotCachedError, UserFacingError, errorText } from '../engine/errors';
 import type { ModelSource } from '../engine/model';
-import { isFromWebview, type ExtractionResult, type FromWebview, type ToWebview, type ViewSettings } from '../shared/protocol';
+import {
+  isFromWebview,
+  type ExtractionResult,
+  type FromWebview,
+  type ToWebview,
+  type ViewSettings,
+} from '../shared/protocol';
 import { Disposable } from './disposable';
 import { panelHtml } from './html';
 
@@ -152,12 +158,18 @@ export class FeatureMapsPanel extends Disposable {
         if (job.signal.aborted) return;
         this.lastResult = result;
         this.setState({ kind: 'result', result });
-        this.log.info(`${fileName}: ${result.layers.length} layers in ${Date.now() - started} ms (forward pass ${result.elapsedMs.toFixed(0)} ms)`);
+        this.log.info(
+          `${fileName}: ${result.layers.length} layers in ${Date.now() - started} ms (forward pass ${result.elapsedMs.toFixed(0)} ms)`,
+        );
       } catch (error) {
         if (error instanceof CancelledError) {
           // Superseded by newer work: that work owns the panel now.
           if (this.job !== job || this.isDisposed) return;
-          this.setState({ kind: 'error', fileName, message: `Cancelled: the feature maps of ${fileName} were not computed.` });
+          this.setState({
+            kind: 'error',
+            fileName,
+            message: `Cancelled: the feature maps of ${fileName} were not computed.`,
+          });
           return;
         }
         if (this.job !== job) return;
@@ -166,7 +178,10 @@ export class FeatureMapsPanel extends Disposable {
         this.setState({
           kind: 'error',
           fileName,
-          message: error instanceof UserFacingError ? error.message : `Something went wrong computing the feature maps of ${fileName}: ${errorText(error)}`,
+          message:
+            error instanceof UserFacingError
+              ? error.message
+              : `Something went wrong computing the feature maps of ${fileName}: ${errorText(error)}`,
           detail,
         });
       } finally {
@@ -237,7 +252,10 @@ export class FeatureMapsPanel extends Disposable {
       case 'layerSelected':
         return;
       case 'openSettings':
-        await vscode.commands.executeCommand('workbench.action.openSettings', `@ext:feature-maps.feature-maps ${SECTION}`);
+        await vscode.commands.executeCommand(
+          'workbench.action.openSettings',
+          `@ext:feature-maps.feature-maps ${SECTION}`,
+        );
         return;
       case 'retry':
         if (this.imageUri) await this.extract({ progress: true });
@@ -249,7 +267,13 @@ export class FeatureMapsPanel extends Disposable {
     }
   }
 
-  private async sendLayer(requestId: number, resultKey: string, layer: string, count: number, mayRecompute: boolean): Promise<void> {
+  private async sendLayer(
+    requestId: number,
+    resultKey: string,
+    layer: string,
+    count: number,
+    mayRecompute: boolean,
+  ): Promise<void> {
     try {
       const data = await this.engine.layerData(resultKey, layer, count);
       this.post({ type: 'layerData', requestId, resultKey, data });

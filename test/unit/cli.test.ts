@@ -11,7 +11,17 @@ function cli(...args: string[]) {
 describe('the feature-maps command line', () => {
   it('writes a contact sheet of the chosen layers × channels as a PNG', async () => {
     const out = path.join(tempDir(), 'sheet.png');
-    const run = cli(image('chelsea.png'), '--layers', 'Conv1,block_1_expand', '--channels', '4', '--tile', '64', '-o', out);
+    const run = cli(
+      image('chelsea.png'),
+      '--layers',
+      'Conv1,block_1_expand',
+      '--channels',
+      '4',
+      '--tile',
+      '64',
+      '-o',
+      out,
+    );
     assert.equal(run.status, 0, run.stderr);
     assert.match(run.stdout, /Conv1 \(4 of 32\), block_1_expand \(4 of 96\)/);
     const { data, info } = await sharp(out).raw().toBuffer({ resolveWithObject: true });
@@ -19,7 +29,8 @@ describe('the feature-maps command line', () => {
     assert.equal(info.width, 12 * 2 + 2 * 64 + 4);
     // The tiles are drawn: many distinct colours, not one flat fill.
     const colours = new Set<number>();
-    for (let i = 0; i < data.length; i += info.channels) colours.add((data[i] << 16) | (data[i + 1] << 8) | data[i + 2]);
+    for (let i = 0; i < data.length; i += info.channels)
+      colours.add((data[i] << 16) | (data[i + 1] << 8) | data[i + 2]);
     assert.ok(colours.size > 200, `${colours.size} colours`);
   });
 

@@ -49,7 +49,10 @@ describe('the bundled MobileNetV2 engine', () => {
       const activation = engine.activation(result.resultKey, layer.name);
       assert.ok(activation, `activations of ${layer.name}`);
       assert.deepEqual(activation.shape, layer.shape, layer.name);
-      assert.equal(activation.data.length, layer.shape.reduce((a, b) => a * b, 1));
+      assert.equal(
+        activation.data.length,
+        layer.shape.reduce((a, b) => a * b, 1),
+      );
       let min = Infinity;
       let max = -Infinity;
       for (const v of activation.data) {
@@ -74,7 +77,10 @@ describe('the bundled MobileNetV2 engine', () => {
       for (const layer of a.layers) {
         const x = engine.activation(a.resultKey, layer.name)!.data;
         const y = other.activation(b.resultKey, layer.name)!.data;
-        assert.ok(Buffer.from(x.buffer, x.byteOffset, x.byteLength).equals(Buffer.from(y.buffer, y.byteOffset, y.byteLength)), layer.name);
+        assert.ok(
+          Buffer.from(x.buffer, x.byteOffset, x.byteLength).equals(Buffer.from(y.buffer, y.byteOffset, y.byteLength)),
+          layer.name,
+        );
       }
     } finally {
       other.dispose();
@@ -93,7 +99,11 @@ describe('the bundled MobileNetV2 engine', () => {
 
   it('serves a second request for the same image from the cache, with no forward pass', async () => {
     const first = await engine.extract({ imagePath: image('astronaut.png'), model: BUNDLED, layerPatterns: [] });
-    const again = await engine.extract({ imagePath: image('astronaut.png'), model: BUNDLED, layerPatterns: ['block_1_*'] });
+    const again = await engine.extract({
+      imagePath: image('astronaut.png'),
+      model: BUNDLED,
+      layerPatterns: ['block_1_*'],
+    });
     assert.equal(again.resultKey, first.resultKey);
     assert.equal(again.elapsedMs, 0);
     assert.ok(first.elapsedMs > 0);
@@ -136,7 +146,16 @@ describe('the bundled MobileNetV2 engine', () => {
 
   it('handles every odd fixture image with a result or a clear message', async () => {
     const outcomes: string[] = [];
-    for (const name of ['horse.png', 'camera.png', 'chessboard_GRAY_U16.tif', 'no_time_for_that_tiny.gif', 'palette_color.png', 'hubble_deep_field.jpg', 'truncated.jpg', 'multipage_rgb.tif']) {
+    for (const name of [
+      'horse.png',
+      'camera.png',
+      'chessboard_GRAY_U16.tif',
+      'no_time_for_that_tiny.gif',
+      'palette_color.png',
+      'hubble_deep_field.jpg',
+      'truncated.jpg',
+      'multipage_rgb.tif',
+    ]) {
       try {
         const result = await engine.extract({ imagePath: image(name), model: BUNDLED, layerPatterns: [] });
         assert.equal(result.layers.length, modelJsonLayers().length - 1);
@@ -159,7 +178,8 @@ describe('layer grouping and selection', () => {
   it('groups MobileNetV2 layers by block, and the stem by its convolution', () => {
     const groups = groupLayers(layers);
     const groupOf = (name: string) => groups[layers.findIndex((l) => l.name === name)];
-    for (const layer of layers.filter((l) => l.name.startsWith('block_3_'))) assert.equal(groupOf(layer.name), 'block_3');
+    for (const layer of layers.filter((l) => l.name.startsWith('block_3_')))
+      assert.equal(groupOf(layer.name), 'block_3');
     assert.equal(groupOf('block_13_pad'), 'block_13');
     assert.equal(groupOf('expanded_conv_project_BN'), 'expanded_conv');
     assert.equal(groupOf('bn_Conv1'), 'Conv1');
@@ -167,7 +187,11 @@ describe('layer grouping and selection', () => {
   });
 
   it('groups Keras VGG16 names by block', () => {
-    const vgg = ['block1_conv1', 'block1_conv2', 'block1_pool', 'block2_conv1'].map((name) => ({ name, op: 'Conv2D', shape: [] }));
+    const vgg = ['block1_conv1', 'block1_conv2', 'block1_pool', 'block2_conv1'].map((name) => ({
+      name,
+      op: 'Conv2D',
+      shape: [],
+    }));
     assert.deepEqual(groupLayers(vgg), ['block1', 'block1', 'block1', 'block2']);
   });
 

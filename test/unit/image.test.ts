@@ -97,7 +97,10 @@ describe('decoding images as the model sees them', () => {
   it('uses the first frame of an animated GIF and says how many there are', async () => {
     const decoded = await decodeImage(image('no_time_for_that_tiny.gif'), SIZE);
     assert.equal(decoded.rgb.length, 224 * 224 * 3);
-    assert.ok(decoded.notes.some((n) => /^first of \d+ frames$/.test(n)), decoded.notes.join());
+    assert.ok(
+      decoded.notes.some((n) => /^first of \d+ frames$/.test(n)),
+      decoded.notes.join(),
+    );
   });
 
   it('expands an indexed-colour PNG', async () => {
@@ -124,7 +127,10 @@ describe('decoding images as the model sees them', () => {
   });
 
   it('refuses a truncated JPEG with a message naming the file', async () => {
-    const error = await rejectsWith(decodeImage(image('truncated.jpg'), SIZE), /truncated\.jpg .*damaged or incomplete/);
+    const error = await rejectsWith(
+      decodeImage(image('truncated.jpg'), SIZE),
+      /truncated\.jpg .*damaged or incomplete/,
+    );
     assert.match(error.detail ?? '', /premature end/i);
   });
 

@@ -9,7 +9,15 @@ describe('messages from the webview', () => {
   });
 
   it('rejects anything malformed before the host acts on it', () => {
-    for (const bad of [null, 'ready', {}, { type: 'eval' }, { type: 'requestLayer', requestId: 1, resultKey: 'k', layer: 'x', count: 0 }, { type: 'requestLayer', requestId: '1', resultKey: 'k', layer: 'x', count: 4 }, { type: 'layerSelected' }]) {
+    for (const bad of [
+      null,
+      'ready',
+      {},
+      { type: 'eval' },
+      { type: 'requestLayer', requestId: 1, resultKey: 'k', layer: 'x', count: 0 },
+      { type: 'requestLayer', requestId: '1', resultKey: 'k', layer: 'x', count: 4 },
+      { type: 'layerSelected' },
+    ]) {
       assert.equal(isFromWebview(bad), false, JSON.stringify(bad));
     }
   });

@@ -44,7 +44,10 @@ describe('the engine in its worker thread', () => {
 
   it('stops the work when cancelled and answers the next request', async () => {
     const abort = new AbortController();
-    const cancelled = client.extract({ imagePath: image('astronaut.png'), model: BUNDLED, layerPatterns: [] }, abort.signal);
+    const cancelled = client.extract(
+      { imagePath: image('astronaut.png'), model: BUNDLED, layerPatterns: [] },
+      abort.signal,
+    );
     setTimeout(() => abort.abort(), 20);
     await assert.rejects(cancelled, CancelledError);
     const next = await client.extract({ imagePath: image('chelsea.png'), model: BUNDLED, layerPatterns: [] });

@@ -68,15 +68,22 @@ export async function loadTfjsLayersModel(tf: Tf, options: TfjsLayersOptions): P
     model = await tf.loadLayersModel(fileHandler(options.modelJsonPath));
   } catch (error) {
     if (error instanceof UserFacingError) throw error;
-    throw new UserFacingError(`${path.basename(options.modelJsonPath)} could not be loaded as a TF.js LayersModel.`, errorText(error));
+    throw new UserFacingError(
+      `${path.basename(options.modelJsonPath)} could not be loaded as a TF.js LayersModel.`,
+      errorText(error),
+    );
   }
   const inputShape = model.inputs[0].shape;
   if (model.inputs.length !== 1 || inputShape.length !== 4) {
-    throw new UserFacingError(`The model must take one image input of rank 4 (N,H,W,C); it takes ${JSON.stringify(model.inputs.map((i) => i.shape))}.`);
+    throw new UserFacingError(
+      `The model must take one image input of rank 4 (N,H,W,C); it takes ${JSON.stringify(model.inputs.map((i) => i.shape))}.`,
+    );
   }
   const [, height, width, channels] = inputShape;
   if (!height || !width || !channels) {
-    throw new UserFacingError(`The model's input size is not fixed (${JSON.stringify(inputShape)}); this is not supported yet.`);
+    throw new UserFacingError(
+      `The model's input size is not fixed (${JSON.stringify(inputShape)}); this is not supported yet.`,
+    );
   }
 
   // Layers with one output tensor (shared layers have several and are skipped).
@@ -106,7 +113,10 @@ export async function loadTfjsLayersModel(tf: Tf, options: TfjsLayersOptions): P
         const result = new Map<string, Activation>();
         try {
           for (let i = 0; i < outputs.length; i++) {
-            result.set(layers[i].name, { shape: outputs[i].shape.slice(1), data: (await outputs[i].data()) as Float32Array });
+            result.set(layers[i].name, {
+              shape: outputs[i].shape.slice(1),
+              data: (await outputs[i].data()) as Float32Array,
+            });
           }
         } finally {
           tf.dispose(outputs);
