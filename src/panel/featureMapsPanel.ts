@@ -3,6 +3,7 @@ import * as vscode from 'vscode';
 import { readSettings, SECTION } from '../config';
 import type { EngineClient } from '../engine/client';
 import { CancelledError, NotCachedError, UserFacingError, errorText } from '../engine/errors';
+import { matchLayers } from '../engine/layers';
 import type { ModelSource } from '../engine/model';
 import {
   isFromWebview,
@@ -111,15 +112,17 @@ export class FeatureMapsPanel extends Disposable {
     return this.extract({ progress: true });
   }
 
-  /** Settings changed: redraw, and recompute which layers are listed. */
+  /** Settings changed: redraw, and mark again which layers the tree lists. */
   updateSettings(): void {
-    const previous = this.settings;
     this.settings = readSettings(this.imageUri);
     this.post({ type: 'settings', settings: this.settings });
-    if (this.imageUri && previous.layers.join('\n') !== this.settings.layers.join('\n')) {
-      // Cached in the worker: this costs no forward pass.
-      void this.extract({ progress: false });
-    }
+    if (this.state?.kind === 'result') this.setState({ kind: 'result', result: this.withMatches(this.state.result) });
+  }
+
+  /** Marks the layers the `featureMaps.layers` setting lists; cheap, so no trip to the worker. */
+  private withMatches(result: ExtractionResult): ExtractionResult {
+    const matched = matchLayers(result.layers, this.settings.layers);
+    return { ...result, layers: result.layers.map((layer, i) => ({ ...layer, matched: matched[i] })) };
   }
 
   override dispose(): void {
@@ -152,12 +155,12 @@ export class FeatureMapsPanel extends Disposable {
       const started = Date.now();
       try {
         const result = await this.engine.extract(
-          { imagePath: imageUri.fsPath, model: this.modelSource(), layerPatterns: this.settings.layers },
+          { imagePath: imageUri.fsPath, model: this.modelSource(), layerPatterns: [] },
           job.signal,
         );
         if (job.signal.aborted) return;
         this.lastResult = result;
-        this.setState({ kind: 'result', result });
+        this.setState({ kind: 'result', result: this.withMatches(result) });
         this.log.info(
           `${fileName}: ${result.layers.length} layers in ${Date.now() - started} ms (forward pass ${result.elapsedMs.toFixed(0)} ms)`,
         );
@@ -243,7 +246,9 @@ export class FeatureMapsPanel extends Disposable {
         this.ready = true;
         this.post({ type: 'settings', settings: this.settings });
         this.postIdentity();
-        if (this.lastResult && this.state?.kind !== 'result') this.post({ type: 'result', result: this.lastResult });
+        if (this.lastResult && this.state?.kind !== 'result') {
+          this.post({ type: 'result', result: this.withMatches(this.lastResult) });
+        }
         this.postState();
         return;
       case 'requestLayer':
@@ -278,8 +283,10 @@ export class FeatureMapsPanel extends Disposable {
       const data = await this.engine.layerData(resultKey, layer, count);
       this.post({ type: 'layerData', requestId, resultKey, data });
     } catch (error) {
-      if (error instanceof NotCachedError && mayRecompute && this.lastResult?.resultKey === resultKey) {
-        // The worker restarted or evicted this image: compute it again, then answer.
+      const showing = this.state?.kind === 'result' && this.state.result.resultKey === resultKey;
+      if (error instanceof NotCachedError && mayRecompute && showing && !this.job) {
+        // The worker restarted or evicted the image on show: compute it again, then answer.
+        // (While newer work runs, its result replaces this one anyway.)
         await this.extract({ progress: false });
         if (this.lastResult?.resultKey === resultKey) return this.sendLayer(requestId, resultKey, layer, count, false);
       }

@@ -1,0 +1,140 @@
+// What a person does: right-click a photo, pick "Show Feature Maps", look at the grid,
+// click another layer, change a setting, open the image preview and use its title button.
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { ctx } from '../vscode/context.mjs';
+import { clickContextMenuItem, explorerRow, runCommand, screenshot, webviewFrame } from '../vscode/harness.mjs';
+
+const READY_TIMEOUT = 60_000;
+
+/**
+ * Per canvas: whether every pixel was painted (an undrawn canvas is transparent), how many
+ * distinct colours it has, and whether every pixel is gray.
+ */
+function canvasStats(canvases) {
+  return canvases.map((canvas) => {
+    const data = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
+    const colours = new Set();
+    let gray = true;
+    let painted = data.length > 0;
+    for (let i = 0; i < data.length; i += 4) {
+      colours.add((data[i] << 16) | (data[i + 1] << 8) | data[i + 2]);
+      if (data[i] !== data[i + 1] || data[i] !== data[i + 2]) gray = false;
+      if (data[i + 3] !== 255) painted = false;
+    }
+    return { width: canvas.width, height: canvas.height, painted, colours: colours.size, gray };
+  });
+}
+
+/** Every tile painted, and most of them real maps (a dead channel is honestly drawn flat). */
+const drawn = (stats) =>
+  stats.every((s) => s.painted) && stats.filter((s) => s.colours > 20).length >= stats.length / 2;
+
+async function waitForGrid(frame, { layer, tiles }) {
+  await frame.locator('body[data-state="ready"]').waitFor({ timeout: READY_TIMEOUT });
+  if (layer)
+    await frame.locator(`.layer-row[data-layer="${layer}"][aria-selected="true"]`).waitFor({ timeout: READY_TIMEOUT });
+  const canvases = frame.locator('.channel-grid .tile canvas');
+  const deadline = Date.now() + READY_TIMEOUT;
+  for (;;) {
+    const stats = await canvases.evaluateAll(canvasStats);
+    if (stats.length === tiles && drawn(stats)) return stats;
+    if (Date.now() > deadline)
+      assert.fail(`expected ${tiles} drawn tiles, saw ${JSON.stringify(stats.slice(0, 3))} (${stats.length})`);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+}
+
+function writeWorkspaceSettings(settings) {
+  const dir = path.join(ctx.workspace, '.vscode');
+  fs.mkdirSync(dir, { recursive: true });
+  fs.writeFileSync(path.join(dir, 'settings.json'), JSON.stringify(settings, null, 2));
+}
+
+describe('Feature Maps panel, used like a person would', () => {
+  after(() => fs.rmSync(path.join(ctx.workspace, '.vscode'), { recursive: true, force: true }));
+
+  it('right-click chelsea.png → Show Feature Maps draws 16 channel tiles of the first layer', async () => {
+    await clickContextMenuItem(ctx.page, 'chelsea.png', 'Show Feature Maps');
+    const frame = webviewFrame(ctx.page);
+    const stats = await waitForGrid(frame, { tiles: 16 });
+    const tab = ctx.page.locator('.tabs-container .tab', { hasText: 'Feature Maps: chelsea.png' });
+    await tab.waitFor({ timeout: 10_000 });
+    assert.match(await frame.locator('.model-name').innerText(), /MobileNetV2/);
+    assert.equal(await frame.locator('.layer-row[aria-selected="true"]').getAttribute('data-layer'), 'Conv1');
+    await screenshot(ctx.page, 'panel-chelsea-first-layer');
+  });
+
+  it('clicking another layer in the tree shows its channels', async () => {
+    const frame = webviewFrame(ctx.page);
+    const before = await frame.locator('.channel-grid .tile canvas').evaluateAll(canvasStats);
+    await frame.locator('.layer-row[data-layer="block_3_expand_relu"]').click();
+    const after = await waitForGrid(frame, { layer: 'block_3_expand_relu', tiles: 16 });
+    assert.equal(
+      after[0].width !== before[0].width ||
+        after[0].height !== before[0].height ||
+        after[0].colours !== before[0].colours,
+      true,
+    );
+    assert.match(await frame.locator('.channel-grid').innerText(), /#15/);
+    await screenshot(ctx.page, 'panel-chelsea-block_3_expand_relu');
+  });
+
+  it('applies a settings change to the open panel: 9 channels in gray', async () => {
+    writeWorkspaceSettings({ 'featureMaps.channels': 9, 'featureMaps.colormap': 'gray' });
+    const frame = webviewFrame(ctx.page);
+    const deadline = Date.now() + READY_TIMEOUT;
+    let stats = [];
+    while (Date.now() < deadline) {
+      stats = await frame.locator('.channel-grid .tile canvas').evaluateAll(canvasStats);
+      if (stats.length === 9 && drawn(stats) && stats.every((s) => s.gray)) break;
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+    assert.equal(stats.length, 9, 'nine tiles');
+    assert.ok(
+      stats.every((s) => s.gray),
+      'drawn in gray',
+    );
+    await screenshot(ctx.page, 'panel-settings-9-gray');
+  });
+
+  it('narrows the layer tree to the featureMaps.layers patterns', async () => {
+    writeWorkspaceSettings({ 'featureMaps.layers': ['block_1_*'] });
+    const frame = webviewFrame(ctx.page);
+    await frame.locator('.layer-row[data-layer="Conv1"]').waitFor({ state: 'hidden', timeout: 20_000 });
+    assert.ok(await frame.locator('.layer-row[data-layer="block_1_expand"]').isVisible());
+  });
+
+  it('follows another image from the image preview title button, and from the palette', async () => {
+    writeWorkspaceSettings({});
+    await explorerRow(ctx.page, 'coffee.png').dblclick();
+    const action = ctx.page.locator('.editor-actions .action-label[aria-label="Show Feature Maps"]').first();
+    await action.waitFor({ timeout: 20_000 });
+    await action.click();
+    await ctx.page
+      .locator('.tabs-container .tab', { hasText: 'Feature Maps: coffee.png' })
+      .waitFor({ timeout: 30_000 });
+    await waitForGrid(webviewFrame(ctx.page), { tiles: 16 });
+
+    await explorerRow(ctx.page, 'astronaut.png').dblclick();
+    const previewTab = ctx.page.locator('.tabs-container .tab.active', { hasText: 'astronaut.png' });
+    await previewTab.waitFor({ timeout: 20_000 });
+    // Keys typed while the image preview (itself a webview) has focus don't reach the workbench.
+    await previewTab.click();
+    await runCommand(ctx.page, 'Feature Maps: Show Feature Maps');
+    await ctx.page
+      .locator('.tabs-container .tab', { hasText: 'Feature Maps: astronaut.png' })
+      .waitFor({ timeout: 30_000 });
+    await waitForGrid(webviewFrame(ctx.page), { tiles: 16 });
+    await screenshot(ctx.page, 'panel-astronaut-from-palette');
+  });
+
+  it('shows a clear message for a damaged JPEG', async () => {
+    await clickContextMenuItem(ctx.page, 'truncated.jpg', 'Show Feature Maps');
+    const frame = webviewFrame(ctx.page);
+    await frame.locator('body[data-state="error"]').waitFor({ timeout: READY_TIMEOUT });
+    assert.match(await frame.locator('.error-message').first().innerText(), /truncated\.jpg could not be decoded/);
+    await screenshot(ctx.page, 'panel-truncated-jpg');
+  });
+});

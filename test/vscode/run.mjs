@@ -1,0 +1,263 @@
+#!/usr/bin/env node
+// `npm run test:vscode`: the extension in a real VS Code (code-server), three ways:
+//   1. the in-host Mocha suite (dist/test/integration/index.js) in the extension host;
+//   2. the UI tests (test/ui/*.test.mjs), clicking the workbench in Chromium, against the
+//      extension loaded from the repo (extensionDevelopmentPath);
+//   3. the packaged .vsix, installed into a fresh extensions dir of a second code-server,
+//      with the smoke tests test/ui/*.vsix.mjs.
+// Needs `npm run build` and `bash tools/setup-code-server.sh` first.
+// Options: --skip-in-host --skip-ui --skip-vsix --grep <text> (UI tests only).
+// FEATURE_MAPS_EXTENSION_PATH=<dir> tests another extension folder (for checking the harness).
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import Mocha from 'mocha';
+import { ctx } from './context.mjs';
+import {
+  assertCodeServerInstalled,
+  installVsix,
+  launchBrowser,
+  openWorkbench,
+  repoRoot,
+  runInHostSuite,
+  screenshot,
+  startCodeServer,
+} from './harness.mjs';
+
+const FIXTURES = [
+  'chelsea.png',
+  'coffee.png',
+  'astronaut.png',
+  'truncated.jpg',
+  'chessboard_GRAY_U16.tif',
+  'horse.png',
+  'no_time_for_that_tiny.gif',
+  'palette_color.png',
+];
+
+const argv = process.argv.slice(2);
+const flag = (name) => argv.includes(name);
+const grepIndex = argv.indexOf('--grep');
+const grep = grepIndex >= 0 ? argv[grepIndex + 1] : undefined;
+
+const extensionPath = path.resolve(process.env.FEATURE_MAPS_EXTENSION_PATH ?? repoRoot);
+const fixturesDir = path.resolve(repoRoot, '..', 'shared', 'fixtures', 'images');
+const uiDir = path.join(repoRoot, 'test', 'ui');
+const totals = { passed: 0, failed: 0 };
+
+function fail(message) {
+  console.error(`test:vscode: ${message}`);
+  process.exit(2);
+}
+
+// ---------- cleanup, also on Ctrl-C ----------
+const cleanups = [];
+let cleaning = null;
+function cleanup() {
+  cleaning ??= (async () => {
+    for (const fn of cleanups.reverse()) {
+      try {
+        await fn();
+      } catch (error) {
+        console.error(`cleanup: ${error.message}`);
+      }
+    }
+  })();
+  return cleaning;
+}
+for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
+  process.on(signal, () => {
+    console.error(`\ntest:vscode: ${signal}, stopping code-server and the browser…`);
+    cleanup().finally(() => process.exit(130));
+  });
+}
+
+// ---------- preconditions ----------
+function checkPreconditions() {
+  if (!fs.existsSync(fixturesDir)) {
+    fail(`fixture images not found at ${fixturesDir} (expected ../shared/fixtures/images next to the repo)`);
+  }
+  for (const name of FIXTURES) {
+    if (!fs.existsSync(path.join(fixturesDir, name))) fail(`fixture ${name} is missing in ${fixturesDir}`);
+  }
+  for (const file of ['package.json', 'dist/extension.js', 'dist/test/integration/index.js']) {
+    if (!fs.existsSync(path.join(extensionPath, file))) {
+      fail(`${path.join(extensionPath, file)} is missing: run \`npm run build\` first`);
+    }
+  }
+  try {
+    assertCodeServerInstalled();
+  } catch (error) {
+    fail(error.message);
+  }
+}
+
+function makeWorkspace() {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fm-workspace-'));
+  for (const name of FIXTURES) fs.copyFileSync(path.join(fixturesDir, name), path.join(dir, name));
+  fs.writeFileSync(path.join(dir, 'notes.txt'), 'Not an image: the Feature Maps menu item must not show here.\n');
+  cleanups.push(() => fs.rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+async function startServer(options) {
+  const server = await startCodeServer(options);
+  cleanups.push(() => server.stop());
+  console.log(`code-server ${options.label} on ${server.url} (log: ${path.relative(repoRoot, server.logFile)})`);
+  return server;
+}
+
+/** Runs Mocha over ESM test files in this process; adds to the totals. */
+async function runMocha(title, files) {
+  console.log(`\n=== ${title} (${files.length} file${files.length === 1 ? '' : 's'}) ===`);
+  if (files.length === 0) return;
+  const mocha = new Mocha({
+    ui: 'bdd',
+    reporter: 'spec',
+    timeout: 90_000,
+    grep,
+    rootHooks: {
+      async afterEach() {
+        const test = this.currentTest;
+        if (test?.state === 'failed' && ctx.page) {
+          const file = await screenshot(ctx.page, `FAILED ${ctx.mode} ${test.fullTitle()}`).catch(() => null);
+          if (file) console.log(`      screenshot: ${path.relative(repoRoot, file)}`);
+        }
+      },
+    },
+  });
+  for (const file of files) mocha.addFile(file);
+  await mocha.loadFilesAsync();
+  const stats = await new Promise((resolve) => {
+    const runner = mocha.run(() => resolve(runner.stats));
+  });
+  mocha.dispose();
+  totals.passed += stats.passes;
+  totals.failed += stats.failures;
+}
+
+const uiFiles = (suffix) =>
+  fs.existsSync(uiDir)
+    ? fs
+        .readdirSync(uiDir)
+        .filter((f) => f.endsWith(suffix))
+        .sort()
+        .map((f) => path.join(uiDir, f))
+    : [];
+
+/** Packages the extension with vsce (dependency detection on, so .vscodeignore picks node_modules). */
+function packageVsix() {
+  const out = path.join(extensionPath, 'dist', 'feature-maps-test.vsix');
+  fs.rmSync(out, { force: true });
+  const vsce = path.join(repoRoot, 'node_modules', '@vscode', 'vsce', 'vsce');
+  console.log(`\n=== packaging ${path.relative(repoRoot, out) || out} ===`);
+  execFileSync(
+    process.execPath,
+    [vsce, 'package', '--allow-missing-repository', '--skip-license', '--allow-star-activation', '--out', out],
+    {
+      cwd: extensionPath,
+      stdio: ['ignore', 'inherit', 'inherit'],
+      env: { ...process.env, npm_config_loglevel: 'error' },
+    },
+  );
+  return out;
+}
+
+/** A plain-Node check that the installed extension carries its native dependencies. */
+function checkInstalledExtension(extensionsDir) {
+  const { publisher, name, version } = JSON.parse(fs.readFileSync(path.join(extensionPath, 'package.json'), 'utf8'));
+  const dir = path.join(extensionsDir, `${publisher}.${name}-${version}`);
+  const problems = [];
+  if (!fs.existsSync(path.join(dir, 'dist', 'extension.js'))) problems.push('dist/extension.js is missing');
+  if (fs.existsSync(path.join(dir, 'dist', 'test'))) problems.push('dist/test/ was shipped');
+  const deps = JSON.parse(fs.readFileSync(path.join(extensionPath, 'package.json'), 'utf8')).dependencies ?? {};
+  if ('sharp' in deps) {
+    try {
+      execFileSync(process.execPath, ['-e', 'require(process.argv[1])', path.join(dir, 'node_modules', 'sharp')], {
+        stdio: 'pipe',
+      });
+    } catch (error) {
+      problems.push(`sharp does not load from the installed extension: ${String(error.stderr).trim().split('\n')[0]}`);
+    }
+  }
+  const label = 'the installed .vsix has dist/extension.js, no dist/test/, and a loadable sharp';
+  if (problems.length) {
+    console.log(`  ✗ ${label}\n    ${problems.join('\n    ')}`);
+    totals.failed += 1;
+  } else {
+    console.log(`  ✓ ${label}`);
+    totals.passed += 1;
+  }
+}
+
+async function main() {
+  checkPreconditions();
+  const started = Date.now();
+  const workspace = makeWorkspace();
+  Object.assign(ctx, { workspace, repoRoot });
+
+  const browser = await launchBrowser();
+  cleanups.push(() => browser.close());
+
+  // 1 + 2: the extension from the repo.
+  if (!flag('--skip-in-host') || !flag('--skip-ui')) {
+    const server = await startServer({ workspace, extensionDevelopmentPath: extensionPath, label: 'code-server-dev' });
+    if (!flag('--skip-in-host')) {
+      console.log('\n=== in-host suite (dist/test/integration) ===');
+      const result = await runInHostSuite({
+        server,
+        extensionPath,
+        testsPath: path.join(extensionPath, 'dist', 'test', 'integration', 'index.js'),
+        browser: browser.browser,
+        print: (line) => console.log(`  ${line}`),
+      });
+      if (result.passes !== null) {
+        totals.passed += result.passes;
+        totals.failed += result.failures;
+        if (result.code !== 0 && result.failures === 0) totals.failed += 1; // run() itself failed
+      } else {
+        console.log(`  (no results line from the suite; exit code ${result.code})`);
+        totals.failed += 1;
+      }
+    }
+    if (!flag('--skip-ui')) {
+      const reload = () => openWorkbench(browser.page, server);
+      Object.assign(ctx, { page: browser.page, server, mode: 'development', reload });
+      await reload();
+      await runMocha('UI tests (extension from the repo)', uiFiles('.test.mjs'));
+    }
+    await server.stop();
+  }
+
+  // 3: the packaged extension.
+  if (!flag('--skip-vsix')) {
+    const vsix = packageVsix();
+    const extensionsDir = fs.mkdtempSync(path.join(os.tmpdir(), 'fm-extensions-'));
+    cleanups.push(() => fs.rmSync(extensionsDir, { recursive: true, force: true }));
+    console.log(installVsix(vsix, extensionsDir).trim());
+    checkInstalledExtension(extensionsDir);
+    const server = await startServer({ workspace, extensionsDir, label: 'code-server-vsix' });
+    const page = await browser.newPage();
+    const reload = () => openWorkbench(page, server);
+    Object.assign(ctx, { page, server, mode: 'vsix', reload });
+    await reload();
+    await runMocha('smoke tests (packaged .vsix installed)', uiFiles('.vsix.mjs'));
+  }
+
+  console.log(`\ntest:vscode took ${Math.round((Date.now() - started) / 1000)} s`);
+}
+
+let exitCode = 0;
+try {
+  await main();
+} catch (error) {
+  console.error(`\ntest:vscode: ${error.stack ?? error}`);
+  totals.failed += 1;
+} finally {
+  await cleanup();
+  console.log(`${totals.passed} passed, ${totals.failed} failed`);
+  exitCode = totals.failed > 0 || totals.passed === 0 ? 1 : 0;
+}
+process.exit(exitCode);
