@@ -468,6 +468,10 @@ export async function runCommand(page, title, { timeoutMs = 30_000 } = {}) {
   });
   const deadline = Date.now() + timeoutMs;
   for (;;) {
+    // Keys pressed while a webview (ours, or the image preview) has focus never reach the
+    // workbench: give the focus to the side bar's title first, as a click there would.
+    const inWebview = await page.evaluate(() => document.activeElement?.tagName === 'IFRAME');
+    if (inWebview) await page.locator('.part.sidebar .composite.title').click();
     await page.keyboard.press('F1');
     await input.waitFor({ timeout: 5000 });
     await input.fill(`>${title}`);
@@ -483,9 +487,9 @@ export async function runCommand(page, title, { timeoutMs = 30_000 } = {}) {
   }
 }
 
-/** The content frame of the visible webview. */
-export function webviewFrame(page) {
-  return page.frameLocator('iframe.webview.ready').frameLocator('#active-frame');
+/** The content frame of our visible webview (not, say, the image preview's beside it). */
+export function webviewFrame(page, extensionId = 'feature-maps.feature-maps') {
+  return page.frameLocator(`iframe.webview.ready[src*="extensionId=${extensionId}"]`).frameLocator('#active-frame');
 }
 
 /** Saves a full-window screenshot to test-results/screenshots/<name>.png and returns its path. */

@@ -155,7 +155,7 @@ function packageVsix() {
   console.log(`\n=== packaging ${path.relative(repoRoot, out) || out} ===`);
   execFileSync(
     process.execPath,
-    [vsce, 'package', '--allow-missing-repository', '--skip-license', '--allow-star-activation', '--out', out],
+    [vsce, 'package', '--allow-missing-repository', '--no-rewrite-relative-links', '--out', out],
     {
       cwd: extensionPath,
       stdio: ['ignore', 'inherit', 'inherit'],
@@ -194,6 +194,8 @@ function checkInstalledExtension(extensionsDir) {
 
 async function main() {
   checkPreconditions();
+  // Screenshots of this run only: stale failure shots from an earlier run would mislead.
+  fs.rmSync(path.join(repoRoot, 'test-results', 'screenshots'), { recursive: true, force: true });
   const started = Date.now();
   const workspace = makeWorkspace();
   Object.assign(ctx, { workspace, repoRoot });

@@ -1,0 +1,80 @@
+// The panel across a window reload and a theme change, and no progress notification left behind.
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { ctx } from '../vscode/context.mjs';
+import { clickContextMenuItem, runCommand, screenshot, webviewFrame } from '../vscode/harness.mjs';
+
+const TIMEOUT = 60_000;
+
+async function gridDrawn(frame, layer) {
+  await frame.locator('body[data-state="ready"]').waitFor({ timeout: TIMEOUT });
+  await frame.locator(`.layer-row[data-layer="${layer}"][aria-selected="true"]`).waitFor({ timeout: TIMEOUT });
+  const deadline = Date.now() + TIMEOUT;
+  for (;;) {
+    const painted = await frame
+      .locator('.channel-grid .tile canvas')
+      .evaluateAll(
+        (canvases) =>
+          canvases.filter((c) => c.getContext('2d').getImageData(0, 0, c.width, c.height).data[3] === 255).length,
+      );
+    if (painted > 0) return painted;
+    if (Date.now() > deadline) assert.fail(`no tile of ${layer} was drawn`);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+}
+
+/** Relative luminance (0 black … 1 white) of a CSS rgb() colour. */
+function luminance(css) {
+  const [r, g, b] = css.match(/\d+(\.\d+)?/g).map(Number);
+  return (0.2126 * r + 0.7152 * g + 0.0722 * b) / 255;
+}
+
+describe('Feature Maps panel across reloads and themes', () => {
+  const settingsFile = () => path.join(ctx.workspace, '.vscode', 'settings.json');
+  after(() => fs.rmSync(path.join(ctx.workspace, '.vscode'), { recursive: true, force: true }));
+
+  it('leaves no progress notification behind once the maps are shown', async () => {
+    await ctx.reload();
+    await clickContextMenuItem(ctx.page, 'horse.png', 'Show Feature Maps');
+    const frame = webviewFrame(ctx.page);
+    await frame.locator('body[data-state="ready"]').waitFor({ timeout: TIMEOUT });
+    const progress = ctx.page.locator('.notification-toast', { hasText: 'Feature maps of' });
+    await progress.waitFor({ state: 'detached', timeout: 15_000 });
+  });
+
+  it('comes back on the same image and layer after the window reloads', async () => {
+    const frame = webviewFrame(ctx.page);
+    await frame.locator('.layer-row[data-layer="block_2_expand_relu"]').click();
+    await gridDrawn(frame, 'block_2_expand_relu');
+    // As a person would: the command flushes the window's state before reloading.
+    await runCommand(ctx.page, 'Developer: Reload Window');
+    await ctx.page.waitForEvent('load', { timeout: TIMEOUT });
+    await ctx.page.locator('.monaco-workbench').waitFor({ timeout: TIMEOUT });
+    await ctx.page
+      .locator('.tabs-container .tab', { hasText: 'Feature Maps: horse.png' })
+      .waitFor({ timeout: TIMEOUT });
+    await gridDrawn(webviewFrame(ctx.page), 'block_2_expand_relu');
+    await screenshot(ctx.page, 'panel-restored-after-reload');
+  });
+
+  it('follows the VS Code colour theme', async () => {
+    const frame = webviewFrame(ctx.page);
+    const background = () => frame.locator('body').evaluate((body) => getComputedStyle(body).backgroundColor);
+    const light = await background();
+    fs.mkdirSync(path.dirname(settingsFile()), { recursive: true });
+    fs.writeFileSync(settingsFile(), JSON.stringify({ 'workbench.colorTheme': 'Default Dark Modern' }));
+    const deadline = Date.now() + 20_000;
+    let dark = light;
+    while (Date.now() < deadline && luminance(dark) > 0.3) {
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      dark = await background();
+    }
+    assert.ok(luminance(light) > 0.7, `light theme background ${light}`);
+    assert.ok(luminance(dark) < 0.3, `dark theme background ${dark}`);
+    await clickContextMenuItem(ctx.page, 'chelsea.png', 'Show Feature Maps');
+    await frame.locator('.layer-row[data-layer="Conv1"]').click();
+    await gridDrawn(frame, 'Conv1');
+    await screenshot(ctx.page, 'panel-dark-theme');
+  });
+});
