@@ -44,9 +44,12 @@ export class FeatureMapsPanel extends Disposable {
   private settings: ViewSettings = readSettings();
   private job: AbortController | undefined;
   private ready = false;
+  private readyWatch: ReturnType<typeof setTimeout> | undefined;
 
   private readonly onDidDisposeEmitter = this.register(new vscode.EventEmitter<void>());
   readonly onDidDispose = this.onDidDisposeEmitter.event;
+  private readonly onDidBecomeActiveEmitter = this.register(new vscode.EventEmitter<void>());
+  readonly onDidBecomeActive = this.onDidBecomeActiveEmitter.event;
 
   static create(extensionUri: vscode.Uri, engine: EngineClient, log: vscode.LogOutputChannel): FeatureMapsPanel {
     const panel = vscode.window.createWebviewPanel(
@@ -77,11 +80,45 @@ export class FeatureMapsPanel extends Disposable {
     panel.webview.html = panelHtml(panel.webview, extensionUri, 'Feature Maps');
     this.register(panel.onDidDispose(() => this.dispose()));
     this.register(
+      panel.onDidChangeViewState(({ webviewPanel }) => {
+        if (webviewPanel.active) this.onDidBecomeActiveEmitter.fire();
+        if (webviewPanel.visible) this.watchForReady(extensionUri);
+      }),
+    );
+    this.watchForReady(extensionUri);
+    this.register(
       panel.webview.onDidReceiveMessage((message: unknown) => {
         if (isFromWebview(message)) void this.onMessage(message);
         else this.log.warn(`ignored a malformed message from the webview: ${JSON.stringify(message)?.slice(0, 200)}`);
       }),
     );
+  }
+
+  /**
+   * A visible webview says `ready` within a second or two. Seen in the browser-hosted
+   * workbench after a reload: a webview whose page never loaded (a service-worker race)
+   * stays blank. Load the page again, once, rather than leave the user a blank panel.
+   */
+  private watchForReady(extensionUri: vscode.Uri): void {
+    if (this.ready || this.readyWatch || !this.panel.visible) return;
+    this.readyWatch = setTimeout(() => {
+      if (this.ready || this.isDisposed || !this.panel.visible) {
+        this.readyWatch = undefined;
+        return;
+      }
+      this.log.warn('the panel did not load within 8 s; loading it again');
+      this.panel.webview.html = panelHtml(this.panel.webview, extensionUri, 'Feature Maps');
+    }, 8000);
+    this.register({ dispose: () => clearTimeout(this.readyWatch) });
+  }
+
+  /** A restored panel with nothing to show (no image was remembered). */
+  showNothing(): void {
+    this.setState({
+      kind: 'error',
+      fileName: '',
+      message: 'Right-click an image in the Explorer and choose Show Feature Maps.',
+    });
   }
 
   get image(): vscode.Uri | undefined {

@@ -22,7 +22,7 @@ export function panelHtml(webview: vscode.Webview, extensionUri: vscode.Uri, tit
 <title>${escapeHtml(title)}</title>
 </head>
 <body data-state="loading">
-<div id="app"></div>
+<div id="app"><p class="boot">Loading Feature Maps…</p></div>
 <script nonce="${nonce}" src="${script.toString()}"></script>
 </body>
 </html>`;

@@ -9,11 +9,14 @@ interface RestoredState {
 }
 
 /**
- * Keeps the one Feature Maps panel. Like the Markdown preview, the panel
- * follows the image the user picked last rather than opening a new one each time.
+ * Keeps the Feature Maps panels. Like the Markdown preview, the panel the user
+ * looked at last follows the image they pick next, rather than a new panel
+ * opening each time. There is usually one; after a window reload VS Code may
+ * revive an older one beside it (only once its tab is shown), and both work.
  */
 export class PanelManager extends Disposable implements vscode.WebviewPanelSerializer<RestoredState> {
-  private current: FeatureMapsPanel | undefined;
+  /** Open panels, the most recently active last. */
+  private readonly panels: FeatureMapsPanel[] = [];
 
   constructor(
     private readonly extensionUri: vscode.Uri,
@@ -24,21 +27,25 @@ export class PanelManager extends Disposable implements vscode.WebviewPanelSeria
     this.register(vscode.window.registerWebviewPanelSerializer(VIEW_TYPE, this));
   }
 
-  async showImage(imageUri: vscode.Uri): Promise<void> {
-    if (!this.current) this.adopt(FeatureMapsPanel.create(this.extensionUri, this.engine, this.log));
-    else this.current.reveal();
-    await this.current?.show(imageUri);
+  private get current(): FeatureMapsPanel | undefined {
+    return this.panels.at(-1);
   }
 
-  async deserializeWebviewPanel(panel: vscode.WebviewPanel, state: RestoredState | undefined): Promise<void> {
-    const restored = new FeatureMapsPanel(panel, this.extensionUri, this.engine, this.log);
-    if (this.current) this.current.dispose();
-    this.adopt(restored);
+  async showImage(imageUri: vscode.Uri): Promise<void> {
+    let panel = this.current;
+    if (panel) panel.reveal();
+    else panel = this.adopt(FeatureMapsPanel.create(this.extensionUri, this.engine, this.log));
+    await panel.show(imageUri);
+  }
+
+  async deserializeWebviewPanel(webviewPanel: vscode.WebviewPanel, state: RestoredState | undefined): Promise<void> {
+    const restored = this.adopt(new FeatureMapsPanel(webviewPanel, this.extensionUri, this.engine, this.log));
     if (typeof state?.imagePath === 'string') await restored.show(vscode.Uri.file(state.imagePath));
+    else restored.showNothing();
   }
 
   settingsChanged(): void {
-    this.current?.updateSettings();
+    for (const panel of this.panels) panel.updateSettings();
   }
 
   snapshot(): PanelSnapshot | undefined {
@@ -46,14 +53,20 @@ export class PanelManager extends Disposable implements vscode.WebviewPanelSeria
   }
 
   override dispose(): void {
-    this.current?.dispose();
+    for (const panel of this.panels.splice(0)) panel.dispose();
     super.dispose();
   }
 
-  private adopt(panel: FeatureMapsPanel): void {
-    this.current = panel;
-    panel.onDidDispose(() => {
-      if (this.current === panel) this.current = undefined;
+  private adopt(panel: FeatureMapsPanel): FeatureMapsPanel {
+    this.panels.push(panel);
+    panel.onDidBecomeActive(() => {
+      this.panels.splice(this.panels.indexOf(panel), 1);
+      this.panels.push(panel);
     });
+    panel.onDidDispose(() => {
+      const index = this.panels.indexOf(panel);
+      if (index >= 0) this.panels.splice(index, 1);
+    });
+    return panel;
   }
 }

@@ -75,6 +75,7 @@ describe('Feature Maps panel across reloads and themes', () => {
     await clickContextMenuItem(ctx.page, 'chelsea.png', 'Show Feature Maps');
     await frame.locator('.layer-row[data-layer="Conv1"]').click();
     await gridDrawn(frame, 'Conv1');
+    await ctx.page.locator('.notification-toast').first().waitFor({ state: 'detached', timeout: 15_000 });
     await screenshot(ctx.page, 'panel-dark-theme');
   });
 });

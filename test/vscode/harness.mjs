@@ -472,10 +472,10 @@ export async function runCommand(page, title, { timeoutMs = 30_000 } = {}) {
     // workbench: give the focus to the side bar's title first, as a click there would.
     const inWebview = await page.evaluate(() => document.activeElement?.tagName === 'IFRAME');
     if (inWebview) await page.locator('.part.sidebar .composite.title').click();
-    await page.keyboard.press('F1');
-    await input.waitFor({ timeout: 5000 });
-    await input.fill(`>${title}`);
     try {
+      await page.keyboard.press('F1');
+      await input.waitFor({ timeout: 3000 });
+      await input.fill(`>${title}`);
       await row.first().waitFor({ timeout: 3000 });
       await row.first().click();
       return;
