@@ -73,8 +73,12 @@ describe('Feature Maps panel across reloads and themes', () => {
     assert.ok(luminance(light) > 0.7, `light theme background ${light}`);
     assert.ok(luminance(dark) < 0.3, `dark theme background ${dark}`);
     await clickContextMenuItem(ctx.page, 'chelsea.png', 'Show Feature Maps');
+    const clicked = Date.now();
     await frame.locator('.layer-row[data-layer="Conv1"]').click();
     await gridDrawn(frame, 'Conv1');
+    console.log(
+      `      (measured, not asserted: menu click → grid painted, image seen before: ${Date.now() - clicked} ms)`,
+    );
     await ctx.page.locator('.notification-toast').first().waitFor({ state: 'detached', timeout: 15_000 });
     await screenshot(ctx.page, 'panel-dark-theme');
   });

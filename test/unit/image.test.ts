@@ -72,6 +72,23 @@ describe('decoding images as the model sees them', () => {
     assert.deepEqual(decoded.notes, []);
   });
 
+  it('applies EXIF orientation, as a photo viewer shows the picture', async () => {
+    // Chelsea stored sideways with "rotate 90° clockwise to view" (orientation 6).
+    const file = path.join(tempDir(), 'sideways.jpg');
+    await sharp(image('chelsea.png')).rotate(-90).withMetadata({ orientation: 6 }).jpeg({ quality: 95 }).toFile(file);
+    const sideways = await decodeImage(file, SIZE);
+    assert.equal(sideways.originalWidth, 451);
+    assert.equal(sideways.originalHeight, 300);
+    assert.ok(sideways.notes.includes('EXIF orientation applied'));
+    const upright = await decodeImage(image('chelsea.png'), SIZE);
+    let diff = 0;
+    for (let i = 0; i < upright.rgb.length; i++) diff += Math.abs(upright.rgb[i] - sideways.rgb[i]);
+    assert.ok(
+      diff / upright.rgb.length < 6,
+      `same picture after rotation (mean abs diff ${(diff / upright.rgb.length).toFixed(1)})`,
+    );
+  });
+
   it('shows a grayscale image as equal R, G and B', async () => {
     const decoded = await decodeImage(image('camera.png'), SIZE);
     for (let i = 0; i < decoded.rgb.length; i += 3) {
