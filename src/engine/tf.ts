@@ -4,7 +4,7 @@ import * as tfLayers from '@tensorflow/tfjs-layers';
 import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 
 /** The parts of the TensorFlow.js API the engine uses: core ops plus Layers. */
-export type Tf = typeof tfCore & Pick<typeof tfLayers, 'loadLayersModel' | 'model'>;
+export type Tf = typeof tfCore & Pick<typeof tfLayers, 'loadLayersModel' | 'model' | 'models'>;
 
 export interface TfRuntime {
   tf: Tf;
@@ -31,7 +31,12 @@ async function start(assetsDir: string): Promise<TfRuntime> {
     return { tf: native, backend: native.getBackend() };
   }
   setWasmPaths(assetsDir.endsWith(path.sep) ? assetsDir : assetsDir + path.sep);
-  const tf: Tf = { ...tfCore, loadLayersModel: tfLayers.loadLayersModel, model: tfLayers.model };
+  const tf: Tf = {
+    ...tfCore,
+    loadLayersModel: tfLayers.loadLayersModel,
+    model: tfLayers.model,
+    models: tfLayers.models,
+  };
   if (!(await tf.setBackend('wasm'))) throw new Error('The TensorFlow.js wasm backend could not start.');
   await tf.ready();
   return { tf, backend: tf.getBackend() };

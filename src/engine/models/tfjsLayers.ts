@@ -73,6 +73,18 @@ export async function loadTfjsLayersModel(tf: Tf, options: TfjsLayersOptions): P
       errorText(error),
     );
   }
+  return wrapLayersModel(tf, model, options);
+}
+
+/**
+ * Wraps any tfjs-layers model (from TF.js files, or built from a Keras config) so that
+ * one forward pass returns every layer's output.
+ */
+export function wrapLayersModel(
+  tf: Tf,
+  model: tfl.LayersModel,
+  options: Omit<TfjsLayersOptions, 'modelJsonPath'>,
+): LoadedModel {
   const inputShape = model.inputs[0].shape;
   if (model.inputs.length !== 1 || inputShape.length !== 4) {
     throw new UserFacingError(
