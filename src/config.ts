@@ -1,4 +1,8 @@
+import * as os from 'node:os';
+import * as path from 'node:path';
 import * as vscode from 'vscode';
+import type { ResizeMode } from './engine/image';
+import type { PreprocessMode } from './engine/preprocess';
 import { COLORMAPS, NORMALIZATIONS, type Colormap, type Normalization, type ViewSettings } from './shared/protocol';
 
 export const SECTION = 'featureMaps';
@@ -37,4 +41,51 @@ export function onDidChangeSettings(listener: () => void): vscode.Disposable {
   return vscode.workspace.onDidChangeConfiguration((event) => {
     if (event.affectsConfiguration(SECTION)) listener();
   });
+}
+
+/** The model-related settings: which model, and how images are prepared for it. */
+export interface ModelSettings {
+  /** `featureMaps.model` resolved to an absolute path; undefined = the bundled model. */
+  modelPath: string | undefined;
+  preprocessing: PreprocessMode | 'auto';
+  resize: ResizeMode;
+  labelsPath: string | undefined;
+}
+
+const PREPROCESS_MODES: readonly (PreprocessMode | 'auto')[] = ['auto', 'raw01', 'tf', 'caffe', 'torch', 'none'];
+const RESIZE_MODES: readonly ResizeMode[] = ['stretch', 'center-crop', 'letterbox'];
+
+export function readModelSettings(scope?: vscode.Uri): ModelSettings {
+  const config = vscode.workspace.getConfiguration(SECTION, scope);
+  const preprocessing = config.get<unknown>('preprocessing');
+  const resize = config.get<unknown>('resize');
+  return {
+    modelPath: resolveSettingPath(config.get<unknown>('model'), scope),
+    preprocessing: PREPROCESS_MODES.includes(preprocessing as PreprocessMode)
+      ? (preprocessing as PreprocessMode)
+      : 'auto',
+    resize: RESIZE_MODES.includes(resize as ResizeMode) ? (resize as ResizeMode) : 'stretch',
+    labelsPath: resolveSettingPath(config.get<unknown>('labels'), scope),
+  };
+}
+
+/** A path from a setting: absolute as it is, relative to the (image's) workspace folder, `~` to home. */
+export function resolveSettingPath(value: unknown, scope?: vscode.Uri): string | undefined {
+  if (typeof value !== 'string' || value.trim() === '') return undefined;
+  const raw = value.trim().replace(/^~(?=$|[\\/])/, os.homedir());
+  if (path.isAbsolute(raw)) return raw;
+  const folder = (scope && vscode.workspace.getWorkspaceFolder(scope)) ?? vscode.workspace.workspaceFolders?.[0];
+  return folder ? path.join(folder.uri.fsPath, raw) : path.resolve(raw);
+}
+
+/** Where "Select Model…" writes `featureMaps.model`: the workspace when one is open, else the user settings. */
+export async function saveModelSetting(modelPath: string | undefined): Promise<void> {
+  const folder = vscode.workspace.workspaceFolders?.[0];
+  let value = modelPath ?? '';
+  if (modelPath && folder) {
+    const relative = path.relative(folder.uri.fsPath, modelPath);
+    if (!relative.startsWith('..') && !path.isAbsolute(relative)) value = relative.split(path.sep).join('/');
+  }
+  const target = folder ? vscode.ConfigurationTarget.Workspace : vscode.ConfigurationTarget.Global;
+  await vscode.workspace.getConfiguration(SECTION).update('model', value, target);
 }

@@ -1,4 +1,5 @@
 import * as vscode from 'vscode';
+import { registerSelectModel } from './commands/selectModel';
 import { registerShowFeatureMaps } from './commands/showFeatureMaps';
 import { onDidChangeSettings } from './config';
 import { EngineClient } from './engine/client';
@@ -27,6 +28,7 @@ export function activate(context: vscode.ExtensionContext): FeatureMapsApi {
     { dispose: () => engine.dispose() },
     panels,
     registerShowFeatureMaps(panels),
+    registerSelectModel(),
     onDidChangeSettings(() => panels.settingsChanged()),
   );
 

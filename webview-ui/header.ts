@@ -15,7 +15,7 @@ export class Header {
   private readonly info: HTMLElement;
   private readonly model: HTMLElement;
 
-  constructor(onOpenSettings: () => void) {
+  constructor(onOpenSettings: () => void, onSelectModel: () => void) {
     this.canvas = h('canvas', { class: 'input-preview', role: 'img' });
     this.info = h('div', { class: 'header-info' });
     const settings = h(
@@ -24,13 +24,19 @@ export class Header {
       '⚙ Settings',
     );
     settings.addEventListener('click', onOpenSettings);
+    const selectModel = h(
+      'button',
+      { class: 'button secondary icon-text select-model', type: 'button', title: 'Choose another model' },
+      'Change Model…',
+    );
+    selectModel.addEventListener('click', onSelectModel);
     this.model = h('div', { class: 'header-model' });
     this.element = h(
       'header',
       { class: 'header' },
       this.canvas,
       this.info,
-      h('div', { class: 'header-side' }, this.model, settings),
+      h('div', { class: 'header-side' }, this.model, h('div', { class: 'header-buttons' }, selectModel, settings)),
     );
   }
 
@@ -64,11 +70,34 @@ export class Header {
     this.model.replaceChildren(
       h('div', { class: 'model-name', title: model.description }, model.name),
       h('div', { class: 'model-description', title: model.description }, model.description),
+      h('div', { class: 'model-preprocessing', title: 'featureMaps.preprocessing' }, `input: ${model.preprocessing}`),
       h(
         'div',
         { class: 'elapsed' },
         result.elapsedMs > 0 ? `forward pass ${formatMs(result.elapsedMs)}` : 'activations from cache',
       ),
     );
+    const predictions = result.predictions ?? [];
+    if (predictions.length > 0) {
+      this.info.append(
+        h(
+          'ol',
+          { class: 'predictions', 'aria-label': 'Top predictions' },
+          ...predictions.map((p) =>
+            h(
+              'li',
+              { class: 'prediction' },
+              h('span', { class: 'label' }, p.label),
+              h('span', { class: 'num' }, formatScore(p.score)),
+            ),
+          ),
+        ),
+      );
+    }
   }
+}
+
+/** A probability as a percentage; any other score (logits) as a plain number. */
+function formatScore(score: number): string {
+  return score >= 0 && score <= 1 ? `${(score * 100).toFixed(1)}%` : score.toFixed(2);
 }

@@ -30,7 +30,7 @@ const openSettings = (): void => post({ type: 'openSettings' });
 const app = document.getElementById('app') ?? document.body.appendChild(h('div', { id: 'app' }));
 const statusArea = h('div', { class: 'status-area' });
 const bannerArea = h('div', { class: 'banner-area' });
-const header = new Header(openSettings);
+const header = new Header(openSettings, () => post({ type: 'selectModel' }));
 const tree = new LayerTree({
   onSelect: (layer) => select(layer),
   onToggleGroup: (group, collapsed) => {

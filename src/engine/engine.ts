@@ -1,13 +1,14 @@
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
-import type { ExtractionResult, LayerData, LayerInfo } from '../shared/protocol';
+import type { ExtractionResult, LayerData, LayerInfo, Prediction } from '../shared/protocol';
 import { NotCachedError, UserFacingError, errorText } from './errors';
-import { decodeImage } from './image';
+import { decodeImage, type ResizeMode } from './image';
+import { readLabels, topK } from './labels';
 import { groupLayers, isSpatial, matchLayers } from './layers';
 import type { Activation, LoadedModel, ModelSource } from './model';
-import { modelSourceKey } from './model';
+import { findLabelsBeside, guessPreprocessing, resolveModelFile, type ModelFile, type ModelFormat } from './modelFiles';
 import { loadTfjsLayersModel } from './models/tfjsLayers';
-import { preprocess } from './preprocess';
+import { PREPROCESS_DESCRIPTIONS, preprocess, toGray, type PreprocessMode } from './preprocess';
 import { quantizeChannels } from './quantize';
 import { getTf } from './tf';
 
@@ -23,6 +24,12 @@ export interface ExtractRequest {
   model: ModelSource;
   /** The `featureMaps.layers` patterns, to mark which layers are listed. */
   layerPatterns: string[];
+  /** Preprocessing to use; `auto` (the default) picks what the model suggests. */
+  preprocessing?: PreprocessMode | 'auto';
+  /** How the image is fitted to the model's input size (default: stretch). */
+  resize?: ResizeMode;
+  /** A labels file (one class per line, or "index,name") for top-5 predictions; default: one beside the model. */
+  labelsPath?: string;
 }
 
 interface CachedActivations {
@@ -52,11 +59,13 @@ export class FeatureMapEngine {
     return (await getTf(this.options.assetsDir)).backend;
   }
 
-  loadModel(source: ModelSource): Promise<LoadedModel> {
-    const key = modelSourceKey(source);
+  async loadModel(source: ModelSource): Promise<LoadedModel> {
+    const file = source.kind === 'file' ? await resolveModelFile(source.path) : undefined;
+    // A rewritten checkpoint has a new modification time, hence a new key: it loads again.
+    const key = file ? `${file.path}@${file.mtimeMs}` : 'bundled:mobilenet_v2';
     let loading = this.models.get(key);
     if (!loading) {
-      loading = this.openModel(source);
+      loading = this.openModel(key, file);
       this.models.set(key, loading);
       // A failed load is not cached: the user may fix the file and try again.
       loading.catch(() => this.models.delete(key));
@@ -67,16 +76,24 @@ export class FeatureMapEngine {
   async extract(request: ExtractRequest): Promise<ExtractionResult> {
     const model = await this.loadModel(request.model);
     const stat = await statImage(request.imagePath);
-    const resultKey = `${model.key}|${request.imagePath}|${stat.mtimeMs}|${stat.size}`;
+    const chosen = this.choosePreprocessing(model, request);
+    const resize = request.resize ?? 'stretch';
+    const resultKey = `${model.key}|${chosen.mode}|${resize}|${request.imagePath}|${stat.mtimeMs}|${stat.size}`;
 
-    const { height, width } = model.inputSize;
-    const image = await decodeImage(request.imagePath, { width, height });
+    const { height, width, channels } = model.inputSize;
+    const image = await decodeImage(request.imagePath, { width, height, resize });
+    if (channels !== 1 && channels !== 3) {
+      throw new UserFacingError(
+        `The model takes ${channels}-channel input; only 1 (grayscale) and 3 (RGB) are supported.`,
+      );
+    }
     let elapsedMs = 0;
     if (!this.touch(resultKey)) {
       const started = performance.now();
       let activations: Map<string, Activation>;
       try {
-        activations = await model.run(preprocess(image.rgb, model.preprocessing));
+        const pixels = channels === 1 ? toGray(image.rgb) : image.rgb;
+        activations = await model.run(preprocess(pixels, chosen.mode, channels));
       } catch (error) {
         throw new UserFacingError(`The model failed to run on ${image.fileName}.`, errorText(error));
       }
@@ -94,9 +111,13 @@ export class FeatureMapEngine {
       spatial: isSpatial(layer.shape),
       matched: matched[i],
     }));
+    const labelsPath = request.labelsPath ?? (model.path ? await findLabelsBeside(model.path) : undefined);
     return {
       resultKey,
-      model: model.summary,
+      model: {
+        ...model.summary,
+        preprocessing: `${chosen.mode}: ${PREPROCESS_DESCRIPTIONS[chosen.mode]} (${chosen.why})`,
+      },
       input: {
         fileName: image.fileName,
         originalWidth: image.originalWidth,
@@ -108,7 +129,29 @@ export class FeatureMapEngine {
       },
       layers,
       elapsedMs,
+      predictions: labelsPath ? await this.predictions(resultKey, model, labelsPath) : undefined,
     };
+  }
+
+  private choosePreprocessing(model: LoadedModel, request: ExtractRequest): { mode: PreprocessMode; why: string } {
+    if (request.preprocessing && request.preprocessing !== 'auto') {
+      return { mode: request.preprocessing, why: 'set by featureMaps.preprocessing' };
+    }
+    return { mode: model.preprocessing, why: model.preprocessingReason ?? 'what this model was trained with' };
+  }
+
+  /** Top-5 of the model's last layer, when it is a vector with one score per label. */
+  private async predictions(
+    resultKey: string,
+    model: LoadedModel,
+    labelsPath: string,
+  ): Promise<Prediction[] | undefined> {
+    const head = model.layers.at(-1);
+    const scores = head && this.activation(resultKey, head.name);
+    if (!scores || scores.shape.length !== 1) return undefined;
+    const labels = await readLabels(labelsPath);
+    if (labels.length !== scores.data.length) return undefined;
+    return topK(scores.data, 5).map(({ index, score }) => ({ label: labels[index], score }));
   }
 
   /** The first `count` channels of one layer, quantised for drawing. */
@@ -136,17 +179,40 @@ export class FeatureMapEngine {
     this.models.clear();
   }
 
-  private async openModel(source: ModelSource): Promise<LoadedModel> {
+  private async openModel(key: string, file: ModelFile | undefined): Promise<LoadedModel> {
     const { tf } = await getTf(this.options.assetsDir);
-    if (source.kind === 'bundled') {
+    if (!file) {
       return loadTfjsLayersModel(tf, {
         modelJsonPath: path.join(this.options.assetsDir, 'models', 'mobilenet_v2', 'model.json'),
-        key: 'bundled:mobilenet_v2',
+        key,
         summary: BUNDLED_SUMMARY,
         preprocessing: 'raw01',
       });
     }
-    throw new UserFacingError(`Loading your own model (${path.basename(source.path)}) is not supported yet.`);
+    // A TF.js model is a folder: its name says more than "model.json".
+    const summary = {
+      name: file.format === 'tfjs' ? path.basename(path.dirname(file.path)) : path.basename(file.path),
+      description: `${FORMAT_NAMES[file.format]}: ${file.path}`,
+      path: file.path,
+    };
+    const options = { key, summary, preprocessing: 'raw01' as PreprocessMode };
+    let model: LoadedModel;
+    switch (file.format) {
+      case 'tfjs':
+        model = await loadTfjsLayersModel(tf, { ...options, modelJsonPath: file.path });
+        break;
+      case 'keras':
+      case 'onnx':
+        throw new UserFacingError(
+          `${FORMAT_NAMES[file.format]} models (${path.basename(file.path)}) are not supported yet.`,
+        );
+    }
+    const guess = guessPreprocessing(file.format, model.layers, model.inputName);
+    return Object.assign(model, {
+      preprocessing: guess.mode,
+      preprocessingReason: `auto: ${guess.why}`,
+      path: file.path,
+    });
   }
 
   private touch(key: string): CachedActivations | undefined {
@@ -169,6 +235,12 @@ export class FeatureMapEngine {
     }
   }
 }
+
+const FORMAT_NAMES: Record<ModelFormat, string> = {
+  tfjs: 'TF.js model',
+  keras: 'Keras model',
+  onnx: 'ONNX model',
+};
 
 export const BUNDLED_SUMMARY = {
   name: 'MobileNetV2 (bundled)',

@@ -8,14 +8,23 @@ export interface Activation {
   data: Float32Array;
 }
 
+/** How a model presents itself; the engine adds the preprocessing it chose. */
+export type ModelIdentity = Omit<ModelSummary, 'inputShape' | 'preprocessing'>;
+
 /** A model ready to run: what it expects, what it has, and one forward pass. */
 export interface LoadedModel {
   /** Stable identity for caches: the model file and its modification time. */
   readonly key: string;
-  readonly summary: ModelSummary;
+  readonly summary: Omit<ModelSummary, 'preprocessing'>;
   /** Input height, width, channels. */
   readonly inputSize: { height: number; width: number; channels: number };
+  /** The preprocessing this model expects unless the user says otherwise, and why we think so. */
   readonly preprocessing: PreprocessMode;
+  readonly preprocessingReason?: string;
+  /** The model file, for finding labels beside it (absent for the bundled model). */
+  readonly path?: string;
+  /** The name of the image input, where the format has one (ONNX). */
+  readonly inputName?: string;
   /** Every layer in model order (topological), except the input. */
   readonly layers: LayerMeta[];
   /** One forward pass that returns every layer's activations. */
@@ -23,9 +32,5 @@ export interface LoadedModel {
   dispose(): void;
 }
 
-/** Where a model comes from. Only the bundled model exists so far; user files come next. */
+/** Where a model comes from: the bundled MobileNetV2 or a file of the user's. */
 export type ModelSource = { kind: 'bundled' } | { kind: 'file'; path: string };
-
-export function modelSourceKey(source: ModelSource): string {
-  return source.kind === 'bundled' ? 'bundled' : `file:${source.path}`;
-}

@@ -12,8 +12,29 @@ const CAFFE_MEAN_BGR = [103.939, 116.779, 123.68].map(Math.fround);
 const TORCH_MEAN = [0.485, 0.456, 0.406];
 const TORCH_STD = [0.229, 0.224, 0.225];
 
-/** 8-bit RGB (H×W×3, row-major) → float32 NHWC model input, in float32 arithmetic like Keras. */
-export function preprocess(rgb: Uint8Array, mode: PreprocessMode): Float32Array {
+export const PREPROCESS_DESCRIPTIONS: Record<PreprocessMode, string> = {
+  raw01: 'x / 255',
+  tf: 'x / 127.5 − 1',
+  caffe: 'BGR minus the ImageNet mean',
+  torch: 'x / 255, ImageNet mean/std',
+  none: '0–255 as they are',
+};
+
+/** 8-bit RGB (H×W×3) → luma (H×W×1), as PIL's convert('L') does: the input of grayscale models. */
+export function toGray(rgb: Uint8Array): Uint8Array {
+  const gray = new Uint8Array(rgb.length / 3);
+  for (let i = 0, j = 0; j < gray.length; i += 3, j++) {
+    gray[j] = Math.round((rgb[i] * 299 + rgb[i + 1] * 587 + rgb[i + 2] * 114) / 1000);
+  }
+  return gray;
+}
+
+/**
+ * 8-bit pixels (H×W×3 RGB, or H×W×1 gray) → float32 NHWC model input, in float32
+ * arithmetic like Keras. For one channel, `caffe` and `torch` use the green channel's statistics.
+ */
+export function preprocess(rgb: Uint8Array, mode: PreprocessMode, channels: 1 | 3 = 3): Float32Array {
+  if (channels === 1) return preprocessGray(rgb, mode);
   const out = new Float32Array(rgb.length);
   const f = Math.fround;
   switch (mode) {
@@ -39,6 +60,32 @@ export function preprocess(rgb: Uint8Array, mode: PreprocessMode): Float32Array 
     case 'none':
       out.set(rgb);
       break;
+  }
+  return out;
+}
+
+function preprocessGray(gray: Uint8Array, mode: PreprocessMode): Float32Array {
+  const f = Math.fround;
+  const out = new Float32Array(gray.length);
+  for (let i = 0; i < gray.length; i++) {
+    const v = gray[i];
+    switch (mode) {
+      case 'raw01':
+        out[i] = v / 255;
+        break;
+      case 'tf':
+        out[i] = f(f(v / f(127.5)) - 1);
+        break;
+      case 'caffe':
+        out[i] = f(v - CAFFE_MEAN_BGR[1]);
+        break;
+      case 'torch':
+        out[i] = f(f(f(v / 255) - f(TORCH_MEAN[1])) / f(TORCH_STD[1]));
+        break;
+      case 'none':
+        out[i] = v;
+        break;
+    }
   }
   return out;
 }

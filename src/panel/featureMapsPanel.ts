@@ -1,10 +1,10 @@
 import * as path from 'node:path';
 import * as vscode from 'vscode';
-import { readSettings, SECTION } from '../config';
+import { readModelSettings, readSettings, SECTION, type ModelSettings } from '../config';
 import type { EngineClient } from '../engine/client';
 import { CancelledError, NotCachedError, UserFacingError, errorText } from '../engine/errors';
+import { SELECT_MODEL_COMMAND } from '../commands/selectModel';
 import { matchLayers } from '../engine/layers';
-import type { ModelSource } from '../engine/model';
 import {
   isFromWebview,
   type ExtractionResult,
@@ -42,6 +42,7 @@ export class FeatureMapsPanel extends Disposable {
   private lastResult: ExtractionResult | undefined;
   private imageUri: vscode.Uri | undefined;
   private settings: ViewSettings = readSettings();
+  private modelSettings: ModelSettings = readModelSettings();
   private job: AbortController | undefined;
   private ready = false;
   private readyWatch: ReturnType<typeof setTimeout> | undefined;
@@ -143,17 +144,24 @@ export class FeatureMapsPanel extends Disposable {
   /** Shows the feature maps of `imageUri`, replacing whatever the panel showed. */
   show(imageUri: vscode.Uri): Promise<void> {
     this.imageUri = imageUri;
+    this.modelSettings = readModelSettings(imageUri);
     const fileName = path.basename(imageUri.fsPath);
     this.panel.title = `Feature Maps: ${fileName}`;
     this.postIdentity();
     return this.extract({ progress: true });
   }
 
-  /** Settings changed: redraw, and mark again which layers the tree lists. */
+  /** Settings changed: redraw, mark again which layers the tree lists, or run the new model. */
   updateSettings(): void {
     this.settings = readSettings(this.imageUri);
     this.post({ type: 'settings', settings: this.settings });
-    if (this.state?.kind === 'result') this.setState({ kind: 'result', result: this.withMatches(this.state.result) });
+    const previousModel = this.modelSettings;
+    this.modelSettings = readModelSettings(this.imageUri);
+    if (this.imageUri && JSON.stringify(previousModel) !== JSON.stringify(this.modelSettings)) {
+      void this.extract({ progress: true });
+    } else if (this.state?.kind === 'result') {
+      this.setState({ kind: 'result', result: this.withMatches(this.state.result) });
+    }
   }
 
   /** Marks the layers the `featureMaps.layers` setting lists; cheap, so no trip to the worker. */
@@ -191,8 +199,16 @@ export class FeatureMapsPanel extends Disposable {
     const run = async (): Promise<void> => {
       const started = Date.now();
       try {
+        const { modelPath, preprocessing, resize, labelsPath } = this.modelSettings;
         const result = await this.engine.extract(
-          { imagePath: imageUri.fsPath, model: this.modelSource(), layerPatterns: [] },
+          {
+            imagePath: imageUri.fsPath,
+            model: modelPath ? { kind: 'file', path: modelPath } : { kind: 'bundled' },
+            layerPatterns: [],
+            preprocessing,
+            resize,
+            labelsPath,
+          },
           job.signal,
         );
         if (job.signal.aborted) return;
@@ -241,10 +257,6 @@ export class FeatureMapsPanel extends Disposable {
         }
       },
     );
-  }
-
-  private modelSource(): ModelSource {
-    return { kind: 'bundled' };
   }
 
   private setState(state: PanelState): void {
@@ -301,6 +313,9 @@ export class FeatureMapsPanel extends Disposable {
         return;
       case 'retry':
         if (this.imageUri) await this.extract({ progress: true });
+        return;
+      case 'selectModel':
+        await vscode.commands.executeCommand(SELECT_MODEL_COMMAND);
         return;
       default: {
         const unexpected: never = message;

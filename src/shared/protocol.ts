@@ -46,6 +46,17 @@ export interface ModelSummary {
   description: string;
   /** Input size as H×W×C. */
   inputShape: [number, number, number];
+  /** How pixels were turned into model input, and why, e.g. "caffe: BGR minus ImageNet mean (Keras VGG layer names)". */
+  preprocessing: string;
+  /** The model file, absent for the bundled model. */
+  path?: string;
+}
+
+/** One of the model's top classes for the image, when it has a classifier head and labels. */
+export interface Prediction {
+  label: string;
+  /** The head's output for this class (a probability when the head ends in softmax). */
+  score: number;
 }
 
 /** The image as the model saw it, after decode and resize: RGBA, H×W. */
@@ -69,6 +80,8 @@ export interface ExtractionResult {
   layers: LayerInfo[];
   /** Milliseconds spent in the forward pass (0 when it came from the cache). */
   elapsedMs: number;
+  /** Top-5 classes, when the model has a classifier head and labels were found. */
+  predictions?: Prediction[];
 }
 
 /** One layer's first channels, quantised to 8 bits per value with per-channel min/max. */
@@ -103,6 +116,7 @@ export type FromWebview =
   | { type: 'requestLayer'; requestId: number; resultKey: string; layer: string; count: number }
   | { type: 'layerSelected'; layer: string }
   | { type: 'openSettings' }
+  | { type: 'selectModel' }
   | { type: 'retry' };
 
 /** What the host needs to rebuild a panel after a reload (kept in webview state). */
@@ -118,6 +132,7 @@ export function isFromWebview(value: unknown): value is FromWebview {
   switch (m.type) {
     case 'ready':
     case 'openSettings':
+    case 'selectModel':
     case 'retry':
       return true;
     case 'layerSelected':

@@ -98,6 +98,11 @@ function makeWorkspace() {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fm-workspace-'));
   for (const name of FIXTURES) fs.copyFileSync(path.join(fixturesDir, name), path.join(dir, name));
   fs.writeFileSync(path.join(dir, 'notes.txt'), 'Not an image: the Feature Maps menu item must not show here.\n');
+  // A user's own model in the workspace, as "Select Model…" finds it.
+  const models = path.resolve(fixturesDir, '..', 'models');
+  fs.cpSync(path.join(models, 'darknet-tiny-imagenet.tfjs'), path.join(dir, 'models', 'darknet-tiny-imagenet.tfjs'), {
+    recursive: true,
+  });
   cleanups.push(() => fs.rmSync(dir, { recursive: true, force: true }));
   return dir;
 }

@@ -2,10 +2,9 @@ import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import type * as tfc from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
-import type { ModelSummary } from '../../shared/protocol';
 import { UserFacingError, errorText } from '../errors';
 import type { LayerMeta } from '../layers';
-import type { Activation, LoadedModel } from '../model';
+import type { Activation, LoadedModel, ModelIdentity } from '../model';
 import type { PreprocessMode } from '../preprocess';
 import type { Tf } from '../tf';
 
@@ -57,7 +56,7 @@ function fileHandler(modelJsonPath: string): tfc.io.IOHandler {
 export interface TfjsLayersOptions {
   modelJsonPath: string;
   key: string;
-  summary: Omit<ModelSummary, 'inputShape'>;
+  summary: ModelIdentity;
   preprocessing: PreprocessMode;
 }
 

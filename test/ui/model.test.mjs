@@ -1,0 +1,51 @@
+// A person picks their own model with "Feature Maps: Select Model…" and looks at an image with it.
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { ctx } from '../vscode/context.mjs';
+import { clickContextMenuItem, runCommand, screenshot, webviewFrame } from '../vscode/harness.mjs';
+
+const TIMEOUT = 60_000;
+
+describe('Your own model, picked with Select Model…', () => {
+  after(() => fs.rmSync(path.join(ctx.workspace, '.vscode'), { recursive: true, force: true }));
+
+  it('lists the workspace model, and the panel shows its layers, grid and top-5', async () => {
+    await ctx.reload();
+    await runCommand(ctx.page, 'Feature Maps: Select Model…');
+    const item = ctx.page.locator('.quick-input-list .monaco-list-row', { hasText: 'darknet-tiny-imagenet.tfjs' });
+    await item.first().waitFor({ timeout: 20_000 });
+    await screenshot(ctx.page, 'select-model-quick-pick');
+    await item.first().click();
+
+    // The choice lands in the workspace settings, as a path relative to the folder.
+    const file = path.join(ctx.workspace, '.vscode', 'settings.json');
+    const deadline = Date.now() + 10_000;
+    let model;
+    while (Date.now() < deadline && model === undefined) {
+      if (fs.existsSync(file)) model = JSON.parse(fs.readFileSync(file, 'utf8'))['featureMaps.model'];
+      else await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    assert.equal(model, 'models/darknet-tiny-imagenet.tfjs/model.json');
+
+    await clickContextMenuItem(ctx.page, 'chelsea.png', 'Show Feature Maps');
+    const frame = webviewFrame(ctx.page);
+    await frame.locator('body[data-state="ready"]').waitFor({ timeout: TIMEOUT });
+    assert.equal(await frame.locator('.model-name').innerText(), 'darknet-tiny-imagenet.tfjs');
+    assert.match(await frame.locator('.model-preprocessing').innerText(), /raw01/);
+    assert.equal(await frame.locator('.layer-row[data-layer="conv2d_1"]').count(), 1, 'Darknet layers in the tree');
+    const top5 = await frame.locator('.prediction .label').allInnerTexts();
+    assert.equal(top5.length, 5);
+    assert.ok(
+      top5.some((label) => /cat|tabby/i.test(label)),
+      top5.join(', '),
+    );
+    const painted = await frame
+      .locator('.channel-grid .tile canvas')
+      .evaluateAll(
+        (canvases) => canvases.filter((c) => c.getContext('2d').getImageData(0, 0, 1, 1).data[3] === 255).length,
+      );
+    assert.ok(painted > 0, 'the grid is drawn');
+    await screenshot(ctx.page, 'panel-own-model-darknet');
+  });
+});

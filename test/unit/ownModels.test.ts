@@ -1,0 +1,99 @@
+import * as assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { FeatureMapEngine } from '../../src/engine/engine';
+import { UserFacingError } from '../../src/engine/errors';
+import { DIST, image, shared, tempDir } from './fixtures';
+
+const darknet = () => shared('fixtures', 'models', 'darknet-tiny-imagenet.tfjs', 'model.json');
+
+/** Class names of the labels file that contain `word` (so the check follows the file, not indices). */
+function labelsWith(labelsFile: string, word: RegExp): Set<string> {
+  return new Set(
+    fs
+      .readFileSync(labelsFile, 'utf8')
+      .split('\n')
+      .map((l) => l.trim())
+      .filter((l) => word.test(l)),
+  );
+}
+
+describe('your own model: TF.js LayersModel (Darknet Tiny, ImageNet)', () => {
+  let engine: FeatureMapEngine;
+  before(() => {
+    engine = new FeatureMapEngine({ assetsDir: DIST });
+  });
+  after(() => engine.dispose());
+
+  it('loads shards named without an extension and lists its layers', async () => {
+    const result = await engine.extract({
+      imagePath: image('chelsea.png'),
+      model: { kind: 'file', path: darknet() },
+      layerPatterns: [],
+    });
+    assert.equal(result.model.name, 'darknet-tiny-imagenet.tfjs');
+    assert.deepEqual(result.model.inputShape, [224, 224, 3]);
+    assert.match(result.model.preprocessing, /^raw01/);
+    assert.equal(result.layers.filter((l) => l.op === 'Conv2D').length, 16);
+    assert.equal(result.layers.filter((l) => l.op === 'BatchNormalization').length, 15);
+  });
+
+  it('puts a cat in the top 5 for chelsea.png and a cup or espresso for coffee.png, from labels.txt beside it', async () => {
+    const labels = path.join(path.dirname(darknet()), 'labels.txt');
+    const expected: [string, RegExp][] = [
+      ['chelsea.png', /\b(cat|tabby)\b/i],
+      ['coffee.png', /\b(cup|espresso|coffee)/i],
+    ];
+    for (const [name, word] of expected) {
+      const result = await engine.extract({
+        imagePath: image(name),
+        model: { kind: 'file', path: darknet() },
+        layerPatterns: [],
+      });
+      const top5 = result.predictions?.map((p) => p.label) ?? [];
+      assert.equal(top5.length, 5, `${name}: top-5 shown`);
+      const wanted = labelsWith(labels, word);
+      assert.ok(
+        top5.some((l) => wanted.has(l)),
+        `${name}: top 5 were ${top5.join(', ')}`,
+      );
+    }
+  });
+
+  it('uses the preprocessing the user set instead of its guess, as a separate result', async () => {
+    const auto = await engine.extract({
+      imagePath: image('coffee.png'),
+      model: { kind: 'file', path: darknet() },
+      layerPatterns: [],
+    });
+    const tf = await engine.extract({
+      imagePath: image('coffee.png'),
+      model: { kind: 'file', path: darknet() },
+      layerPatterns: [],
+      preprocessing: 'tf',
+    });
+    assert.notEqual(tf.resultKey, auto.resultKey);
+    assert.match(tf.model.preprocessing, /^tf: .*set by featureMaps\.preprocessing/);
+  });
+
+  it('names the file when a model cannot be read', async () => {
+    const dir = tempDir();
+    fs.mkdirSync(path.join(dir, 'broken'));
+    fs.writeFileSync(path.join(dir, 'broken', 'model.json'), 'not json');
+    fs.writeFileSync(path.join(dir, 'weights.pt'), 'a PyTorch file');
+    fs.mkdirSync(path.join(dir, 'empty'));
+    const cases: [string, RegExp][] = [
+      [path.join(dir, 'broken', 'model.json'), /model\.json is not a readable TF\.js model\.json/],
+      [path.join(dir, 'missing.onnx'), /missing\.onnx does not exist/],
+      [path.join(dir, 'weights.pt'), /weights\.pt is not a model file this extension reads/],
+      [path.join(dir, 'empty'), /empty is a folder without a model\.json/],
+    ];
+    for (const [file, message] of cases) {
+      await assert.rejects(
+        engine.extract({ imagePath: image('coffee.png'), model: { kind: 'file', path: file }, layerPatterns: [] }),
+        (e: unknown) => e instanceof UserFacingError && message.test(e.message),
+        file,
+      );
+    }
+  });
+});
