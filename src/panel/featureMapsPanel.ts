@@ -30,6 +30,8 @@ export interface PanelSnapshot {
   error?: string;
   settings: ViewSettings;
   layersShown?: number;
+  /** The model of the last result shown. */
+  model?: string;
 }
 
 /**
@@ -134,6 +136,7 @@ export class FeatureMapsPanel extends Disposable {
       error: this.state?.kind === 'error' ? this.state.message : undefined,
       settings: this.settings,
       layersShown: this.state?.kind === 'result' ? this.state.result.layers.filter((l) => l.matched).length : undefined,
+      model: this.lastResult?.model.name,
     };
   }
 

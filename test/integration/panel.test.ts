@@ -89,6 +89,37 @@ describe('the Feature Maps panel', () => {
     assert.equal(shown, 10, 'Conv1 and the nine block_1 layers with maps');
   });
 
+  it('runs the model the user picks with "Use as Feature Map Model", then goes back to the bundled one', async () => {
+    await vscode.commands.executeCommand('featureMaps.show', workspaceFile('coffee.png'));
+    await vscode.commands.executeCommand(
+      'featureMaps.useAsModel',
+      workspaceFile('models/darknet-tiny-imagenet.tfjs/model.json'),
+    );
+    assert.equal(config().get('model'), 'models/darknet-tiny-imagenet.tfjs/model.json');
+    await until(
+      () => api.panel()?.model,
+      (m) => m === 'darknet-tiny-imagenet.tfjs',
+      'the panel to run Darknet',
+    );
+    assert.equal(api.panel()?.state, 'result');
+
+    await config().update('model', 'models/missing.onnx', vscode.ConfigurationTarget.Workspace);
+    const failed = await until(
+      () => api.panel(),
+      (p) => p?.state === 'error',
+      'a message about the missing model',
+    );
+    assert.match(failed?.error ?? '', /missing\.onnx does not exist/);
+    assert.equal(failed?.model, 'darknet-tiny-imagenet.tfjs', 'the last good result is kept');
+
+    await config().update('model', undefined, vscode.ConfigurationTarget.Workspace);
+    await until(
+      () => api.panel()?.model,
+      (m) => m === 'MobileNetV2 (bundled)',
+      'the bundled model again',
+    );
+  });
+
   it('shows a clear message for a damaged image, never a blank panel', async () => {
     await vscode.commands.executeCommand('featureMaps.show', workspaceFile('truncated.jpg'));
     const panel = api.panel();
