@@ -77,7 +77,9 @@ if (!production) {
     platform: 'node',
     format: 'cjs',
     target: 'node20',
-    external: nodeExternal,
+    // Mocha loads every test file into one process: they must share one TensorFlow.js
+    // (its kernel registry is global), so it comes from node_modules, not from each bundle.
+    external: [...nodeExternal, '@tensorflow/*'],
   });
 }
 

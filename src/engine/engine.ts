@@ -7,6 +7,7 @@ import { readLabels, topK } from './labels';
 import { groupLayers, isSpatial, matchLayers } from './layers';
 import type { Activation, LoadedModel, ModelSource } from './model';
 import { findLabelsBeside, guessPreprocessing, resolveModelFile, type ModelFile, type ModelFormat } from './modelFiles';
+import { loadOnnxModel } from './models/onnx';
 import { loadTfjsLayersModel } from './models/tfjsLayers';
 import { PREPROCESS_DESCRIPTIONS, preprocess, toGray, type PreprocessMode } from './preprocess';
 import { quantizeChannels } from './quantize';
@@ -148,7 +149,9 @@ export class FeatureMapEngine {
   ): Promise<Prediction[] | undefined> {
     const head = model.layers.at(-1);
     const scores = head && this.activation(resultKey, head.name);
-    if (!scores || scores.shape.length !== 1) return undefined;
+    // A vector, or a 1×1×N map (a convolutional head, as in SqueezeNet).
+    const isVector = scores && scores.shape.slice(0, -1).every((d) => d === 1);
+    if (!scores || !isVector) return undefined;
     const labels = await readLabels(labelsPath);
     if (labels.length !== scores.data.length) return undefined;
     return topK(scores.data, 5).map(({ index, score }) => ({ label: labels[index], score }));
@@ -201,11 +204,11 @@ export class FeatureMapEngine {
       case 'tfjs':
         model = await loadTfjsLayersModel(tf, { ...options, modelJsonPath: file.path });
         break;
-      case 'keras':
       case 'onnx':
-        throw new UserFacingError(
-          `${FORMAT_NAMES[file.format]} models (${path.basename(file.path)}) are not supported yet.`,
-        );
+        model = await loadOnnxModel({ ...options, modelPath: file.path });
+        break;
+      case 'keras':
+        throw new UserFacingError(`Keras models (${path.basename(file.path)}) are not supported yet.`);
     }
     const guess = guessPreprocessing(file.format, model.layers, model.inputName);
     return Object.assign(model, {

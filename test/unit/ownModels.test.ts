@@ -97,3 +97,37 @@ describe('your own model: TF.js LayersModel (Darknet Tiny, ImageNet)', () => {
     }
   });
 });
+
+describe('your own model: ONNX (SqueezeNet fp16, ImageNet)', () => {
+  let engine: FeatureMapEngine;
+  const squeezenet = () => shared('fixtures', 'models', 'squeezenet-imagenet.onnx', 'SqueezeNet_fp16.onnx');
+  before(() => {
+    engine = new FeatureMapEngine({ assetsDir: DIST });
+  });
+  after(() => engine.dispose());
+
+  it('guesses Caffe preprocessing and finds <model>.labels.txt: a cat for chelsea.png, espresso or a cup for coffee.png', async () => {
+    const labels = path.join(path.dirname(squeezenet()), 'SqueezeNet_fp16.labels.txt');
+    for (const [name, word] of [
+      ['chelsea.png', /\b(cat|tabby)\b/i],
+      ['coffee.png', /\b(cup|espresso|coffee)/i],
+    ] as const) {
+      const result = await engine.extract({
+        imagePath: image(name),
+        model: { kind: 'file', path: squeezenet() },
+        layerPatterns: [],
+      });
+      assert.match(result.model.preprocessing, /^caffe: .*data_0/);
+      const top5 = result.predictions?.map((p) => p.label) ?? [];
+      const wanted = [...labelsWith(labels, word)].map((line) => line.replace(/^\d+,/, '').trim());
+      assert.ok(
+        top5.some((l) => wanted.includes(l)),
+        `${name}: top 5 were ${top5.join(', ')}`,
+      );
+      assert.ok(
+        result.layers.some((l) => l.spatial && l.op === 'Conv'),
+        'convolutions have maps',
+      );
+    }
+  });
+});

@@ -178,16 +178,19 @@ function checkInstalledExtension(extensionsDir) {
   if (!fs.existsSync(path.join(dir, 'dist', 'extension.js'))) problems.push('dist/extension.js is missing');
   if (fs.existsSync(path.join(dir, 'dist', 'test'))) problems.push('dist/test/ was shipped');
   const deps = JSON.parse(fs.readFileSync(path.join(extensionPath, 'package.json'), 'utf8')).dependencies ?? {};
-  if ('sharp' in deps) {
+  // Native addons: requiring them loads their platform binaries (onnxruntime-node's at require time).
+  for (const addon of ['sharp', 'onnxruntime-node'].filter((name) => name in deps)) {
     try {
-      execFileSync(process.execPath, ['-e', 'require(process.argv[1])', path.join(dir, 'node_modules', 'sharp')], {
+      execFileSync(process.execPath, ['-e', 'require(process.argv[1])', path.join(dir, 'node_modules', addon)], {
         stdio: 'pipe',
       });
     } catch (error) {
-      problems.push(`sharp does not load from the installed extension: ${String(error.stderr).trim().split('\n')[0]}`);
+      problems.push(
+        `${addon} does not load from the installed extension: ${String(error.stderr).trim().split('\n')[0]}`,
+      );
     }
   }
-  const label = 'the installed .vsix has dist/extension.js, no dist/test/, and a loadable sharp';
+  const label = 'the installed .vsix has dist/extension.js, no dist/test/, and loadable sharp and onnxruntime-node';
   if (problems.length) {
     console.log(`  ✗ ${label}\n    ${problems.join('\n    ')}`);
     totals.failed += 1;

@@ -1,0 +1,450 @@
+import * as fs from 'node:fs/promises';
+import * as path from 'node:path';
+import { onnx } from 'onnx-proto';
+import type * as ort from 'onnxruntime-node';
+import { UserFacingError, errorText } from '../errors';
+import type { LayerMeta } from '../layers';
+import type { Activation, LoadedModel, ModelIdentity } from '../model';
+import type { PreprocessMode } from '../preprocess';
+
+export interface OnnxOptions {
+  modelPath: string;
+  key: string;
+  summary: ModelIdentity;
+  preprocessing: PreprocessMode;
+  /** Input height and width for models whose H/W are symbolic (default 224×224). */
+  inputSize?: { height: number; width: number };
+}
+
+type Layout = 'NCHW' | 'NHWC';
+
+interface ImageInput {
+  name: string;
+  layout: Layout;
+  height: number;
+  width: number;
+  channels: number;
+  type: 'float32' | 'float16';
+}
+
+/** A node output that becomes a layer. */
+interface TappedOutput {
+  tensor: string;
+  layer: string;
+  op: string;
+  /** Layout of the tensor when it is 4-D: decides how it becomes H×W×C. */
+  layout: Layout;
+}
+
+const DEFAULT_SIZE = 224;
+
+// TensorProto.DataType values.
+const ELEM_FLOAT = 1;
+const ELEM_FLOAT16 = 10;
+const DATA_LOCATION_EXTERNAL = 1;
+
+/** Ops whose output depends only on their input's shape: bookkeeping, not feature maps. */
+const SHAPE_ONLY_OPS = new Set(['Shape', 'Size', 'EyeLike', 'RandomNormalLike', 'RandomUniformLike']);
+/** Ops whose extra outputs are masks, indices or running statistics. */
+const FIRST_OUTPUT_ONLY_OPS = new Set(['Dropout', 'MaxPool', 'BatchNormalization']);
+/** Ops that produce channel-first tensors whatever their input's layout (ONNX defines them on NCHW). */
+const CHANNEL_FIRST_OPS = new Set([
+  'Conv',
+  'ConvTranspose',
+  'ConvInteger',
+  'QLinearConv',
+  'MaxPool',
+  'AveragePool',
+  'LpPool',
+  'GlobalAveragePool',
+  'GlobalMaxPool',
+  'GlobalLpPool',
+  'BatchNormalization',
+  'InstanceNormalization',
+  'LRN',
+  'DepthToSpace',
+  'SpaceToDepth',
+  'MaxUnpool',
+  'MaxRoiPool',
+]);
+const FLOAT_TYPES = new Set<string>(['float32', 'float16', 'float64']);
+
+/**
+ * Loads an ONNX model with onnxruntime-node so that one forward pass returns every
+ * node's output. The file is never modified: the extra graph outputs are added to a
+ * copy in memory.
+ */
+export async function loadOnnxModel(options: OnnxOptions): Promise<LoadedModel> {
+  const fileName = path.basename(options.modelPath);
+  let bytes: Buffer;
+  try {
+    bytes = await fs.readFile(options.modelPath);
+  } catch (error) {
+    throw new UserFacingError(`Cannot read ${fileName}.`, errorText(error));
+  }
+  const graph = decodeGraph(bytes, fileName);
+  const input = findImageInput(graph, fileName, options.inputSize);
+  const candidates = featureMapCandidates(graph, input);
+
+  const runtime = requireOrt();
+  let session: ort.InferenceSession;
+  try {
+    session = await runtime.InferenceSession.create(withExtraOutputs(bytes, graph, candidates), {
+      logSeverityLevel: 3,
+      // Weights stored beside the model are looked up relative to the model, not the working directory.
+      ...(hasExternalData(graph)
+        ? { extra: { session: { model_external_initializers_file_folder_path: path.dirname(options.modelPath) } } }
+        : {}),
+    });
+  } catch (error) {
+    throw new UserFacingError(
+      `ONNX Runtime cannot load ${fileName}${ortRefusalReason(errorText(error))}.`,
+      errorText(error),
+    );
+  }
+
+  try {
+    return await wrapSession(runtime, session, input, candidates, options, fileName);
+  } catch (error) {
+    void session.release();
+    throw error;
+  }
+}
+
+/** The usual reasons ORT refuses a model, in a few words (its full text goes in the detail). */
+function ortRefusalReason(ortMessage: string): string {
+  const unknownOp = /No Op registered for (\S+)/.exec(ortMessage);
+  if (unknownOp) return `: it uses the operator ${unknownOp[1]}, which ONNX Runtime does not have`;
+  if (/Unsupported model IR version|Opset \d+ is under development/.test(ortMessage)) {
+    return ': the model is newer than this ONNX Runtime supports';
+  }
+  return '';
+}
+
+function requireOrt(): typeof ort {
+  try {
+    // Loaded on first use: the native addon costs time, and may be missing on some platforms.
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    return require('onnxruntime-node') as typeof ort;
+  } catch (error) {
+    throw new UserFacingError(
+      `ONNX Runtime is not available on this platform (${process.platform}-${process.arch}).`,
+      errorText(error),
+    );
+  }
+}
+
+function decodeGraph(bytes: Uint8Array, fileName: string): onnx.IGraphProto {
+  if (bytes.length === 0) throw new UserFacingError(`${fileName} is empty (0 bytes).`);
+  let model: onnx.ModelProto;
+  try {
+    model = onnx.ModelProto.decode(bytes);
+  } catch (error) {
+    throw new UserFacingError(`${fileName} is not an ONNX model, or the file is damaged.`, errorText(error));
+  }
+  // Many non-ONNX files happen to decode as a protobuf with unknown fields only.
+  if (!model.graph?.node?.length) {
+    throw new UserFacingError(`${fileName} is not an ONNX model, or the file is damaged (it has no graph).`);
+  }
+  return model.graph;
+}
+
+function findImageInput(graph: onnx.IGraphProto, fileName: string, inputSize: OnnxOptions['inputSize']): ImageInput {
+  // Older models also list their weights as inputs.
+  const initializers = new Set((graph.initializer ?? []).map((t) => t.name ?? ''));
+  const inputs = (graph.input ?? []).filter((i) => !initializers.has(i.name ?? ''));
+  if (inputs.length !== 1) {
+    throw new UserFacingError(
+      `${fileName} must take one image input; it takes ${inputs.length} (${inputs.map((i) => i.name).join(', ')}).`,
+    );
+  }
+  const [input] = inputs;
+  const tensorType = input.type?.tensorType;
+  const dims = (tensorType?.shape?.dim ?? []).map((d) => (d.dimValue ? Number(d.dimValue) : undefined));
+  const shapeText = `[${dims.map((d, i) => d ?? (tensorType?.shape?.dim?.[i].dimParam || '?')).join(', ')}]`;
+  if (dims.length !== 4) {
+    throw new UserFacingError(
+      `${fileName} must take an image input of rank 4 (N,C,H,W or N,H,W,C); its input "${input.name}" has shape ${shapeText}.`,
+    );
+  }
+  const type =
+    tensorType?.elemType === ELEM_FLOAT ? 'float32' : tensorType?.elemType === ELEM_FLOAT16 ? 'float16' : undefined;
+  if (!type) {
+    throw new UserFacingError(
+      `${fileName} takes ${onnx.TensorProto.DataType[tensorType?.elemType ?? 0] ?? 'unknown'} input; only float32 and float16 image inputs are supported.`,
+    );
+  }
+  const isChannelCount = (d: number | undefined) => d === 1 || d === 3;
+  // Channels-first is ONNX's own convention: it wins when both readings fit.
+  const layout: Layout | undefined = isChannelCount(dims[1]) ? 'NCHW' : isChannelCount(dims[3]) ? 'NHWC' : undefined;
+  if (!layout) {
+    throw new UserFacingError(
+      `${fileName}'s input "${input.name}" ${shapeText} is not an image with 1 or 3 channels (N,C,H,W or N,H,W,C).`,
+    );
+  }
+  const [channels, height, width] = layout === 'NCHW' ? [dims[1], dims[2], dims[3]] : [dims[3], dims[1], dims[2]];
+  return {
+    name: input.name ?? '',
+    layout,
+    channels: channels ?? 3,
+    height: height ?? inputSize?.height ?? DEFAULT_SIZE,
+    width: width ?? inputSize?.width ?? DEFAULT_SIZE,
+    type,
+  };
+}
+
+/**
+ * The outputs of every node that carry data computed from the image, in graph
+ * (topological) order, with the layout of each. Weights, constants and shape
+ * arithmetic are left out.
+ */
+function featureMapCandidates(graph: onnx.IGraphProto, input: ImageInput): TappedOutput[] {
+  const layoutOf = new Map<string, Layout>([[input.name, input.layout]]);
+  const candidates: TappedOutput[] = [];
+  for (const node of graph.node ?? []) {
+    const op = node.opType ?? '';
+    const dataInputs = (node.input ?? []).filter((name) => layoutOf.has(name));
+    if (dataInputs.length === 0 || SHAPE_ONLY_OPS.has(op)) continue;
+    const layout = outputLayout(node, layoutOf.get(dataInputs[0]) ?? 'NCHW');
+    const outputs = (node.output ?? []).filter((name) => name !== '');
+    outputs.forEach((tensor, i) => {
+      layoutOf.set(tensor, layout);
+      if (i > 0 && FIRST_OUTPUT_ONLY_OPS.has(op)) return;
+      candidates.push({ tensor, layer: node.name || tensor, op, layout });
+    });
+  }
+  return candidates;
+}
+
+function outputLayout(node: onnx.INodeProto, inputLayout: Layout): Layout {
+  const op = node.opType ?? '';
+  if (CHANNEL_FIRST_OPS.has(op)) return 'NCHW';
+  if (op === 'Transpose') {
+    const perm = (node.attribute ?? [])
+      .find((a) => a.name === 'perm')
+      ?.ints?.map(Number)
+      .join(',');
+    if (perm === '0,2,3,1') return 'NHWC';
+    if (perm === '0,3,1,2') return 'NCHW';
+  }
+  return inputLayout;
+}
+
+/**
+ * The model bytes plus the candidates as extra graph outputs. Protobuf merges a repeated
+ * embedded message field, so appending `graph { output … }` to the original bytes adds
+ * outputs without re-encoding the model: fields that onnx-proto (ONNX 1.10) does not
+ * know survive, and the weights are not copied through JavaScript objects.
+ */
+function withExtraOutputs(bytes: Uint8Array, graph: onnx.IGraphProto, candidates: TappedOutput[]): Uint8Array {
+  const existing = new Set((graph.output ?? []).map((o) => o.name));
+  const valueInfo = new Map((graph.valueInfo ?? []).map((v) => [v.name, v]));
+  // ORT infers the type of an untyped output; value_info, when present, says the same.
+  const output = candidates
+    .filter((c) => !existing.has(c.tensor))
+    .map((c) => valueInfo.get(c.tensor) ?? { name: c.tensor });
+  const suffix = onnx.ModelProto.encode({ graph: { output } }).finish();
+  const merged = new Uint8Array(bytes.length + suffix.length);
+  merged.set(bytes, 0);
+  merged.set(suffix, bytes.length);
+  return merged;
+}
+
+function hasExternalData(graph: onnx.IGraphProto): boolean {
+  return (graph.initializer ?? []).some((t) => t.dataLocation === DATA_LOCATION_EXTERNAL);
+}
+
+async function wrapSession(
+  runtime: typeof ort,
+  session: ort.InferenceSession,
+  input: ImageInput,
+  candidates: TappedOutput[],
+  options: OnnxOptions,
+  fileName: string,
+): Promise<LoadedModel> {
+  const { height, width, channels } = input;
+  const metadata = new Map(session.outputMetadata.map((m) => [m.name, m]));
+  // Integer and boolean tensors (indices, masks, shapes) are not feature maps.
+  const tapped = candidates.filter((c) => {
+    const meta = metadata.get(c.tensor);
+    return meta?.isTensor && FLOAT_TYPES.has(meta.type);
+  });
+  uniqueLayerNames(tapped);
+
+  const feed = (nhwc: Float32Array): ort.Tensor => {
+    const nchwOrNhwc = input.layout === 'NCHW' ? hwcToChw(nhwc, height, width, channels) : nhwc;
+    const dims = input.layout === 'NCHW' ? [1, channels, height, width] : [1, height, width, channels];
+    return input.type === 'float16'
+      ? new runtime.Tensor('float16', float32ToFloat16(nchwOrNhwc), dims)
+      : new runtime.Tensor('float32', nchwOrNhwc, dims);
+  };
+  const fetches = tapped.map((t) => t.tensor);
+  const forward = async (nhwc: Float32Array) => session.run({ [input.name]: feed(nhwc) }, fetches);
+
+  let layers: LayerMeta[];
+  const staticShapes = tapped.map((t) => staticShape(metadata.get(t.tensor)));
+  if (staticShapes.every((s) => s !== undefined)) {
+    layers = tapped.map((t, i) => ({ name: t.layer, op: t.op, shape: activationShape(staticShapes[i], t.layout) }));
+  } else {
+    // Symbolic sizes: one pass on a blank image tells the real ones.
+    let results: ort.InferenceSession.OnnxValueMapType;
+    try {
+      results = await forward(new Float32Array(height * width * channels));
+    } catch (error) {
+      throw new UserFacingError(`${fileName} fails to run on a ${width}×${height} image.`, errorText(error));
+    }
+    layers = tapped.map((t) => ({
+      name: t.layer,
+      op: t.op,
+      shape: activationShape(results[t.tensor].dims, t.layout),
+    }));
+  }
+
+  return {
+    key: options.key,
+    summary: { ...options.summary, inputShape: [height, width, channels] },
+    inputSize: { height, width, channels },
+    preprocessing: options.preprocessing,
+    inputName: input.name,
+    layers,
+    async run(nhwc: Float32Array): Promise<Map<string, Activation>> {
+      if (nhwc.length !== height * width * channels) {
+        throw new Error(`Expected ${height}×${width}×${channels} input values, got ${nhwc.length}.`);
+      }
+      const results = await forward(nhwc);
+      const activations = new Map<string, Activation>();
+      for (const t of tapped) activations.set(t.layer, toActivation(results[t.tensor], t.layout));
+      return activations;
+    },
+    dispose() {
+      void session.release();
+    },
+  };
+}
+
+/** Node names are optional and need not differ from tensor names: fall back to the tensor, then a suffix. */
+function uniqueLayerNames(tapped: TappedOutput[]): void {
+  const outputsPerLayer = new Map<string, number>();
+  for (const t of tapped) outputsPerLayer.set(t.layer, (outputsPerLayer.get(t.layer) ?? 0) + 1);
+  const used = new Set<string>();
+  for (const t of tapped) {
+    // A node with several feature-map outputs (Split): one layer per output, named by tensor.
+    let name = (outputsPerLayer.get(t.layer) ?? 0) > 1 || used.has(t.layer) ? t.tensor : t.layer;
+    for (let n = 2; used.has(name); n++) name = `${t.tensor}#${n}`;
+    used.add(name);
+    t.layer = name;
+  }
+}
+
+function staticShape(meta: ort.InferenceSession.ValueMetadata | undefined): number[] | undefined {
+  if (!meta?.isTensor || meta.shape.length === 0) return undefined;
+  return meta.shape.every((d): d is number => typeof d === 'number' && d > 0) ? [...meta.shape] : undefined;
+}
+
+/**
+ * How an ONNX tensor is shown: a 4-D single-image tensor becomes H×W×C; anything
+ * else loses its batch axis of 1 (if any) and is flattened to [N].
+ */
+function activationShape(dims: readonly number[], layout: Layout): number[] {
+  if (dims.length === 4 && dims[0] === 1) {
+    return layout === 'NCHW' ? [dims[2], dims[3], dims[1]] : [dims[1], dims[2], dims[3]];
+  }
+  return [dims.reduce((a, b) => a * b, 1)];
+}
+
+function toActivation(tensor: ort.Tensor, layout: Layout): Activation {
+  const shape = activationShape(tensor.dims, layout);
+  const values = toFloat32(tensor);
+  if (shape.length === 3 && layout === 'NCHW') {
+    const [h, w, c] = shape;
+    return { shape, data: chwToHwc(values, c, h, w) };
+  }
+  // A copy: ORT's arrays may be views of a larger buffer, and the webview wants tight arrays.
+  return { shape, data: values === tensor.data ? values.slice() : values };
+}
+
+function toFloat32(tensor: ort.Tensor): Float32Array {
+  switch (tensor.type) {
+    case 'float32':
+      return tensor.data as Float32Array;
+    case 'float16':
+      return float16ToFloat32(tensor.data as Uint16Array);
+    case 'float64':
+      return Float32Array.from(tensor.data as Float64Array);
+    default:
+      throw new Error(`Unexpected ${tensor.type} output.`);
+  }
+}
+
+function hwcToChw(hwc: Float32Array, height: number, width: number, channels: number): Float32Array {
+  const chw = new Float32Array(hwc.length);
+  const plane = height * width;
+  for (let p = 0; p < plane; p++) {
+    for (let c = 0; c < channels; c++) chw[c * plane + p] = hwc[p * channels + c];
+  }
+  return chw;
+}
+
+function chwToHwc(chw: Float32Array, channels: number, height: number, width: number): Float32Array {
+  const hwc = new Float32Array(chw.length);
+  const plane = height * width;
+  for (let c = 0; c < channels; c++) {
+    for (let p = 0; p < plane; p++) hwc[p * channels + c] = chw[c * plane + p];
+  }
+  return hwc;
+}
+
+// Half-precision conversion: no Float16Array in Node 20 and no float16 package installed.
+const scratch = new Float32Array(1);
+const scratchBits = new Uint32Array(scratch.buffer);
+const HALF_DENORMAL_MAGIC = 126 << 23; // 0.5f: adding it aligns a tiny float's bits to half subnormals.
+
+/** IEEE 754 binary32 → binary16 bits, rounding to nearest even (F. Giesen's float_to_half_fast3_rtne). */
+export function float32ToFloat16(values: Float32Array): Uint16Array {
+  const halves = new Uint16Array(values.length);
+  for (let i = 0; i < values.length; i++) {
+    scratch[0] = values[i];
+    const bits = scratchBits[0];
+    const sign = (bits >>> 16) & 0x8000;
+    const abs = bits & 0x7fffffff;
+    let half: number;
+    if (abs >= 0x7f800000) {
+      half = abs > 0x7f800000 ? 0x7e00 : 0x7c00; // NaN, ±Infinity
+    } else if (abs >= 0x47800000) {
+      half = 0x7c00; // ≥ 65536: beyond the largest half
+    } else if (abs < 0x38800000) {
+      // Below 2^-14: a half subnormal or zero; float addition does the rounding.
+      scratchBits[0] = abs;
+      scratch[0] += 0.5;
+      half = scratchBits[0] - HALF_DENORMAL_MAGIC;
+    } else {
+      const mantissaOdd = (abs >>> 13) & 1;
+      half = (abs - (112 << 23) + 0xfff + mantissaOdd) >>> 13; // rebias exponent, round half to even
+    }
+    halves[i] = sign | half;
+  }
+  return halves;
+}
+
+let halfToFloatTable: Float32Array | undefined;
+
+/** IEEE 754 binary16 bits → float32, through a table of all 65 536 values. */
+export function float16ToFloat32(halves: Uint16Array): Float32Array {
+  const table = (halfToFloatTable ??= buildHalfTable());
+  const values = new Float32Array(halves.length);
+  for (let i = 0; i < halves.length; i++) values[i] = table[halves[i]];
+  return values;
+}
+
+function buildHalfTable(): Float32Array {
+  const table = new Float32Array(65536);
+  for (let h = 0; h < 65536; h++) {
+    const sign = h & 0x8000 ? -1 : 1;
+    const exponent = (h >> 10) & 0x1f;
+    const mantissa = h & 0x3ff;
+    if (exponent === 0) table[h] = sign * mantissa * 2 ** -24;
+    else if (exponent === 31) table[h] = mantissa ? NaN : sign * Infinity;
+    else table[h] = sign * (1 + mantissa / 1024) * 2 ** (exponent - 15);
+  }
+  return table;
+}
