@@ -50,6 +50,8 @@ export interface ModelSettings {
   preprocessing: PreprocessMode | 'auto';
   resize: ResizeMode;
   labelsPath: string | undefined;
+  /** For models whose input size is not fixed. */
+  inputSize: { height: number; width: number };
 }
 
 const PREPROCESS_MODES: readonly (PreprocessMode | 'auto')[] = ['auto', 'raw01', 'tf', 'caffe', 'torch', 'none'];
@@ -66,7 +68,15 @@ export function readModelSettings(scope?: vscode.Uri): ModelSettings {
       : 'auto',
     resize: RESIZE_MODES.includes(resize as ResizeMode) ? (resize as ResizeMode) : 'stretch',
     labelsPath: resolveSettingPath(config.get<unknown>('labels'), scope),
+    inputSize: readInputSize(config.get<unknown>('inputSize')),
   };
+}
+
+function readInputSize(value: unknown): { height: number; width: number } {
+  const ok = (n: unknown): n is number => typeof n === 'number' && Number.isInteger(n) && n >= 8 && n <= 4096;
+  if (Array.isArray(value) && value.length === 2 && ok(value[0]) && ok(value[1]))
+    return { height: value[0], width: value[1] };
+  return { height: 224, width: 224 };
 }
 
 /** A path from a setting: absolute as it is, relative to the (image's) workspace folder, `~` to home. */

@@ -7,6 +7,7 @@ import { readLabels, topK } from './labels';
 import { groupLayers, isSpatial, matchLayers } from './layers';
 import type { Activation, LoadedModel, ModelSource } from './model';
 import { findLabelsBeside, guessPreprocessing, resolveModelFile, type ModelFile, type ModelFormat } from './modelFiles';
+import { loadKerasModel } from './models/keras';
 import { loadOnnxModel } from './models/onnx';
 import { loadTfjsLayersModel } from './models/tfjsLayers';
 import { PREPROCESS_DESCRIPTIONS, preprocess, toGray, type PreprocessMode } from './preprocess';
@@ -63,10 +64,12 @@ export class FeatureMapEngine {
   async loadModel(source: ModelSource): Promise<LoadedModel> {
     const file = source.kind === 'file' ? await resolveModelFile(source.path) : undefined;
     // A rewritten checkpoint has a new modification time, hence a new key: it loads again.
-    const key = file ? `${file.path}@${file.mtimeMs}` : 'bundled:mobilenet_v2';
+    const size =
+      source.kind === 'file' && source.inputSize ? `@${source.inputSize.height}x${source.inputSize.width}` : '';
+    const key = file ? `${file.path}@${file.mtimeMs}${size}` : 'bundled:mobilenet_v2';
     let loading = this.models.get(key);
     if (!loading) {
-      loading = this.openModel(key, file);
+      loading = this.openModel(key, file, source.kind === 'file' ? source.inputSize : undefined);
       this.models.set(key, loading);
       // A failed load is not cached: the user may fix the file and try again.
       loading.catch(() => this.models.delete(key));
@@ -182,7 +185,11 @@ export class FeatureMapEngine {
     this.models.clear();
   }
 
-  private async openModel(key: string, file: ModelFile | undefined): Promise<LoadedModel> {
+  private async openModel(
+    key: string,
+    file: ModelFile | undefined,
+    inputSize: { height: number; width: number } | undefined,
+  ): Promise<LoadedModel> {
     const { tf } = await getTf(this.options.assetsDir);
     if (!file) {
       return loadTfjsLayersModel(tf, {
@@ -198,7 +205,7 @@ export class FeatureMapEngine {
       description: `${FORMAT_NAMES[file.format]}: ${file.path}`,
       path: file.path,
     };
-    const options = { key, summary, preprocessing: 'raw01' as PreprocessMode };
+    const options = { key, summary, preprocessing: 'raw01' as PreprocessMode, inputSize };
     let model: LoadedModel;
     switch (file.format) {
       case 'tfjs':
@@ -208,7 +215,8 @@ export class FeatureMapEngine {
         model = await loadOnnxModel({ ...options, modelPath: file.path });
         break;
       case 'keras':
-        throw new UserFacingError(`Keras models (${path.basename(file.path)}) are not supported yet.`);
+        model = await loadKerasModel(tf, { ...options, modelPath: file.path });
+        break;
     }
     const guess = guessPreprocessing(file.format, model.layers, model.inputName);
     return Object.assign(model, {

@@ -33,4 +33,11 @@ export interface LoadedModel {
 }
 
 /** Where a model comes from: the bundled MobileNetV2 or a file of the user's. */
-export type ModelSource = { kind: 'bundled' } | { kind: 'file'; path: string };
+export type ModelSource =
+  | { kind: 'bundled' }
+  | {
+      kind: 'file';
+      path: string;
+      /** Height and width for models whose input size is not fixed (default 224×224). */
+      inputSize?: { height: number; width: number };
+    };

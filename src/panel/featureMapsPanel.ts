@@ -202,11 +202,11 @@ export class FeatureMapsPanel extends Disposable {
     const run = async (): Promise<void> => {
       const started = Date.now();
       try {
-        const { modelPath, preprocessing, resize, labelsPath } = this.modelSettings;
+        const { modelPath, preprocessing, resize, labelsPath, inputSize } = this.modelSettings;
         const result = await this.engine.extract(
           {
             imagePath: imageUri.fsPath,
-            model: modelPath ? { kind: 'file', path: modelPath } : { kind: 'bundled' },
+            model: modelPath ? { kind: 'file', path: modelPath, inputSize } : { kind: 'bundled' },
             layerPatterns: [],
             preprocessing,
             resize,

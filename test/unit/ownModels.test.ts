@@ -131,3 +131,31 @@ describe('your own model: ONNX (SqueezeNet fp16, ImageNet)', () => {
     }
   });
 });
+
+describe('your own model: Keras HDF5 (fer2013 mini-Xception, 64×64 grayscale)', () => {
+  let engine: FeatureMapEngine;
+  before(() => {
+    engine = new FeatureMapEngine({ assetsDir: DIST });
+  });
+  after(() => engine.dispose());
+
+  it('feeds a photo to a grayscale model as luma, with Keras [-1, 1] scaling guessed', async () => {
+    const result = await engine.extract({
+      imagePath: image('astronaut.png'),
+      model: { kind: 'file', path: shared('fixtures', 'models', 'fer2013_mini_XCEPTION.102-0.66.hdf5') },
+      layerPatterns: [],
+    });
+    assert.deepEqual(result.model.inputShape, [64, 64, 1]);
+    assert.match(result.model.preprocessing, /^tf: /);
+    for (const op of ['SeparableConv2D', 'BatchNormalization', 'Add']) {
+      assert.ok(
+        result.layers.some((l) => l.op === op),
+        `${op} layers listed`,
+      );
+    }
+    const head = engine.activation(result.resultKey, result.layers.at(-1)!.name)!;
+    assert.equal(head.data.length, 7, 'seven emotions');
+    const sum = head.data.reduce((a, b) => a + b, 0);
+    assert.ok(Math.abs(sum - 1) < 1e-4, `softmax sums to 1 (${sum})`);
+  });
+});

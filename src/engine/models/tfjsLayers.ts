@@ -58,7 +58,11 @@ export interface TfjsLayersOptions {
   key: string;
   summary: ModelIdentity;
   preprocessing: PreprocessMode;
+  /** Height and width for models whose input size is not fixed (default 224×224). */
+  inputSize?: { height: number; width: number };
 }
+
+const DEFAULT_INPUT_SIZE = 224;
 
 /** Loads a TF.js LayersModel and wraps it so one call returns every layer's output. */
 export async function loadTfjsLayersModel(tf: Tf, options: TfjsLayersOptions): Promise<LoadedModel> {
@@ -90,12 +94,12 @@ export function wrapLayersModel(
       `The model must take one image input of rank 4 (N,H,W,C); it takes ${JSON.stringify(model.inputs.map((i) => i.shape))}.`,
     );
   }
-  const [, height, width, channels] = inputShape;
-  if (!height || !width || !channels) {
-    throw new UserFacingError(
-      `The model's input size is not fixed (${JSON.stringify(inputShape)}); this is not supported yet.`,
-    );
-  }
+  const [, fixedHeight, fixedWidth, channels] = inputShape;
+  if (!channels)
+    throw new UserFacingError(`The model's input has no fixed channel count (${JSON.stringify(inputShape)}).`);
+  // Fully convolutional models (Keras' VGG16 without top is (None, None, 3)) run at the asked size.
+  const height = fixedHeight ?? options.inputSize?.height ?? DEFAULT_INPUT_SIZE;
+  const width = fixedWidth ?? options.inputSize?.width ?? DEFAULT_INPUT_SIZE;
 
   // Layers with one output tensor (shared layers have several and are skipped).
   const tapped: { layer: tfl.layers.Layer; output: tfl.SymbolicTensor }[] = [];
@@ -105,10 +109,17 @@ export function wrapLayersModel(
     if (output && !Array.isArray(output)) tapped.push({ layer, output });
   }
   const extractor = tf.model({ inputs: model.inputs, outputs: tapped.map((t) => t.output) });
-  const layers: LayerMeta[] = tapped.map(({ layer, output }) => ({
+  let shapes = tapped.map(({ output }) => output.shape.slice(1));
+  if (shapes.some((shape) => shape.some((d) => d === null))) {
+    // Sizes depend on the input: learn them from one pass on a blank image.
+    const outputs = tf.tidy(() => extractor.predict(tf.zeros([1, height, width, channels])) as tfc.Tensor[]);
+    shapes = outputs.map((o) => o.shape.slice(1));
+    tf.dispose(outputs);
+  }
+  const layers: LayerMeta[] = tapped.map(({ layer }, i) => ({
     name: layer.name,
     op: layer.getClassName(),
-    shape: output.shape.slice(1).map((d) => d ?? 0),
+    shape: shapes[i].map((d) => d ?? 0),
   }));
 
   return {

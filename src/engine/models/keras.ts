@@ -1,0 +1,496 @@
+import * as fs from 'node:fs/promises';
+import * as path from 'node:path';
+import { unzipSync } from 'fflate';
+import type * as tfl from '@tensorflow/tfjs-layers';
+import { UserFacingError, errorText } from '../errors';
+import type { LoadedModel } from '../model';
+import type { Tf } from '../tf';
+import { type TfjsLayersOptions, wrapLayersModel } from './tfjsLayers';
+
+// h5wasm's plain ESM build (not `h5wasm/node`): its wasm is embedded and it needs neither
+// `import.meta.url` nor `fs`, so it survives esbuild's CJS bundle and worker threads.
+type H5 = typeof import('h5wasm', { with: { 'resolution-mode': 'import' } });
+type H5Group = InstanceType<H5['Group']>;
+
+type Json = null | boolean | number | string | Json[] | JsonObject;
+interface JsonObject {
+  [key: string]: Json;
+}
+
+interface WeightArray {
+  /** Where it sits in the file, for error messages. */
+  path: string;
+  shape: number[];
+  data: Float32Array;
+}
+
+/** Weights per layer name, each layer's in Keras order (kernel, bias; gamma, beta, mean, variance…). */
+type LayerWeights = Map<string, WeightArray[]>;
+
+interface KerasModelData {
+  config: JsonObject;
+  weights: LayerWeights;
+}
+
+export type KerasOptions = Omit<TfjsLayersOptions, 'modelJsonPath'> & { modelPath: string };
+
+/**
+ * Loads a whole Keras model, either a legacy HDF5 file (`model.save('m.h5')`, Keras 2 or 3)
+ * or a Keras 3 `.keras` zip, into TensorFlow.js Layers, and wraps it so one call returns
+ * every layer's output.
+ */
+export async function loadKerasModel(tf: Tf, options: KerasOptions): Promise<LoadedModel> {
+  const fileName = path.basename(options.modelPath);
+  let bytes: Uint8Array;
+  try {
+    bytes = await fs.readFile(options.modelPath);
+  } catch (error) {
+    throw new UserFacingError(`Cannot read the Keras model ${fileName}.`, errorText(error));
+  }
+  const { config, weights } = isZip(bytes)
+    ? await readKerasZip(bytes, fileName)
+    : isHdf5(bytes)
+      ? await readLegacyH5(bytes, fileName)
+      : fail(
+          `${fileName} is not a Keras model: it is neither an HDF5 file (.h5) nor a Keras 3 zip (.keras).`,
+          `The file starts with bytes ${Buffer.from(bytes.subarray(0, 8)).toString('hex')}.`,
+        );
+
+  const model = await buildModel(tf, config, fileName);
+  try {
+    setWeights(tf, model, weights, fileName);
+    return wrapLayersModel(tf, model, options);
+  } catch (error) {
+    model.dispose();
+    throw error;
+  }
+}
+
+function fail(message: string, detail?: string): never {
+  throw new UserFacingError(message, detail);
+}
+
+// ---------------------------------------------------------------- reading the files
+
+function isZip(bytes: Uint8Array): boolean {
+  return bytes[0] === 0x50 && bytes[1] === 0x4b && bytes[2] === 0x03 && bytes[3] === 0x04;
+}
+
+const HDF5_SIGNATURE = [0x89, 0x48, 0x44, 0x46, 0x0d, 0x0a, 0x1a, 0x0a];
+
+/** The HDF5 superblock sits at 0, or after a user block of 512, 1024, 2048… bytes. */
+function isHdf5(bytes: Uint8Array): boolean {
+  for (let offset = 0; offset + 8 <= bytes.length; offset = offset === 0 ? 512 : offset * 2) {
+    if (HDF5_SIGNATURE.every((b, i) => bytes[offset + i] === b)) return true;
+  }
+  return false;
+}
+
+let h5FileCounter = 0;
+
+/** Opens HDF5 bytes in h5wasm's in-memory file system, runs `read`, then closes and frees it. */
+async function withH5File<T>(bytes: Uint8Array, fileName: string, read: (file: H5Group, h5: H5) => T): Promise<T> {
+  const h5 = await import('h5wasm');
+  const module = await h5.ready;
+  const memPath = `/keras-model-${++h5FileCounter}.h5`;
+  module.FS.writeFile(memPath, bytes);
+  try {
+    let file: InstanceType<H5['File']>;
+    try {
+      file = new h5.File(memPath, 'r');
+    } catch (error) {
+      throw new UserFacingError(`${fileName} is not a readable HDF5 file.`, errorText(error));
+    }
+    try {
+      return read(file, h5);
+    } finally {
+      file.close();
+    }
+  } finally {
+    module.FS.unlink(memPath);
+  }
+}
+
+/** A string attribute, or undefined when absent. */
+function stringAttr(group: H5Group, name: string): string | undefined {
+  const attr = group.attrs[name];
+  if (!attr) return undefined;
+  const value = attr.value;
+  const text = Array.isArray(value) ? value[0] : value;
+  if (typeof text === 'string') return trimNul(text);
+  if (text instanceof Uint8Array) return trimNul(new TextDecoder().decode(text));
+  return undefined;
+}
+
+/**
+ * A list-of-strings attribute as Keras writes it: maybe split into `name0`, `name1`… when
+ * large, NUL-padded in old files, and an empty float64 array when the list is empty.
+ */
+function stringListAttr(group: H5Group, name: string): string[] {
+  const attrs = group.attrs; // h5wasm rebuilds this record on every access
+  if (attrs[name]) return toStrings(attrs[name].value);
+  const chunks: string[] = [];
+  for (let i = 0; attrs[`${name}${i}`]; i++) chunks.push(...toStrings(attrs[`${name}${i}`].value));
+  return chunks;
+}
+
+function toStrings(value: unknown): string[] {
+  if (typeof value === 'string') return [trimNul(value)];
+  if (Array.isArray(value)) return value.filter((v): v is string => typeof v === 'string').map(trimNul);
+  return [];
+}
+
+function trimNul(text: string): string {
+  return text.replace(/\0+$/, '');
+}
+
+function readDataset(h5: H5, entity: unknown, where: string, fileName: string): WeightArray {
+  if (!(entity instanceof h5.Dataset)) {
+    throw new UserFacingError(`${fileName} lists the weight "${where}" but does not contain it.`);
+  }
+  const value = entity.value;
+  let data: Float32Array;
+  if (value instanceof Float32Array) data = value;
+  else if (value instanceof Float64Array) data = Float32Array.from(value);
+  else {
+    throw new UserFacingError(
+      `${fileName}: the weight "${where}" is not stored as float32 or float64, which Feature Maps cannot read.`,
+      `HDF5 dtype ${JSON.stringify(entity.dtype)}`,
+    );
+  }
+  return { path: where, shape: entity.shape ?? [], data };
+}
+
+function parseConfig(text: string, fileName: string, what: string): JsonObject {
+  let config: Json;
+  try {
+    config = JSON.parse(text) as Json;
+  } catch (error) {
+    throw new UserFacingError(
+      `${fileName} has a model architecture (${what}) that is not valid JSON.`,
+      errorText(error),
+    );
+  }
+  if (!isObject(config)) throw new UserFacingError(`${fileName}: the model architecture (${what}) is not an object.`);
+  return config;
+}
+
+/** A full-model HDF5 file: the `model_config` root attribute plus the legacy `/model_weights` group. */
+function readLegacyH5(bytes: Uint8Array, fileName: string): Promise<KerasModelData> {
+  return withH5File(bytes, fileName, (file, h5) => {
+    const configText = stringAttr(file, 'model_config');
+    if (configText === undefined) {
+      const weightsOnly = file.attrs['layer_names'] !== undefined || file.get('layers') instanceof h5.Group;
+      throw new UserFacingError(
+        weightsOnly
+          ? `${fileName} holds only weights, without the model architecture. Save the whole model with model.save("model.keras") or model.save("model.h5").`
+          : `${fileName} is an HDF5 file but not a Keras model (it has no model_config attribute).`,
+        `Root attributes: ${Object.keys(file.attrs).join(', ') || 'none'}; root members: ${file.keys().join(', ') || 'none'}.`,
+      );
+    }
+    const config = parseConfig(configText, fileName, 'model_config');
+    const group = file.get('model_weights');
+    if (!(group instanceof h5.Group)) {
+      throw new UserFacingError(`${fileName} has a model architecture but no weights (no /model_weights group).`);
+    }
+    const weights: LayerWeights = new Map();
+    // Walk `layer_names` (HDF5 lists groups sorted, and Keras 3 adds groups that are not layers).
+    for (const layerName of stringListAttr(group, 'layer_names')) {
+      const layerGroup = group.get(layerName);
+      if (!(layerGroup instanceof h5.Group)) {
+        throw new UserFacingError(`${fileName} lists the layer "${layerName}" but has no weights group for it.`);
+      }
+      // Weight names are paths relative to the layer group (`conv2d_1/kernel:0`, `block1_conv1/kernel`).
+      const arrays = stringListAttr(layerGroup, 'weight_names').map((weightName) =>
+        readDataset(h5, layerGroup.get(weightName), `${layerName}/${weightName}`, fileName),
+      );
+      if (arrays.length > 0) weights.set(layerName, arrays);
+    }
+    return { config, weights };
+  });
+}
+
+/** A Keras 3 `.keras` zip: `config.json` plus `model.weights.h5`, weights keyed by class-name counters. */
+async function readKerasZip(bytes: Uint8Array, fileName: string): Promise<KerasModelData> {
+  let entries: Record<string, Uint8Array>;
+  try {
+    entries = unzipSync(bytes, { filter: (f) => f.name === 'config.json' || f.name === 'model.weights.h5' });
+  } catch (error) {
+    throw new UserFacingError(`${fileName} is a damaged zip file.`, errorText(error));
+  }
+  const configBytes = entries['config.json'];
+  const weightBytes = entries['model.weights.h5'];
+  if (!configBytes || !weightBytes) {
+    throw new UserFacingError(
+      `${fileName} is a zip file but not a Keras 3 model (it needs config.json and model.weights.h5).`,
+    );
+  }
+  const config = parseConfig(new TextDecoder().decode(configBytes), fileName, 'config.json');
+  const layers = rawLayers(config, fileName);
+  const weights = await withH5File(weightBytes, fileName, (file, h5) => {
+    const result: LayerWeights = new Map();
+    const used = new Map<string, number>();
+    for (const layer of layers) {
+      // `layers/<snake_case(class)>[_N]/vars/<i>`, N counting same-class layers in config order.
+      const base = toSnakeCase(String(layer.class_name));
+      const count = used.get(base);
+      used.set(base, count === undefined ? 0 : count + 1);
+      const key = count === undefined ? base : `${base}_${count + 1}`;
+      const vars = file.get(`layers/${key}/vars`);
+      if (!(vars instanceof h5.Group)) continue;
+      const indices = vars.keys().sort((a, b) => Number(a) - Number(b));
+      const arrays = indices.map((i) => readDataset(h5, vars.get(i), `layers/${key}/vars/${i}`, fileName));
+      if (arrays.length > 0) result.set(layerName(layer), arrays);
+    }
+    return result;
+  });
+  return { config, weights };
+}
+
+/** Keras' own `naming.to_snake_case`, which names the groups inside model.weights.h5. */
+function toSnakeCase(name: string): string {
+  return name
+    .replace(/\W+/g, '')
+    .replace(/(.)([A-Z][a-z]+)/g, '$1_$2')
+    .replace(/([a-z])([A-Z])/g, '$1_$2')
+    .toLowerCase();
+}
+
+// ---------------------------------------------------------------- the model config
+
+function isObject(value: unknown): value is JsonObject {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/** The model's layer list: `config.layers`, or the bare list of Keras 2.0 Sequential models. */
+function rawLayers(model: JsonObject, fileName: string): JsonObject[] {
+  const inner = model.config;
+  const layers = Array.isArray(inner) ? inner : isObject(inner) ? inner.layers : undefined;
+  if (!Array.isArray(layers) || !layers.every(isObject)) {
+    throw new UserFacingError(`${fileName}: the model architecture has no layer list.`);
+  }
+  return layers;
+}
+
+function layerName(layer: JsonObject): string {
+  const config = layer.config;
+  if (isObject(config) && typeof config.name === 'string') return config.name;
+  return typeof layer.name === 'string' ? layer.name : '';
+}
+
+const NESTED_MODELS = new Set(['Functional', 'Model', 'Sequential']);
+
+/** Config keys that only matter for training or for Keras 3 internals, which tfjs does not know. */
+const DROPPED_KEYS = new Set([
+  'groups',
+  'optional',
+  'ragged',
+  'synchronized',
+  'renorm',
+  'renorm_clipping',
+  'renorm_momentum',
+  'quantization_config',
+  'lora_rank',
+  'lora_alpha',
+]);
+
+/** Keras 3 activation names that tfjs spells differently. */
+const ACTIVATION_ALIASES: Record<string, string> = { silu: 'swish' };
+
+/**
+ * Turns a Keras 2 or Keras 3 model config into the Keras 2 form `tf.models.modelFromJSON`
+ * reads, and refuses, by layer name and class, what TensorFlow.js cannot run.
+ */
+function normaliseModel(model: JsonObject, fileName: string, isKnown: (className: string) => boolean): JsonObject {
+  const className = model.class_name;
+  const inner = isObject(model.config) ? model.config : {};
+  const name = typeof inner.name === 'string' ? inner.name : 'model';
+  const layers = rawLayers(model, fileName).map((layer) => normaliseLayer(layer, fileName, isKnown));
+
+  if (className === 'Sequential') {
+    // tfjs wants the input shape on the first real layer, as Keras 2 wrote it.
+    let batchShape: Json | undefined = inner.build_input_shape;
+    if (layers[0]?.class_name === 'InputLayer') {
+      batchShape = (layers.shift()?.config as JsonObject).batch_input_shape;
+    }
+    const first = layers[0];
+    if (!first) throw new UserFacingError(`${fileName}: the model has no layers.`);
+    const firstConfig = first.config as JsonObject;
+    if (firstConfig.batch_input_shape === undefined) {
+      if (!Array.isArray(batchShape)) {
+        throw new UserFacingError(`${fileName}: the model does not record its input shape, so it cannot be rebuilt.`);
+      }
+      firstConfig.batch_input_shape = batchShape;
+    }
+    return { class_name: 'Sequential', config: { name, layers } };
+  }
+  if (className !== 'Functional' && className !== 'Model') {
+    throw new UserFacingError(
+      `${fileName} holds a ${String(className)}, not a Functional or Sequential Keras model; Feature Maps cannot load it.`,
+    );
+  }
+
+  // tfjs loops forever on an inbound layer that does not exist: check every reference first.
+  const names = new Set(layers.map(layerName));
+  const checkRef = (ref: Json): void => {
+    const target = Array.isArray(ref) ? ref[0] : undefined;
+    if (typeof target !== 'string' || !names.has(target)) {
+      throw new UserFacingError(
+        `${fileName}: the model architecture refers to a layer it does not define.`,
+        JSON.stringify(ref),
+      );
+    }
+  };
+  for (const layer of layers) {
+    for (const node of (layer.inbound_nodes ?? []) as Json[][]) node.forEach(checkRef);
+  }
+  const inputLayers = tensorRefs(inner.input_layers, fileName);
+  const outputLayers = tensorRefs(inner.output_layers, fileName);
+  [...inputLayers, ...outputLayers].forEach(checkRef);
+  return { class_name: 'Model', config: { name, layers, input_layers: inputLayers, output_layers: outputLayers } };
+}
+
+/** `input_layers` / `output_layers`: Keras 3 writes a single `[name, 0, 0]` where Keras 2 wrote a list of them. */
+function tensorRefs(value: Json | undefined, fileName: string): Json[] {
+  if (Array.isArray(value) && typeof value[0] === 'string') return [value];
+  if (Array.isArray(value) && value.every(Array.isArray)) return value;
+  throw new UserFacingError(
+    `${fileName}: the model's inputs or outputs are not in a form Feature Maps can read.`,
+    JSON.stringify(value),
+  );
+}
+
+function normaliseLayer(raw: JsonObject, fileName: string, isKnown: (className: string) => boolean): JsonObject {
+  const className = raw.class_name;
+  const name = layerName(raw);
+  if (typeof className !== 'string' || !isObject(raw.config)) {
+    throw new UserFacingError(`${fileName}: layer "${name}" has no class or config in the model architecture.`);
+  }
+  const unsupported = (why: string): never => {
+    throw new UserFacingError(`${fileName}: layer "${name}" (${className}) ${why}, which Feature Maps cannot run.`);
+  };
+  if (NESTED_MODELS.has(className)) unsupported('is a whole model nested inside this one');
+  if (!isKnown(className)) unsupported('is not a layer type TensorFlow.js has');
+
+  const config: JsonObject = { name };
+  for (const [key, value] of Object.entries(raw.config)) {
+    if (key === 'name' || DROPPED_KEYS.has(key)) continue;
+    // Weights are overwritten from the file, so initialisers, regularisers and constraints
+    // (some only Keras 3 knows) are replaced by ones tfjs has.
+    else if (key.endsWith('_initializer')) config[key] = { class_name: 'Zeros', config: {} };
+    else if (key.endsWith('_regularizer') || key.endsWith('_constraint')) config[key] = null;
+    else if (key === 'dtype') config.dtype = dtypeName(value);
+    else if (key === 'batch_shape' || key === 'batch_input_shape') config.batch_input_shape = value;
+    else if (key === 'activation') config.activation = activationName(value);
+    else config[key] = value;
+  }
+  const options = raw.config;
+  if (typeof options.groups === 'number' && options.groups !== 1)
+    unsupported(`uses grouped convolution (groups=${options.groups})`);
+  if (options.renorm === true) unsupported('uses batch renormalisation');
+  if (className === 'LeakyReLU' && 'negative_slope' in config) {
+    config.alpha = config.negative_slope;
+    delete config.negative_slope;
+  }
+  if (className === 'ReLU') {
+    if (options.negative_slope || options.threshold) unsupported('has a negative slope or threshold');
+    delete config.negative_slope;
+    delete config.threshold;
+  }
+
+  const layer: JsonObject = { class_name: className, name, config };
+  if (raw.inbound_nodes !== undefined) layer.inbound_nodes = inboundNodes(raw.inbound_nodes, name, fileName);
+  return layer;
+}
+
+/** A DTypePolicy object (Keras 3) becomes its name; mixed precision runs in float32 here. */
+function dtypeName(value: Json): Json {
+  const policy = isObject(value) && isObject(value.config) ? value.config.name : value;
+  return typeof policy === 'string' && ['float32', 'int32', 'bool'].includes(policy) ? policy : 'float32';
+}
+
+function activationName(value: Json): Json {
+  // Keras 3 may serialise an activation as `{class_name: "function", config: "relu"}`.
+  const name = isObject(value) && typeof value.config === 'string' ? value.config : value;
+  return typeof name === 'string' ? (ACTIVATION_ALIASES[name] ?? name) : name;
+}
+
+/**
+ * Inbound nodes in the Keras 2 form tfjs reads: `[[[layer, node, tensor, kwargs], …], …]`.
+ * Keras 3 writes `[{args: [...], kwargs: {...}}]` with `__keras_tensor__` objects whose
+ * `keras_history` is `[layer, node, tensor]`.
+ */
+function inboundNodes(value: Json, name: string, fileName: string): Json[] {
+  if (!Array.isArray(value)) {
+    throw new UserFacingError(`${fileName}: layer "${name}" has unreadable inbound nodes.`, JSON.stringify(value));
+  }
+  return value.map((node) => {
+    if (Array.isArray(node)) return node;
+    if (!isObject(node)) {
+      throw new UserFacingError(`${fileName}: layer "${name}" has an unreadable inbound node.`, JSON.stringify(node));
+    }
+    const refs: Json[] = [];
+    const collect = (arg: Json): void => {
+      if (Array.isArray(arg)) arg.forEach(collect);
+      else if (isObject(arg) && arg.class_name === '__keras_tensor__' && isObject(arg.config)) {
+        const history = arg.config.keras_history;
+        if (Array.isArray(history) && history.length === 3) refs.push([...history, {}]);
+      }
+    };
+    collect(node.args ?? []);
+    return refs;
+  });
+}
+
+async function buildModel(tf: Tf, raw: JsonObject, fileName: string): Promise<tfl.LayersModel> {
+  const registry = tf.serialization.SerializationMap.getMap().classNameMap;
+  const config = normaliseModel(raw, fileName, (className) => className in registry);
+  try {
+    return await tf.models.modelFromJSON({ modelTopology: config });
+  } catch (error) {
+    throw new UserFacingError(
+      `${fileName}: TensorFlow.js could not rebuild the model from its Keras architecture.`,
+      errorText(error),
+    );
+  }
+}
+
+// ---------------------------------------------------------------- weights
+
+function setWeights(tf: Tf, model: tfl.LayersModel, weights: LayerWeights, fileName: string): void {
+  const assigned = new Set<string>();
+  for (const layer of model.layers) {
+    const expected = layer.weights;
+    if (expected.length === 0) continue;
+    const arrays = weights.get(layer.name);
+    const where = `layer "${layer.name}" (${layer.getClassName()})`;
+    if (!arrays || arrays.length !== expected.length) {
+      throw new UserFacingError(
+        `${fileName}: ${where} needs ${expected.length} weight arrays, the file has ${arrays?.length ?? 0}.`,
+        `Expected ${expected.map((w) => w.name).join(', ')}; found ${arrays?.map((a) => a.path).join(', ') || 'none'}.`,
+      );
+    }
+    arrays.forEach((array, i) => {
+      const shape = expected[i].shape;
+      if (array.shape.length !== shape.length || array.shape.some((d, j) => d !== shape[j])) {
+        throw new UserFacingError(
+          `${fileName}: ${where} expects its weight ${expected[i].name} to be ${JSON.stringify(shape)}, the file has ${JSON.stringify(array.shape)}.`,
+          `File dataset: ${array.path}`,
+        );
+      }
+    });
+    const tensors = arrays.map((array) => tf.tensor(array.data, array.shape, 'float32'));
+    try {
+      layer.setWeights(tensors);
+    } finally {
+      tf.dispose(tensors);
+    }
+    assigned.add(layer.name);
+  }
+  const unused = [...weights.keys()].filter((name) => !assigned.has(name));
+  if (unused.length > 0) {
+    throw new UserFacingError(
+      `${fileName} has weights for ${unused.length === 1 ? 'a layer' : 'layers'} the rebuilt model does not have: ${unused.join(', ')}.`,
+    );
+  }
+}
