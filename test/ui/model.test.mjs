@@ -23,8 +23,12 @@ describe('Your own model, picked with Select Model…', () => {
     const deadline = Date.now() + 10_000;
     let model;
     while (Date.now() < deadline && model === undefined) {
-      if (fs.existsSync(file)) model = JSON.parse(fs.readFileSync(file, 'utf8'))['featureMaps.model'];
-      else await new Promise((resolve) => setTimeout(resolve, 100));
+      try {
+        model = JSON.parse(fs.readFileSync(file, 'utf8'))['featureMaps.model'];
+      } catch {
+        // not written yet, or half written
+      }
+      if (model === undefined) await new Promise((resolve) => setTimeout(resolve, 100));
     }
     assert.equal(model, 'models/darknet-tiny-imagenet.tfjs/model.json');
 
