@@ -2,7 +2,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import type { ResizeMode } from './engine/image';
-import type { PreprocessMode } from './engine/preprocess';
+import type { CustomNormalization, PreprocessMode } from './engine/preprocess';
 import { COLORMAPS, NORMALIZATIONS, type Colormap, type Normalization, type ViewSettings } from './shared/protocol';
 
 export const SECTION = 'featureMaps';
@@ -52,6 +52,8 @@ export interface ModelSettings {
   labelsPath: string | undefined;
   /** For models whose input size is not fixed. */
   inputSize: { height: number; width: number };
+  /** `featureMaps.mean` and `featureMaps.std`, when both are set: they replace the preprocessing preset. */
+  customNormalization: CustomNormalization | undefined;
 }
 
 const PREPROCESS_MODES: readonly (PreprocessMode | 'auto')[] = ['auto', 'raw01', 'tf', 'caffe', 'torch', 'none'];
@@ -69,7 +71,15 @@ export function readModelSettings(scope?: vscode.Uri): ModelSettings {
     resize: RESIZE_MODES.includes(resize as ResizeMode) ? (resize as ResizeMode) : 'stretch',
     labelsPath: resolveSettingPath(config.get<unknown>('labels'), scope),
     inputSize: readInputSize(config.get<unknown>('inputSize')),
+    customNormalization: readCustomNormalization(config.get<unknown>('mean'), config.get<unknown>('std')),
   };
+}
+
+function readCustomNormalization(mean: unknown, std: unknown): CustomNormalization | undefined {
+  const triple = (v: unknown): v is [number, number, number] =>
+    Array.isArray(v) && v.length === 3 && v.every((n) => typeof n === 'number' && Number.isFinite(n));
+  if (!triple(mean) || !triple(std) || std.some((s) => s === 0)) return undefined;
+  return { mean, std };
 }
 
 function readInputSize(value: unknown): { height: number; width: number } {

@@ -9,8 +9,16 @@ import type { Activation, LoadedModel, ModelSource } from './model';
 import { findLabelsBeside, guessPreprocessing, resolveModelFile, type ModelFile, type ModelFormat } from './modelFiles';
 import { loadKerasModel } from './models/keras';
 import { loadOnnxModel } from './models/onnx';
+import { loadTfjsGraphModel } from './models/tfjsGraph';
 import { loadTfjsLayersModel } from './models/tfjsLayers';
-import { PREPROCESS_DESCRIPTIONS, preprocess, toGray, type PreprocessMode } from './preprocess';
+import {
+  PREPROCESS_DESCRIPTIONS,
+  preprocess,
+  preprocessCustom,
+  toGray,
+  type CustomNormalization,
+  type PreprocessMode,
+} from './preprocess';
 import { quantizeChannels } from './quantize';
 import { getTf } from './tf';
 
@@ -28,6 +36,8 @@ export interface ExtractRequest {
   layerPatterns: string[];
   /** Preprocessing to use; `auto` (the default) picks what the model suggests. */
   preprocessing?: PreprocessMode | 'auto';
+  /** The user's own mean/std; when given, it replaces the preprocessing above. */
+  customNormalization?: CustomNormalization;
   /** How the image is fitted to the model's input size (default: stretch). */
   resize?: ResizeMode;
   /** A labels file (one class per line, or "index,name") for top-5 predictions; default: one beside the model. */
@@ -82,7 +92,9 @@ export class FeatureMapEngine {
     const stat = await statImage(request.imagePath);
     const chosen = this.choosePreprocessing(model, request);
     const resize = request.resize ?? 'stretch';
-    const resultKey = `${model.key}|${chosen.mode}|${resize}|${request.imagePath}|${stat.mtimeMs}|${stat.size}`;
+    const custom = request.customNormalization;
+    const normalization = custom ? `mean ${custom.mean.join(',')} std ${custom.std.join(',')}` : chosen.mode;
+    const resultKey = `${model.key}|${normalization}|${resize}|${request.imagePath}|${stat.mtimeMs}|${stat.size}`;
 
     const { height, width, channels } = model.inputSize;
     const image = await decodeImage(request.imagePath, { width, height, resize });
@@ -97,7 +109,8 @@ export class FeatureMapEngine {
       let activations: Map<string, Activation>;
       try {
         const pixels = channels === 1 ? toGray(image.rgb) : image.rgb;
-        activations = await model.run(preprocess(pixels, chosen.mode, channels));
+        const input = custom ? preprocessCustom(pixels, custom, channels) : preprocess(pixels, chosen.mode, channels);
+        activations = await model.run(input);
       } catch (error) {
         throw new UserFacingError(`The model failed to run on ${image.fileName}.`, errorText(error));
       }
@@ -120,7 +133,9 @@ export class FeatureMapEngine {
       resultKey,
       model: {
         ...model.summary,
-        preprocessing: `${chosen.mode}: ${PREPROCESS_DESCRIPTIONS[chosen.mode]} (${chosen.why})`,
+        preprocessing: custom
+          ? `custom: (x − mean) / std, mean ${custom.mean.join(', ')}, std ${custom.std.join(', ')} (set by featureMaps.mean and featureMaps.std)`
+          : `${chosen.mode}: ${PREPROCESS_DESCRIPTIONS[chosen.mode]} (${chosen.why})`,
       },
       input: {
         fileName: image.fileName,
@@ -208,15 +223,31 @@ export class FeatureMapEngine {
     const options = { key, summary, preprocessing: 'raw01' as PreprocessMode, inputSize };
     let model: LoadedModel;
     switch (file.format) {
-      case 'tfjs':
-        model = await loadTfjsLayersModel(tf, { ...options, modelJsonPath: file.path });
+      case 'tfjs': {
+        // The TF converter writes format 'graph-model' and a GraphDef (a node list); an unreadable
+        // file goes to the LayersModel loader, whose error names the problem.
+        let json: { format?: unknown; modelTopology?: { node?: unknown } } | undefined;
+        try {
+          json = JSON.parse(await fs.readFile(file.path, 'utf8')) as typeof json;
+        } catch {
+          json = undefined;
+        }
+        const isGraph = json?.format === 'graph-model' || Array.isArray(json?.modelTopology?.node);
+        model = isGraph
+          ? await loadTfjsGraphModel(tf, { ...options, modelJsonPath: file.path })
+          : await loadTfjsLayersModel(tf, { ...options, modelJsonPath: file.path });
         break;
+      }
       case 'onnx':
         model = await loadOnnxModel({ ...options, modelPath: file.path });
         break;
       case 'keras':
         model = await loadKerasModel(tf, { ...options, modelPath: file.path });
         break;
+    }
+    if (!model.layers.some((layer) => isSpatial(layer.shape))) {
+      model.dispose();
+      throw new UserFacingError(`${path.basename(file.path)} has no layer with spatial maps (H×W×C) to show.`);
     }
     const guess = guessPreprocessing(file.format, model.layers, model.inputName);
     return Object.assign(model, {

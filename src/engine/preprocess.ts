@@ -89,3 +89,24 @@ function preprocessGray(gray: Uint8Array, mode: PreprocessMode): Float32Array {
   }
   return out;
 }
+
+/** The user's own normalisation, on the 0–255 scale per RGB channel: (x − mean) / std. */
+export interface CustomNormalization {
+  mean: [number, number, number];
+  std: [number, number, number];
+}
+
+/** `preprocess` with the user's mean and std instead of a preset (gray input uses the first channel's). */
+export function preprocessCustom(
+  pixels: Uint8Array,
+  { mean, std }: CustomNormalization,
+  channels: 1 | 3 = 3,
+): Float32Array {
+  const f = Math.fround;
+  const out = new Float32Array(pixels.length);
+  for (let i = 0; i < pixels.length; i++) {
+    const c = channels === 1 ? 0 : i % 3;
+    out[i] = f(f(pixels[i] - f(mean[c])) / f(std[c]));
+  }
+  return out;
+}

@@ -202,13 +202,14 @@ export class FeatureMapsPanel extends Disposable {
     const run = async (): Promise<void> => {
       const started = Date.now();
       try {
-        const { modelPath, preprocessing, resize, labelsPath, inputSize } = this.modelSettings;
+        const { modelPath, preprocessing, resize, labelsPath, inputSize, customNormalization } = this.modelSettings;
         const result = await this.engine.extract(
           {
             imagePath: imageUri.fsPath,
             model: modelPath ? { kind: 'file', path: modelPath, inputSize } : { kind: 'bundled' },
             layerPatterns: [],
             preprocessing,
+            customNormalization,
             resize,
             labelsPath,
           },

@@ -89,6 +89,19 @@ describe('decoding images as the model sees them', () => {
     );
   });
 
+  it('fits the image by stretching, cropping the centre, or letterboxing with black bars', async () => {
+    const row = (rgb: Uint8Array, y: number) => rgb.subarray(y * 224 * 3, (y + 1) * 224 * 3);
+    const blackRow = (rgb: Uint8Array, y: number) => row(rgb, y).every((v) => v === 0);
+    const stretch = await decodeImage(image('chelsea.png'), { ...SIZE, resize: 'stretch' });
+    const crop = await decodeImage(image('chelsea.png'), { ...SIZE, resize: 'center-crop' });
+    const letterbox = await decodeImage(image('chelsea.png'), { ...SIZE, resize: 'letterbox' });
+    // 451×300 into 224×224: letterboxing leaves 224×149 of picture and black above and below.
+    assert.ok(blackRow(letterbox.rgb, 0) && blackRow(letterbox.rgb, 223), 'letterbox bars');
+    assert.ok(!blackRow(letterbox.rgb, 112), 'the picture in the middle');
+    assert.ok(!blackRow(stretch.rgb, 0) && !blackRow(crop.rgb, 0), 'stretch and crop fill the frame');
+    assert.ok(!Buffer.from(stretch.rgb).equals(Buffer.from(crop.rgb)), 'cropping differs from stretching');
+  });
+
   it('shows a grayscale image as equal R, G and B', async () => {
     const decoded = await decodeImage(image('camera.png'), SIZE);
     for (let i = 0; i < decoded.rgb.length; i += 3) {

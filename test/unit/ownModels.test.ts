@@ -1,7 +1,7 @@
 import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { FeatureMapEngine } from '../../src/engine/engine';
+import { FeatureMapEngine, type ExtractRequest } from '../../src/engine/engine';
 import { UserFacingError } from '../../src/engine/errors';
 import { DIST, image, shared, tempDir } from './fixtures';
 
@@ -74,6 +74,30 @@ describe('your own model: TF.js LayersModel (Darknet Tiny, ImageNet)', () => {
     });
     assert.notEqual(tf.resultKey, auto.resultKey);
     assert.match(tf.model.preprocessing, /^tf: .*set by featureMaps\.preprocessing/);
+  });
+
+  it('uses featureMaps.mean/std in place of a preset: torchvision numbers give the torch preset maps', async () => {
+    const base: ExtractRequest = {
+      imagePath: image('chelsea.png'),
+      model: { kind: 'file', path: darknet() },
+      layerPatterns: [],
+    };
+    const preset = await engine.extract({ ...base, preprocessing: 'torch' });
+    const custom = await engine.extract({
+      ...base,
+      customNormalization: { mean: [123.675, 116.28, 103.53], std: [58.395, 57.12, 57.375] },
+    });
+    assert.notEqual(custom.resultKey, preset.resultKey);
+    assert.match(custom.model.preprocessing, /^custom: .*mean 123\.675, 116\.28, 103\.53/);
+    const a = engine.activation(preset.resultKey, 'conv2d_1')!.data;
+    const b = engine.activation(custom.resultKey, 'conv2d_1')!.data;
+    let maxDiff = 0;
+    let maxAbs = 0;
+    for (let i = 0; i < a.length; i++) {
+      maxDiff = Math.max(maxDiff, Math.abs(a[i] - b[i]));
+      maxAbs = Math.max(maxAbs, Math.abs(a[i]));
+    }
+    assert.ok(maxDiff / maxAbs < 1e-5, `same maps up to rounding (${maxDiff / maxAbs})`);
   });
 
   it('names the file when a model cannot be read', async () => {
