@@ -19,8 +19,8 @@ const BLOCK_PREFIX = /^((?:.*?[_/.-])?(?:block|stage|layer)[_-]?\d+|mixed[_-]?\d
 const OPENS_UNIT = /conv|dense|^input/i;
 
 /**
- * Display groups for the layer tree, one per layer. Layers whose names carry a
- * block prefix (Keras' block1_…, block_3_…) are grouped by it; the rest form
+ * Display groups for the layer tree, one per layer. Scoped names group by their
+ * scope; layers whose names carry a block prefix (Keras' block1_…, block_3_…) are grouped by it; the rest form
  * units that start at each convolution and hold the layers that follow it
  * (BatchNorm, activation, pooling), named after that convolution.
  */
@@ -28,6 +28,14 @@ export function groupLayers(layers: readonly LayerMeta[]): string[] {
   const groups: string[] = [];
   let unit = '';
   for (const layer of layers) {
+    // Scoped names (ONNX, TF graphs): "fire2/squeeze1x1_1" → "fire2",
+    // "MobilenetV2/expanded_conv_1/depthwise/Relu6" → "MobilenetV2/expanded_conv_1".
+    const scopes = layer.name.split('/');
+    if (scopes.length > 1) {
+      groups.push(scopes.slice(0, Math.min(2, scopes.length - 1)).join('/'));
+      unit = '';
+      continue;
+    }
     const prefix = BLOCK_PREFIX.exec(layer.name)?.[1];
     if (prefix && prefix !== layer.name) {
       groups.push(prefix);

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { ctx } from '../vscode/context.mjs';
-import { clickContextMenuItem, runCommand, screenshot, webviewFrame } from '../vscode/harness.mjs';
+import { clickContextMenuItem, explorerRow, runCommand, screenshot, webviewFrame } from '../vscode/harness.mjs';
 
 const TIMEOUT = 60_000;
 
@@ -51,5 +51,23 @@ describe('Your own model, picked with Select Model…', () => {
       );
     assert.ok(painted > 0, 'the grid is drawn');
     await screenshot(ctx.page, 'panel-own-model-darknet');
+  });
+
+  it('uses an ONNX file picked with "Use as Feature Map Model" in the explorer', async () => {
+    await ctx.reload();
+    await explorerRow(ctx.page, 'models').click();
+    await explorerRow(ctx.page, 'squeezenet-imagenet.onnx').click();
+    await clickContextMenuItem(ctx.page, 'SqueezeNet_fp16.onnx', 'Use as Feature Map Model');
+    await clickContextMenuItem(ctx.page, 'coffee.png', 'Show Feature Maps');
+    const frame = webviewFrame(ctx.page);
+    await frame.locator('.model-name', { hasText: 'SqueezeNet_fp16.onnx' }).waitFor({ timeout: TIMEOUT });
+    await frame.locator('body[data-state="ready"]').waitFor({ timeout: TIMEOUT });
+    assert.match(await frame.locator('.model-preprocessing').innerText(), /caffe/);
+    const top5 = await frame.locator('.prediction .label').allInnerTexts();
+    assert.ok(
+      top5.some((label) => /espresso|cup/i.test(label)),
+      top5.join(', '),
+    );
+    await screenshot(ctx.page, 'panel-own-model-onnx');
   });
 });

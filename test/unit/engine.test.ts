@@ -186,6 +186,17 @@ describe('layer grouping and selection', () => {
     assert.equal(groupOf('Conv1_relu'), 'Conv1');
   });
 
+  it('groups scoped names (ONNX, TF graphs) by their scope', () => {
+    const scoped = [
+      'conv1_1',
+      'fire2/squeeze1x1_1',
+      'fire2/concat_1',
+      'Net/block_1/depthwise/Relu6',
+      'Net/block_1/add',
+    ].map((name) => ({ name, op: 'Conv', shape: [] }));
+    assert.deepEqual(groupLayers(scoped), ['conv1_1', 'fire2', 'fire2', 'Net/block_1', 'Net/block_1']);
+  });
+
   it('groups Keras VGG16 names by block', () => {
     const vgg = ['block1_conv1', 'block1_conv2', 'block1_pool', 'block2_conv1'].map((name) => ({
       name,

@@ -100,9 +100,9 @@ function makeWorkspace() {
   fs.writeFileSync(path.join(dir, 'notes.txt'), 'Not an image: the Feature Maps menu item must not show here.\n');
   // A user's own model in the workspace, as "Select Model…" finds it.
   const models = path.resolve(fixturesDir, '..', 'models');
-  fs.cpSync(path.join(models, 'darknet-tiny-imagenet.tfjs'), path.join(dir, 'models', 'darknet-tiny-imagenet.tfjs'), {
-    recursive: true,
-  });
+  for (const model of ['darknet-tiny-imagenet.tfjs', 'squeezenet-imagenet.onnx']) {
+    fs.cpSync(path.join(models, model), path.join(dir, 'models', model), { recursive: true });
+  }
   cleanups.push(() => fs.rmSync(dir, { recursive: true, force: true }));
   return dir;
 }
