@@ -1,10 +1,13 @@
 import * as path from 'node:path';
 import * as tfCore from '@tensorflow/tfjs-core';
 import * as tfLayers from '@tensorflow/tfjs-layers';
+import * as tfConverter from '@tensorflow/tfjs-converter';
 import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 
-/** The parts of the TensorFlow.js API the engine uses: core ops plus Layers. */
-export type Tf = typeof tfCore & Pick<typeof tfLayers, 'loadLayersModel' | 'model' | 'models'>;
+/** The parts of the TensorFlow.js API the engine uses: core ops, Layers and GraphModel loading. */
+export type Tf = typeof tfCore &
+  Pick<typeof tfLayers, 'loadLayersModel' | 'model' | 'models'> &
+  Pick<typeof tfConverter, 'loadGraphModel'>;
 
 export interface TfRuntime {
   tf: Tf;
@@ -36,6 +39,7 @@ async function start(assetsDir: string): Promise<TfRuntime> {
     loadLayersModel: tfLayers.loadLayersModel,
     model: tfLayers.model,
     models: tfLayers.models,
+    loadGraphModel: tfConverter.loadGraphModel,
   };
   if (!(await tf.setBackend('wasm'))) throw new Error('The TensorFlow.js wasm backend could not start.');
   await tf.ready();

@@ -18,7 +18,7 @@ interface ModelJson {
  * An IOHandler that reads a TF.js model.json and the weight shards its
  * manifest names, from disk (tfjs' own file:// handler lives in tfjs-node).
  */
-function fileHandler(modelJsonPath: string): tfc.io.IOHandler {
+export function fileHandler(modelJsonPath: string): tfc.io.IOHandler {
   const fileName = path.basename(modelJsonPath);
   return {
     async load() {
