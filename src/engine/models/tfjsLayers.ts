@@ -29,7 +29,7 @@ export function fileHandler(modelJsonPath: string): tfc.io.IOHandler {
         throw new UserFacingError(`${fileName} is not a readable TF.js model.json.`, errorText(error));
       }
       if (!json.modelTopology || !Array.isArray(json.weightsManifest)) {
-        throw new UserFacingError(`${fileName} is not a TF.js LayersModel (no modelTopology or weightsManifest).`);
+        throw new UserFacingError(`${fileName} is not a TF.js model (it has no modelTopology or weightsManifest).`);
       }
       const dir = path.dirname(modelJsonPath);
       const shards: Buffer[] = [];
