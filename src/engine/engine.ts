@@ -79,6 +79,16 @@ export class FeatureMapEngine {
     const key = file ? `${file.path}@${file.mtimeMs}${size}` : 'bundled:mobilenet_v2';
     let loading = this.models.get(key);
     if (!loading) {
+      // An older version of the same file (a checkpoint rewritten during training) is let go.
+      for (const [oldKey, old] of this.models) {
+        if (file && oldKey.startsWith(`${file.path}@`)) {
+          this.models.delete(oldKey);
+          old.then(
+            (m) => m.dispose(),
+            () => undefined,
+          );
+        }
+      }
       loading = this.openModel(key, file, source.kind === 'file' ? source.inputSize : undefined);
       this.models.set(key, loading);
       // A failed load is not cached: the user may fix the file and try again.

@@ -100,6 +100,23 @@ describe('your own model: TF.js LayersModel (Darknet Tiny, ImageNet)', () => {
     assert.ok(maxDiff / maxAbs < 1e-5, `same maps up to rounding (${maxDiff / maxAbs})`);
   });
 
+  it('loads a model file again when it is rewritten (a checkpoint saved during training)', async () => {
+    const dir = path.join(tempDir(), 'darknet');
+    fs.cpSync(path.dirname(darknet()), dir, { recursive: true });
+    const request: ExtractRequest = {
+      imagePath: image('coffee.png'),
+      model: { kind: 'file', path: path.join(dir, 'model.json') },
+      layerPatterns: [],
+    };
+    const before = await engine.extract(request);
+    const later = new Date(Date.now() + 5000);
+    fs.utimesSync(path.join(dir, 'model.json'), later, later);
+    const after = await engine.extract(request);
+    assert.notEqual(after.resultKey, before.resultKey, 'a new model version gives new maps');
+    assert.ok(after.elapsedMs > 0, 'computed again, not from the cache');
+    assert.deepEqual(after.predictions, before.predictions, 'same weights, same answer');
+  });
+
   it('names the file when a model cannot be read', async () => {
     const dir = tempDir();
     fs.mkdirSync(path.join(dir, 'broken'));
