@@ -6,6 +6,7 @@ import { FeatureMapEngine } from '../../src/engine/engine';
 import { UserFacingError } from '../../src/engine/errors';
 import { groupLayers, isSpatial, matchLayers } from '../../src/engine/layers';
 import { DIST, image } from './fixtures';
+import { assertFiniteAndVaried } from './assertions';
 
 const BUNDLED = { kind: 'bundled' } as const;
 
@@ -53,14 +54,7 @@ describe('the bundled MobileNetV2 engine', () => {
         activation.data.length,
         layer.shape.reduce((a, b) => a * b, 1),
       );
-      let min = Infinity;
-      let max = -Infinity;
-      for (const v of activation.data) {
-        assert.ok(Number.isFinite(v), `${layer.name} has a non-finite value`);
-        if (v < min) min = v;
-        if (v > max) max = v;
-      }
-      assert.ok(max > min, `${layer.name} is constant (${min})`);
+      assertFiniteAndVaried(layer.name, activation.data);
       if (layer.spatial) spatial++;
     }
     assert.ok(spatial > 100, `most layers have maps (${spatial})`);

@@ -4,9 +4,9 @@ import * as path from 'node:path';
 import * as zlib from 'node:zlib';
 import sharp from 'sharp';
 import { encode as encodeBmp } from 'bmp-ts';
-import { UserFacingError } from '../../src/engine/errors';
 import { decodeImage, MAX_INPUT_PIXELS } from '../../src/engine/image';
 import { image, tempDir } from './fixtures';
+import { rejectsWith } from './assertions';
 
 const SIZE = { width: 224, height: 224 };
 
@@ -20,17 +20,6 @@ function channelStats(rgb: Uint8Array, channel: number): { min: number; max: num
     sum += rgb[i];
   }
   return { min, max, mean: sum / (rgb.length / 3) };
-}
-
-async function rejectsWith(promise: Promise<unknown>, pattern: RegExp): Promise<UserFacingError> {
-  try {
-    await promise;
-  } catch (error) {
-    assert.ok(error instanceof UserFacingError, `expected a message for the user, got ${String(error)}`);
-    assert.match(error.message, pattern);
-    return error;
-  }
-  assert.fail('expected the image to be refused');
 }
 
 /** A PNG whose header claims width × height but holds almost no data: a decompression bomb. */

@@ -3,10 +3,10 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { unzipSync, zipSync } from 'fflate';
 import sharp from 'sharp';
-import { UserFacingError } from '../../src/engine/errors';
 import type { LoadedModel } from '../../src/engine/model';
 import { loadKerasModel } from '../../src/engine/models/keras';
 import { type Tf, getTf } from '../../src/engine/tf';
+import { assertFiniteAndVaried, rejectsWith } from './assertions';
 import { DIST, REPO, image, shared, tempDir } from './fixtures';
 import { readNpy, relErr } from './npy';
 
@@ -35,18 +35,6 @@ function load(tf: Tf, modelPath: string): Promise<LoadedModel> {
     summary: { name: path.basename(modelPath), description: 'test' },
     preprocessing: 'none',
   });
-}
-
-/** Rejects with a UserFacingError whose message matches every pattern. */
-async function rejectsWith(promise: Promise<unknown>, ...patterns: RegExp[]): Promise<UserFacingError> {
-  let caught: unknown;
-  await assert.rejects(promise, (error) => {
-    caught = error;
-    return true;
-  });
-  assert.ok(caught instanceof UserFacingError, `expected a UserFacingError, got ${String(caught)}`);
-  for (const pattern of patterns) assert.match(caught.message, pattern);
-  return caught;
 }
 
 /** An HDF5 file made with h5wasm, written to a temp folder. */
@@ -170,14 +158,7 @@ describe('Keras models (.h5, .hdf5, .keras)', function () {
         const activation = outputs.get(layer.name);
         assert.ok(activation, layer.name);
         assert.deepEqual(activation.shape, layer.shape, layer.name);
-        let min = Infinity;
-        let max = -Infinity;
-        for (const v of activation.data) {
-          assert.ok(Number.isFinite(v), `${layer.name} has a non-finite value`);
-          min = Math.min(min, v);
-          max = Math.max(max, v);
-        }
-        assert.ok(max > min, `${layer.name} is constant (${min})`);
+        assertFiniteAndVaried(layer.name, activation.data);
       }
       const softmax = outputs.get(model.layers.at(-1)!.name)!;
       assert.deepEqual(softmax.shape, [7]);

@@ -3,10 +3,10 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type * as tfc from '@tensorflow/tfjs-core';
 import { FeatureMapEngine } from '../../src/engine/engine';
-import { UserFacingError } from '../../src/engine/errors';
 import type { LoadedModel } from '../../src/engine/model';
 import { loadTfjsGraphModel } from '../../src/engine/models/tfjsGraph';
 import { type Tf, getTf } from '../../src/engine/tf';
+import { rejectsWith } from './assertions';
 import { DIST, image, tempDir } from './fixtures';
 import { relErr } from './npy';
 
@@ -225,18 +225,6 @@ function load(tf: Tf, modelJsonPath: string, inputSize?: { height: number; width
     preprocessing: 'none',
     inputSize,
   });
-}
-
-/** Rejects with a UserFacingError whose message matches every pattern. */
-async function rejectsWith(promise: Promise<unknown>, ...patterns: RegExp[]): Promise<UserFacingError> {
-  let caught: unknown;
-  await assert.rejects(promise, (error) => {
-    caught = error;
-    return true;
-  });
-  assert.ok(caught instanceof UserFacingError, `expected a UserFacingError, got ${String(caught)}`);
-  for (const pattern of patterns) assert.match(caught.message, pattern);
-  return caught;
 }
 
 /** Runs the model and the reference on one fixed-seed image and compares every node. */
