@@ -5,7 +5,7 @@ import { UserFacingError, errorText } from '../errors';
 import type { LayerMeta } from '../layers';
 import type { Activation, LoadedModel } from '../model';
 import type { Tf } from '../tf';
-import { type TfjsLayersOptions, fileHandler } from './tfjsLayers';
+import { type TfjsLayersOptions, fileHandler, readActivations } from './tfjsLayers';
 
 /** A NodeDef as the TF.js converter writes it into model.json. */
 interface GraphNode {
@@ -225,18 +225,7 @@ async function wrapGraphModel(
             x,
             layers.map((layer) => layer.name),
           );
-          const activations = new Map<string, Activation>();
-          try {
-            for (let i = 0; i < results.length; i++) {
-              activations.set(layers[i].name, {
-                shape: withoutBatch(results[i].shape),
-                data: (await results[i].data()) as Float32Array,
-              });
-            }
-          } finally {
-            tf.dispose(results);
-          }
-          return activations;
+          return await readActivations(tf, layers, results, withoutBatch);
         } finally {
           x.dispose();
         }

@@ -132,18 +132,7 @@ export function wrapLayersModel(
       const x = tf.tensor4d(input, [1, height, width, channels]);
       try {
         const outputs = extractor.predict(x) as tfc.Tensor[];
-        const result = new Map<string, Activation>();
-        try {
-          for (let i = 0; i < outputs.length; i++) {
-            result.set(layers[i].name, {
-              shape: outputs[i].shape.slice(1),
-              data: (await outputs[i].data()) as Float32Array,
-            });
-          }
-        } finally {
-          tf.dispose(outputs);
-        }
-        return result;
+        return await readActivations(tf, layers, outputs, (shape) => shape.slice(1));
       } finally {
         x.dispose();
       }
@@ -152,4 +141,25 @@ export function wrapLayersModel(
       model.dispose();
     },
   };
+}
+
+/**
+ * Reads one pass's output tensors into activations named after `layers` (same order),
+ * and frees the tensors. `shapeOf` drops the batch axis the way the format needs.
+ */
+export async function readActivations(
+  tf: Tf,
+  layers: readonly LayerMeta[],
+  tensors: tfc.Tensor[],
+  shapeOf: (shape: number[]) => number[],
+): Promise<Map<string, Activation>> {
+  try {
+    const result = new Map<string, Activation>();
+    for (let i = 0; i < tensors.length; i++) {
+      result.set(layers[i].name, { shape: shapeOf(tensors[i].shape), data: (await tensors[i].data()) as Float32Array });
+    }
+    return result;
+  } finally {
+    tf.dispose(tensors);
+  }
 }
