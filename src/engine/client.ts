@@ -22,9 +22,8 @@ export interface EngineClientOptions {
 
 /**
  * The extension host's handle on the engine worker thread. Requests are
- * answered asynchronously; cancelling a running extraction terminates the
- * worker (a forward pass cannot be interrupted otherwise) and the next
- * request starts a fresh one.
+ * answered asynchronously; a cancelled request is answered at once with a
+ * CancelledError and the worker drops that work at its next checkpoint.
  */
 export class EngineClient {
   private worker: Worker | undefined;
@@ -56,11 +55,13 @@ export class EngineClient {
     return new Promise((resolve, reject) => {
       const onAbort = () => {
         if (!this.pending.has(id)) return;
-        this.options.log?.(`cancelled request ${id} (${body.op}); restarting the engine worker`);
         this.pending.delete(id);
         reject(new CancelledError());
-        // The worker may be in the middle of a forward pass: stop it for real.
-        if (this.worker === worker) this.stopWorker(new NotCachedError());
+        // The worker stops that work at its next checkpoint (before the forward pass, or
+        // right after it). Terminating the thread instead would be quicker, but a native
+        // addon (onnxruntime-node) torn down mid-call aborts the whole extension host.
+        if (this.worker === worker)
+          worker.postMessage({ id: this.nextId++, op: 'cancel', target: id } as WorkerRequest);
       };
       this.pending.set(id, {
         resolve: (value) => {

@@ -97,8 +97,10 @@ export class FeatureMapEngine {
     return loading;
   }
 
-  async extract(request: ExtractRequest): Promise<ExtractionResult> {
+  /** `signal`: checked between the steps (load, decode, forward pass), which run to their end. */
+  async extract(request: ExtractRequest, signal?: AbortSignal): Promise<ExtractionResult> {
     const model = await this.loadModel(request.model);
+    signal?.throwIfAborted();
     const stat = await statImage(request.imagePath);
     const chosen = this.choosePreprocessing(model, request);
     const resize = request.resize ?? 'stretch';
@@ -114,6 +116,7 @@ export class FeatureMapEngine {
       );
     }
     let elapsedMs = 0;
+    signal?.throwIfAborted();
     if (!this.touch(resultKey)) {
       const started = performance.now();
       let activations: Map<string, Activation>;

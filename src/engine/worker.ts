@@ -8,8 +8,14 @@ import type { WorkerInit, WorkerRequest, WorkerResponse } from './workerProtocol
 const port = parentPort;
 if (!port) throw new Error('worker.ts must run in a worker thread');
 const engine = new FeatureMapEngine(workerData as WorkerInit);
+/** Extractions in progress, so a `cancel` can stop them at their next checkpoint. */
+const running = new Map<number, AbortController>();
 
 port.on('message', (request: WorkerRequest) => {
+  if (request.op === 'cancel') {
+    running.get(request.target)?.abort();
+    return;
+  }
   void handle(request).then(
     ([response, transfer]) => port.postMessage(response, transfer),
     (error: unknown) => {
@@ -28,10 +34,12 @@ port.on('message', (request: WorkerRequest) => {
   );
 });
 
-async function handle(request: WorkerRequest): Promise<[WorkerResponse, ArrayBuffer[]]> {
+async function handle(request: Exclude<WorkerRequest, { op: 'cancel' }>): Promise<[WorkerResponse, ArrayBuffer[]]> {
   switch (request.op) {
     case 'extract': {
-      const value = await engine.extract(request.request);
+      const job = new AbortController();
+      running.set(request.id, job);
+      const value = await engine.extract(request.request, job.signal).finally(() => running.delete(request.id));
       return [{ id: request.id, ok: true, op: 'extract', value }, [value.input.rgba.buffer as ArrayBuffer]];
     }
     case 'layerData': {

@@ -5,7 +5,9 @@ import type { ExtractRequest } from './engine';
 export type WorkerRequest =
   | { id: number; op: 'extract'; request: ExtractRequest }
   | { id: number; op: 'layerData'; resultKey: string; layer: string; count: number }
-  | { id: number; op: 'backend' };
+  | { id: number; op: 'backend' }
+  /** Stop request `target` at its next checkpoint; no reply. */
+  | { id: number; op: 'cancel'; target: number };
 
 export interface WorkerError {
   message: string;
@@ -16,6 +18,7 @@ export interface WorkerError {
   notCached?: boolean;
 }
 
+/** Replies: every request but `cancel` gets exactly one. */
 export type WorkerResponse =
   | { id: number; ok: true; op: 'extract'; value: ExtractionResult }
   | { id: number; ok: true; op: 'layerData'; value: LayerData }

@@ -54,6 +54,19 @@ describe('the engine in its worker thread', () => {
     assert.equal(next.input.fileName, 'chelsea.png');
   });
 
+  it('skips the forward pass of a request cancelled before it starts', async () => {
+    await client.extract({ imagePath: image('chelsea.png'), model: BUNDLED, layerPatterns: [] });
+    const abort = new AbortController();
+    const cancelled = client.extract(
+      { imagePath: image('coffee.png'), model: BUNDLED, layerPatterns: [] },
+      abort.signal,
+    );
+    abort.abort();
+    await assert.rejects(cancelled, CancelledError);
+    const fresh = await client.extract({ imagePath: image('coffee.png'), model: BUNDLED, layerPatterns: [] });
+    assert.ok(fresh.elapsedMs > 0, 'coffee.png was not computed (or cached) by the cancelled request');
+  });
+
   it('shows the last of ten images picked in a row, each cancelling the one before', async () => {
     const names = ['chelsea.png', 'coffee.png', 'astronaut.png', 'camera.png', 'horse.png'];
     const picks = [...names, ...names].map((name) => image(name));
