@@ -117,6 +117,41 @@ describe('your own model: TF.js LayersModel (Darknet Tiny, ImageNet)', () => {
     assert.deepEqual(after.predictions, before.predictions, 'same weights, same answer');
   });
 
+  it('refuses, by name, a model that has no layer with spatial maps', async () => {
+    // A real TF.js LayersModel whose only layer maps a 1×1 pixel to two numbers.
+    const dir = path.join(tempDir(), 'pixel-classifier');
+    fs.mkdirSync(dir);
+    const layers = [
+      { class_name: 'InputLayer', config: { name: 'pixel', batch_input_shape: [null, 1, 1, 3], dtype: 'float32' } },
+      { class_name: 'Dense', config: { name: 'dense', units: 2, activation: 'linear', use_bias: true } },
+    ];
+    const topology = { class_name: 'Sequential', config: { name: 'pixel_classifier', layers } };
+    fs.writeFileSync(
+      path.join(dir, 'model.json'),
+      JSON.stringify({
+        format: 'layers-model',
+        modelTopology: { model_config: topology },
+        weightsManifest: [
+          {
+            paths: ['weights.bin'],
+            weights: [
+              { name: 'dense/kernel', shape: [3, 2], dtype: 'float32' },
+              { name: 'dense/bias', shape: [2], dtype: 'float32' },
+            ],
+          },
+        ],
+      }),
+    );
+    fs.writeFileSync(
+      path.join(dir, 'weights.bin'),
+      Buffer.from(new Float32Array([1, 2, 3, 4, 5, 6, 0.5, -0.5]).buffer),
+    );
+    await assert.rejects(
+      engine.extract({ imagePath: image('coffee.png'), model: { kind: 'file', path: dir }, layerPatterns: [] }),
+      (e: unknown) => e instanceof UserFacingError && /model\.json has no layer with spatial maps/.test(e.message),
+    );
+  });
+
   it('names the file when a model cannot be read', async () => {
     const dir = tempDir();
     fs.mkdirSync(path.join(dir, 'broken'));
