@@ -70,4 +70,15 @@ describe('Your own model, picked with Select Model…', () => {
     );
     await screenshot(ctx.page, 'panel-own-model-onnx');
   });
+
+  it('keeps the last maps on show, under a message, when the chosen model is missing', async () => {
+    const file = path.join(ctx.workspace, '.vscode', 'settings.json');
+    const settings = JSON.parse(fs.readFileSync(file, 'utf8'));
+    fs.writeFileSync(file, JSON.stringify({ ...settings, 'featureMaps.model': 'models/gone.onnx' }));
+    const frame = webviewFrame(ctx.page);
+    const message = frame.locator('.error-message', { hasText: 'gone.onnx does not exist' });
+    await message.waitFor({ timeout: TIMEOUT });
+    assert.ok((await frame.locator('.channel-grid .tile canvas').count()) > 0, 'the last grid is still there');
+    await screenshot(ctx.page, 'panel-missing-model-banner');
+  });
 });
