@@ -9,15 +9,15 @@ import { type TfjsLayersOptions, wrapLayersModel } from './tfjsLayers';
 
 // h5wasm's plain ESM build (not `h5wasm/node`): its wasm is embedded and it needs neither
 // `import.meta.url` nor `fs`, so it survives esbuild's CJS bundle and worker threads.
-type H5 = typeof import('h5wasm', { with: { 'resolution-mode': 'import' } });
-type H5Group = InstanceType<H5['Group']>;
+export type H5 = typeof import('h5wasm', { with: { 'resolution-mode': 'import' } });
+export type H5Group = InstanceType<H5['Group']>;
 
 type Json = null | boolean | number | string | Json[] | JsonObject;
 interface JsonObject {
   [key: string]: Json;
 }
 
-interface WeightArray {
+export interface WeightArray {
   /** Where it sits in the file, for error messages. */
   path: string;
   shape: number[];
@@ -25,7 +25,7 @@ interface WeightArray {
 }
 
 /** Weights per layer name, each layer's in Keras order (kernel, bias; gamma, beta, mean, variance…). */
-type LayerWeights = Map<string, WeightArray[]>;
+export type LayerWeights = Map<string, WeightArray[]>;
 
 interface KerasModelData {
   config: JsonObject;
@@ -79,7 +79,7 @@ function isZip(bytes: Uint8Array): boolean {
 const HDF5_SIGNATURE = [0x89, 0x48, 0x44, 0x46, 0x0d, 0x0a, 0x1a, 0x0a];
 
 /** The HDF5 superblock sits at 0, or after a user block of 512, 1024, 2048… bytes. */
-function isHdf5(bytes: Uint8Array): boolean {
+export function isHdf5(bytes: Uint8Array): boolean {
   for (let offset = 0; offset + 8 <= bytes.length; offset = offset === 0 ? 512 : offset * 2) {
     if (HDF5_SIGNATURE.every((b, i) => bytes[offset + i] === b)) return true;
   }
@@ -89,7 +89,11 @@ function isHdf5(bytes: Uint8Array): boolean {
 let h5FileCounter = 0;
 
 /** Opens HDF5 bytes in h5wasm's in-memory file system, runs `read`, then closes and frees it. */
-async function withH5File<T>(bytes: Uint8Array, fileName: string, read: (file: H5Group, h5: H5) => T): Promise<T> {
+export async function withH5File<T>(
+  bytes: Uint8Array,
+  fileName: string,
+  read: (file: H5Group, h5: H5) => T,
+): Promise<T> {
   const h5 = await import('h5wasm');
   const module = await h5.ready;
   const memPath = `/keras-model-${++h5FileCounter}.h5`;
@@ -126,7 +130,7 @@ function stringAttr(group: H5Group, name: string): string | undefined {
  * A list-of-strings attribute as Keras writes it: maybe split into `name0`, `name1`… when
  * large, NUL-padded in old files, and an empty float64 array when the list is empty.
  */
-function stringListAttr(group: H5Group, name: string): string[] {
+export function stringListAttr(group: H5Group, name: string): string[] {
   const attrs = group.attrs; // h5wasm rebuilds this record on every access
   if (attrs[name]) return toStrings(attrs[name].value);
   const chunks: string[] = [];
@@ -193,21 +197,29 @@ function readLegacyH5(bytes: Uint8Array, fileName: string): Promise<KerasModelDa
     if (!(group instanceof h5.Group)) {
       throw new UserFacingError(`${fileName} has a model architecture but no weights (no /model_weights group).`);
     }
-    const weights: LayerWeights = new Map();
-    // Walk `layer_names` (HDF5 lists groups sorted, and Keras 3 adds groups that are not layers).
-    for (const layerName of stringListAttr(group, 'layer_names')) {
-      const layerGroup = group.get(layerName);
-      if (!(layerGroup instanceof h5.Group)) {
-        throw new UserFacingError(`${fileName} lists the layer "${layerName}" but has no weights group for it.`);
-      }
-      // Weight names are paths relative to the layer group (`conv2d_1/kernel:0`, `block1_conv1/kernel`).
-      const arrays = stringListAttr(layerGroup, 'weight_names').map((weightName) =>
-        readDataset(h5, layerGroup.get(weightName), `${layerName}/${weightName}`, fileName),
-      );
-      if (arrays.length > 0) weights.set(layerName, arrays);
-    }
-    return { config, weights };
+    return { config, weights: readLegacyWeights(h5, group, fileName) };
   });
+}
+
+/**
+ * The legacy layout's weights under `group` (the root of a weights-only file, or `/model_weights`),
+ * keyed by layer name in the file's layer order.
+ */
+export function readLegacyWeights(h5: H5, group: H5Group, fileName: string): LayerWeights {
+  const weights: LayerWeights = new Map();
+  // Walk `layer_names` (HDF5 lists groups sorted, and Keras 3 adds groups that are not layers).
+  for (const layerName of stringListAttr(group, 'layer_names')) {
+    const layerGroup = group.get(layerName);
+    if (!(layerGroup instanceof h5.Group)) {
+      throw new UserFacingError(`${fileName} lists the layer "${layerName}" but has no weights group for it.`);
+    }
+    // Weight names are paths relative to the layer group (`conv2d_1/kernel:0`, `block1_conv1/kernel`).
+    const arrays = stringListAttr(layerGroup, 'weight_names').map((weightName) =>
+      readDataset(h5, layerGroup.get(weightName), `${layerName}/${weightName}`, fileName),
+    );
+    if (arrays.length > 0) weights.set(layerName, arrays);
+  }
+  return weights;
 }
 
 /** A Keras 3 `.keras` zip: `config.json` plus `model.weights.h5`, weights keyed by class-name counters. */
