@@ -19,9 +19,12 @@ import {
 const USAGE = `Usage: feature-maps <image> [options]
 
 Writes a PNG contact sheet: one block per layer, the first N channels of each
-drawn with a colormap, using the bundled MobileNetV2.
+drawn with a colormap, using the bundled MobileNetV2 or your model.
 
 Options:
+  -m, --model <file>        TF.js model.json, Keras .h5/.hdf5/.keras or ONNX .onnx
+                            (default: the bundled MobileNetV2)
+      --preprocessing <p>   auto | raw01 | tf | caffe | torch | none (default auto)
   -l, --layers <a,b,…>      layer names or glob patterns (default: three
                             convolutions spread through the model)
   -c, --channels <n>        channels per layer (default 9, i.e. a 3×3 grid)
@@ -41,6 +44,8 @@ interface SheetOptions {
   normalization: Normalization;
 }
 
+const PREPROCESSING_CHOICES = ['auto', 'raw01', 'tf', 'caffe', 'torch', 'none'] as const;
+
 const GAP = 4;
 const MARGIN = 12;
 const LABEL_HEIGHT = 22;
@@ -52,6 +57,8 @@ async function main(argv: string[]): Promise<number> {
     allowPositionals: true,
     options: {
       layers: { type: 'string', short: 'l' },
+      model: { type: 'string', short: 'm' },
+      preprocessing: { type: 'string', default: 'auto' },
       channels: { type: 'string', short: 'c', default: '9' },
       columns: { type: 'string' },
       tile: { type: 'string', default: '128' },
@@ -84,7 +91,12 @@ async function main(argv: string[]): Promise<number> {
 
   const engine = new FeatureMapEngine({ assetsDir: __dirname });
   try {
-    const result = await engine.extract({ imagePath, model: { kind: 'bundled' }, layerPatterns: patterns });
+    const result = await engine.extract({
+      imagePath,
+      model: values.model ? { kind: 'file', path: path.resolve(values.model) } : { kind: 'bundled' },
+      layerPatterns: patterns,
+      preprocessing: oneOf(values.preprocessing, PREPROCESSING_CHOICES, 'preprocessing'),
+    });
     if (values.list) {
       for (const l of result.layers)
         console.log(`${l.name}\t${l.op}\t${l.shape.join('×')}${l.spatial ? '' : '\t(no maps)'}`);

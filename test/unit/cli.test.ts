@@ -2,7 +2,7 @@ import * as assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import * as path from 'node:path';
 import sharp from 'sharp';
-import { DIST, image, tempDir } from './fixtures';
+import { DIST, image, shared, tempDir } from './fixtures';
 
 function cli(...args: string[]) {
   return spawnSync(process.execPath, [path.join(DIST, 'cli.js'), ...args], { encoding: 'utf8', timeout: 60_000 });
@@ -32,6 +32,16 @@ describe('the feature-maps command line', () => {
     for (let i = 0; i < data.length; i += info.channels)
       colours.add((data[i] << 16) | (data[i + 1] << 8) | data[i + 2]);
     assert.ok(colours.size > 200, `${colours.size} colours`);
+  });
+
+  it('uses your own model with --model, its preprocessing guessed', async () => {
+    const out = path.join(tempDir(), 'onnx.png');
+    const model = shared('fixtures', 'models', 'squeezenet-imagenet.onnx', 'SqueezeNet_fp16.onnx');
+    const run = cli(image('coffee.png'), '--model', model, '--layers', 'conv1_1', '--channels', '9', '-o', out);
+    assert.equal(run.status, 0, run.stderr);
+    assert.match(run.stdout, /conv1_1 \(9 of 64\)/);
+    const { width } = await sharp(out).metadata();
+    assert.equal(width, 12 * 2 + 3 * 128 + 2 * 4, 'a 3×3 grid of 128 px tiles');
   });
 
   it('prints the layers with --list', () => {
