@@ -24,3 +24,41 @@ export function image(name: string): string {
 export function tempDir(): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), 'feature-maps-test-'));
 }
+
+/** The oracle's rule per layer against its float32 files: max|ours − ref| / max|ref|. */
+export const ORACLE_TOLERANCE = 1e-4;
+
+/** A committed file of the Keras oracle (../shared/oracle/fixtures). */
+export function oracle(...parts: string[]): string {
+  return shared('oracle', 'fixtures', ...parts);
+}
+
+/**
+ * One of the oracle's big generated files (not committed): the test skips when it is absent,
+ * and fails when ORACLE_CACHE promised it (CI sets it after running make-oracle.sh).
+ */
+export function oracleCacheFile(file: string, context: Mocha.Context): string {
+  const cache = process.env.ORACLE_CACHE ?? path.resolve(REPO, '..', '.oracle-cache');
+  const full = path.join(cache, file);
+  if (!fs.existsSync(full)) {
+    if (process.env.ORACLE_CACHE) throw new Error(`${file} is missing from ORACLE_CACHE=${cache}`);
+    context.skip();
+  }
+  return full;
+}
+
+export type H5File = InstanceType<typeof import('h5wasm').File>;
+
+/** An HDF5 file made with h5wasm, written to a temp folder. */
+export async function writeH5(name: string, fill: (root: H5File) => void): Promise<string> {
+  const h5 = await import('h5wasm');
+  const module = await h5.ready;
+  const memPath = `/test-${name}`;
+  const file = new h5.File(memPath, 'w');
+  fill(file);
+  file.close();
+  const out = path.join(tempDir(), name);
+  fs.writeFileSync(out, module.FS.readFile(memPath));
+  module.FS.unlink(memPath);
+  return out;
+}

@@ -7,18 +7,16 @@ import type { LoadedModel } from '../../src/engine/model';
 import { loadKerasModel } from '../../src/engine/models/keras';
 import { type Tf, getTf } from '../../src/engine/tf';
 import { assertFiniteAndVaried, rejectsWith } from './assertions';
-import { DIST, REPO, image, shared, tempDir } from './fixtures';
+import { DIST, ORACLE_TOLERANCE, image, oracle, oracleCacheFile, shared, tempDir, writeH5 } from './fixtures';
 import { readNpy, relErr } from './npy';
 
-/** The oracle's rule per layer against its float32 files: max|ours − ref| / max|ref|. */
-const TOLERANCE = 1e-4;
+const TOLERANCE = ORACLE_TOLERANCE;
 
 interface ZooManifest {
   layer_names_in_order: string[];
   layers: { name: string; class_name: string }[];
 }
 
-const oracle = (...parts: string[]): string => shared('oracle', 'fixtures', ...parts);
 const FER2013 = 'fer2013_mini_XCEPTION.102-0.66.hdf5';
 
 function zooManifest(): ZooManifest {
@@ -35,23 +33,6 @@ function load(tf: Tf, modelPath: string): Promise<LoadedModel> {
     summary: { name: path.basename(modelPath), description: 'test' },
     preprocessing: 'none',
   });
-}
-
-/** An HDF5 file made with h5wasm, written to a temp folder. */
-async function writeH5(
-  name: string,
-  fill: (root: InstanceType<typeof import('h5wasm').File>) => void,
-): Promise<string> {
-  const h5 = await import('h5wasm');
-  const module = await h5.ready;
-  const memPath = `/test-${name}`;
-  const file = new h5.File(memPath, 'w');
-  fill(file);
-  file.close();
-  const out = path.join(tempDir(), name);
-  fs.writeFileSync(out, module.FS.readFile(memPath));
-  module.FS.unlink(memPath);
-  return out;
 }
 
 /** zoo.keras with its config.json changed by `edit`, written to a temp file. */
@@ -113,12 +94,7 @@ describe('Keras models (.h5, .hdf5, .keras)', function () {
   // makes them, or set ORACLE_CACHE to where they are.
   for (const file of ['vgg16_notop.h5', 'vgg16_notop.keras']) {
     it(`${file}: every VGG16 layer matches Keras within ${TOLERANCE}, input size left free gets 224`, async function () {
-      const cache = process.env.ORACLE_CACHE ?? path.resolve(REPO, '..', '.oracle-cache');
-      if (!fs.existsSync(path.join(cache, file))) {
-        // Asked for (CI sets ORACLE_CACHE after making them) but missing: that is a failure.
-        if (process.env.ORACLE_CACHE) assert.fail(`${file} is missing from ORACLE_CACHE=${cache}`);
-        this.skip();
-      }
+      const cache = path.dirname(oracleCacheFile(file, this));
       const model = await load(tf, path.join(cache, file));
       try {
         assert.deepEqual(model.inputSize, { height: 224, width: 224, channels: 3 });

@@ -7,11 +7,10 @@ import { buildVgg16NoTop, loadVgg16NoTop } from '../../src/engine/models/vgg16';
 import { preprocess } from '../../src/engine/preprocess';
 import { type Tf, getTf } from '../../src/engine/tf';
 import { rejectsWith } from './assertions';
-import { DIST, REPO, image, shared, tempDir } from './fixtures';
+import { DIST, ORACLE_TOLERANCE, image, oracle, oracleCacheFile, writeH5, type H5File } from './fixtures';
 import { readNpy, relErr } from './npy';
 
-/** The oracle's rule per layer against its float32 files: max|ours − ref| / max|ref|. */
-const TOLERANCE = 1e-4;
+const TOLERANCE = ORACLE_TOLERANCE;
 /** Against the committed float16 files, whose rounding alone costs up to 4.9e-4. */
 const F16_TOLERANCE = 1e-3;
 
@@ -20,24 +19,6 @@ const LAYERS = [1, 2, 3, 4, 5].flatMap((b) => [
   `block${b}_pool`,
 ]);
 const CONVS = LAYERS.filter((name) => name.includes('conv'));
-
-const oracle = (...parts: string[]): string => shared('oracle', 'fixtures', ...parts);
-
-type H5File = InstanceType<typeof import('h5wasm').File>;
-
-/** An HDF5 file made with h5wasm, written to a temp folder. */
-async function writeH5(name: string, fill: (root: H5File) => void): Promise<string> {
-  const h5 = await import('h5wasm');
-  const module = await h5.ready;
-  const memPath = `/vgg16-test-${name}`;
-  const file = new h5.File(memPath, 'w');
-  fill(file);
-  file.close();
-  const out = path.join(tempDir(), name);
-  fs.writeFileSync(out, module.FS.readFile(memPath));
-  module.FS.unlink(memPath);
-  return out;
-}
 
 /** Kernel and bias shapes of each VGG16 convolution, in order. */
 function convShapes(): [string, number[], number[]][] {
@@ -67,18 +48,6 @@ function fillLegacy(root: H5File, layers: [string, number[], number[]][]): void 
       inner.create_dataset({ name: weight, data: new Float32Array(shape.reduce((a, b) => a * b, 1)), shape });
     }
   }
-}
-
-/** One of the oracle's big files (not committed): skips when absent, fails when ORACLE_CACHE promised it. */
-function cacheFile(file: string, context: Mocha.Context): string {
-  const cache = process.env.ORACLE_CACHE ?? path.resolve(REPO, '..', '.oracle-cache');
-  const full = path.join(cache, file);
-  if (!fs.existsSync(full)) {
-    // Asked for (CI sets ORACLE_CACHE after making them) but missing: that is a failure.
-    if (process.env.ORACLE_CACHE) assert.fail(`${file} is missing from ORACLE_CACHE=${cache}`);
-    context.skip();
-  }
-  return full;
 }
 
 describe('VGG16 without top, from legacy Keras weights', function () {
@@ -127,7 +96,7 @@ describe('VGG16 without top, from legacy Keras weights', function () {
     'vgg16_notop.h5',
   ]) {
     it(`${file}: every one of the 18 layers matches Keras within ${TOLERANCE} (relative to the layer's max)`, async function () {
-      const weights = cacheFile(file, this);
+      const weights = oracleCacheFile(file, this);
       const model = await load(weights);
       try {
         assert.deepEqual(model.inputSize, { height: 224, width: 224, channels: 3 });
@@ -144,7 +113,7 @@ describe('VGG16 without top, from legacy Keras weights', function () {
   }
 
   it('reads all three generations’ weight names and a split layer_names attribute', async function () {
-    const source = cacheFile('vgg16_notop.legacy.weights.h5', this);
+    const source = oracleCacheFile('vgg16_notop.legacy.weights.h5', this);
     const h5 = await import('h5wasm');
     const module = await h5.ready;
     module.FS.writeFile('/vgg16-source.h5', fs.readFileSync(source));
@@ -212,7 +181,7 @@ describe('VGG16 without top, from legacy Keras weights', function () {
   });
 
   it(`end to end, chelsea.png through our VGG16 matches the committed float16 seed layers within ${F16_TOLERANCE}`, async function () {
-    const model = await load(cacheFile('vgg16_notop.legacy.weights.h5', this));
+    const model = await load(oracleCacheFile('vgg16_notop.legacy.weights.h5', this));
     try {
       const decoded = await decodeImage(image('chelsea.png'), {
         width: 224,
