@@ -4,7 +4,7 @@
 const esbuild = require('esbuild');
 const fs = require('node:fs');
 const path = require('node:path');
-const { buildBundledModel } = require('./tools/bundled-model.js');
+const { buildBundledModel, buildImagenetLabels } = require('./tools/bundled-model.js');
 
 const production = process.argv.includes('--production');
 const watch = process.argv.includes('--watch');
@@ -91,6 +91,7 @@ function copyRuntimeAssets() {
     fs.copyFileSync(path.join(wasmDir, 'dist', file), path.join(dist, file));
   }
   buildBundledModel(path.join(dist, 'models'));
+  buildImagenetLabels(path.join(dist, 'models'));
 }
 
 async function main() {

@@ -1,6 +1,7 @@
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
+import { MIRROR_ENV, catalogEntry, isCatalogSetting } from './engine/catalog';
 import type { ResizeMode } from './engine/image';
 import type { CustomNormalization, PreprocessMode } from './engine/preprocess';
 import { COLORMAPS, NORMALIZATIONS, type Colormap, type Normalization, type ViewSettings } from './shared/protocol';
@@ -16,11 +17,18 @@ export const DEFAULT_SETTINGS: ViewSettings = {
 
 export const MAX_CHANNELS = 512;
 
-/** The typed `featureMaps.*` settings; bad values fall back to the defaults. */
+/**
+ * The typed `featureMaps.*` settings; bad values fall back to the defaults. A catalogue model
+ * brings its own default layers and channel count (VGG16: the seed's three layers, 9 channels),
+ * used until the user sets `featureMaps.layers` / `featureMaps.channels` themselves.
+ */
 export function readSettings(scope?: vscode.Uri): ViewSettings {
   const config = vscode.workspace.getConfiguration(SECTION, scope);
-  const layers = config.get<unknown>('layers');
-  const channels = config.get<unknown>('channels');
+  const entry = catalogEntry(config.get<string>('model'));
+  const layers = isUserSet(config, 'layers') ? config.get<unknown>('layers') : (entry?.defaultLayers ?? []);
+  const channels = isUserSet(config, 'channels')
+    ? config.get<unknown>('channels')
+    : (entry?.defaultChannels ?? DEFAULT_SETTINGS.channels);
   const colormap = config.get<unknown>('colormap');
   const normalization = config.get<unknown>('normalization');
   return {
@@ -36,6 +44,15 @@ export function readSettings(scope?: vscode.Uri): ViewSettings {
   };
 }
 
+function isUserSet(config: vscode.WorkspaceConfiguration, key: string): boolean {
+  const inspected = config.inspect(key);
+  return (
+    inspected?.globalValue !== undefined ||
+    inspected?.workspaceValue !== undefined ||
+    inspected?.workspaceFolderValue !== undefined
+  );
+}
+
 /** Fires when any `featureMaps.*` setting changes. */
 export function onDidChangeSettings(listener: () => void): vscode.Disposable {
   return vscode.workspace.onDidChangeConfiguration((event) => {
@@ -45,8 +62,14 @@ export function onDidChangeSettings(listener: () => void): vscode.Disposable {
 
 /** The model-related settings: which model, and how images are prepared for it. */
 export interface ModelSettings {
-  /** `featureMaps.model` resolved to an absolute path; undefined = the bundled model. */
+  /** `featureMaps.model` resolved to an absolute path; undefined = the bundled model or a catalogue entry. */
   modelPath: string | undefined;
+  /** `featureMaps.model` when it names a catalogue entry (`catalog:vgg16`), known or not. */
+  catalogSetting: string | undefined;
+  /** Where catalogue downloads come from: `featureMaps.modelMirror`, else $FEATURE_MAPS_MODEL_MIRROR, else Keras. */
+  mirror: string | undefined;
+  /** VS Code's `http.proxy`. */
+  proxy: string | undefined;
   preprocessing: PreprocessMode | 'auto';
   resize: ResizeMode;
   labelsPath: string | undefined;
@@ -63,8 +86,15 @@ export function readModelSettings(scope?: vscode.Uri): ModelSettings {
   const config = vscode.workspace.getConfiguration(SECTION, scope);
   const preprocessing = config.get<unknown>('preprocessing');
   const resize = config.get<unknown>('resize');
+  const model = config.get<unknown>('model');
+  const catalog = typeof model === 'string' && isCatalogSetting(model);
+  const mirror = config.get<unknown>('modelMirror');
+  const proxy = vscode.workspace.getConfiguration('http').get<unknown>('proxy');
   return {
-    modelPath: resolveSettingPath(config.get<unknown>('model'), scope),
+    modelPath: catalog ? undefined : resolveSettingPath(model, scope),
+    catalogSetting: catalog ? model.trim() : undefined,
+    mirror: typeof mirror === 'string' && mirror.trim() ? mirror.trim() : process.env[MIRROR_ENV] || undefined,
+    proxy: typeof proxy === 'string' && proxy.trim() ? proxy.trim() : undefined,
     preprocessing: PREPROCESS_MODES.includes(preprocessing as PreprocessMode)
       ? (preprocessing as PreprocessMode)
       : 'auto',
@@ -98,10 +128,14 @@ export function resolveSettingPath(value: unknown, scope?: vscode.Uri): string |
   return folder ? path.join(folder.uri.fsPath, raw) : path.resolve(raw);
 }
 
-/** Where "Select Model…" writes `featureMaps.model`: the workspace when one is open, else the user settings. */
-export async function saveModelSetting(modelPath: string | undefined): Promise<void> {
+/**
+ * Where "Select Model…" writes `featureMaps.model`: the workspace when one is open, else the user
+ * settings. `model` is a file path, a catalogue value (`catalog:vgg16`) or undefined (bundled).
+ */
+export async function saveModelSetting(model: string | undefined): Promise<void> {
   const folder = vscode.workspace.workspaceFolders?.[0];
-  let value = modelPath ?? '';
+  let value = model ?? '';
+  const modelPath = model && !isCatalogSetting(model) ? model : undefined;
   if (modelPath && folder) {
     const relative = path.relative(folder.uri.fsPath, modelPath);
     if (!relative.startsWith('..') && !path.isAbsolute(relative)) value = relative.split(path.sep).join('/');

@@ -3,6 +3,7 @@ import { registerSelectModel } from './commands/selectModel';
 import { registerShowFeatureMaps } from './commands/showFeatureMaps';
 import { onDidChangeSettings } from './config';
 import { EngineClient } from './engine/client';
+import { ModelStore } from './modelStore';
 import { PanelManager } from './panel/panelManager';
 import type { PanelSnapshot } from './panel/featureMapsPanel';
 
@@ -10,6 +11,8 @@ import type { PanelSnapshot } from './panel/featureMapsPanel';
 export interface FeatureMapsApi {
   panel(): PanelSnapshot | undefined;
   engineBackend(): Promise<string>;
+  /** Where catalogue models are downloaded. */
+  modelCacheDir(): string;
 }
 
 export function activate(context: vscode.ExtensionContext): FeatureMapsApi {
@@ -21,20 +24,23 @@ export function activate(context: vscode.ExtensionContext): FeatureMapsApi {
     assetsDir: dist,
     log: (line) => log.info(line),
   });
-  const panels = new PanelManager(context.extensionUri, engine, log);
+  const models = new ModelStore(context.globalStorageUri, log);
+  const panels = new PanelManager(context.extensionUri, { engine, models, log });
 
   context.subscriptions.push(
     log,
     { dispose: () => engine.dispose() },
+    models,
     panels,
     registerShowFeatureMaps(panels),
-    registerSelectModel(),
+    registerSelectModel(models),
     onDidChangeSettings(() => panels.settingsChanged()),
   );
 
   return {
     panel: () => panels.snapshot(),
     engineBackend: () => engine.backend(),
+    modelCacheDir: () => models.cacheDir,
   };
 }
 

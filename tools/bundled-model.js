@@ -41,4 +41,23 @@ function buildBundledModel(outRoot) {
   return outDir;
 }
 
-module.exports = { buildBundledModel };
+/**
+ * ImageNet's 1000 class names in Keras' class order, one per line, for the catalogue models
+ * that keep their classifier. From @tensorflow-models/mobilenet (Apache-2.0), at build time.
+ */
+function buildImagenetLabels(outRoot) {
+  const out = path.join(outRoot, IMAGENET_LABELS);
+  if (fs.existsSync(out)) return out;
+  const { IMAGENET_CLASSES } = require('@tensorflow-models/mobilenet/dist/imagenet_classes.js');
+  const names = Array.from({ length: 1000 }, (_, i) => IMAGENET_CLASSES[i]);
+  if (names.some((name) => typeof name !== 'string')) {
+    throw new Error('@tensorflow-models/mobilenet has no 1000 ImageNet class names; is 2.1.1 installed?');
+  }
+  fs.mkdirSync(outRoot, { recursive: true });
+  fs.writeFileSync(out, names.join('\n') + '\n');
+  return out;
+}
+
+const IMAGENET_LABELS = 'imagenet_labels.txt';
+
+module.exports = { buildBundledModel, buildImagenetLabels, IMAGENET_LABELS };

@@ -30,7 +30,8 @@ const openSettings = (): void => post({ type: 'openSettings' });
 const app = document.getElementById('app') ?? document.body.appendChild(h('div', { id: 'app' }));
 const statusArea = h('div', { class: 'status-area' });
 const bannerArea = h('div', { class: 'banner-area' });
-const header = new Header(openSettings, () => post({ type: 'selectModel' }));
+const selectModel = (): void => post({ type: 'selectModel' });
+const header = new Header(openSettings, selectModel);
 const tree = new LayerTree({
   onSelect: (layer) => select(layer),
   onToggleGroup: (group, collapsed) => {
@@ -81,7 +82,7 @@ function renderStatus(): void {
         }),
       );
     } else {
-      statusArea.append(errorView(state.error, retry, openSettings));
+      statusArea.append(errorView(state.error, retry, openSettings, selectModel));
     }
   }
 }

@@ -33,9 +33,17 @@ function retryButton(onRetry: () => void, primary: boolean): HTMLButtonElement {
   return button;
 }
 
-export function errorView(error: ErrorInfo, onRetry: () => void, onOpenSettings: () => void): HTMLElement {
+export function errorView(
+  error: ErrorInfo,
+  onRetry: () => void,
+  onOpenSettings: () => void,
+  onSelectModel: () => void,
+): HTMLElement {
   const settings = h('button', { class: 'button secondary', type: 'button' }, 'Open Settings');
   settings.addEventListener('click', onOpenSettings);
+  // A model that cannot load or download leaves the user one click from another (the bundled one works offline).
+  const selectModel = h('button', { class: 'button secondary', type: 'button' }, 'Change Model…');
+  selectModel.addEventListener('click', onSelectModel);
   return h(
     'div',
     { class: 'status-view error-view', role: 'alert' },
@@ -43,7 +51,7 @@ export function errorView(error: ErrorInfo, onRetry: () => void, onOpenSettings:
     h('div', { class: 'status-file' }, error.fileName),
     h('div', { class: 'error-message' }, error.message),
     detailBlock(error.detail),
-    h('div', { class: 'status-actions' }, retryButton(onRetry, true), settings),
+    h('div', { class: 'status-actions' }, retryButton(onRetry, true), selectModel, settings),
   );
 }
 

@@ -8,11 +8,20 @@ import { HttpProxyAgent } from 'http-proxy-agent';
 import { HttpsProxyAgent } from 'https-proxy-agent';
 import { CancelledError, UserFacingError, errorText } from './errors';
 
+/** A file hash as publishers give them: Keras publishes MD5, mirrors usually SHA-256. */
+export interface Checksum {
+  algorithm: 'md5' | 'sha256';
+  hex: string;
+}
+
 export interface DownloadOptions {
   url: string;
   destination: string;
-  /** Hex SHA-256 of the whole file. */
-  sha256: string;
+  /**
+   * The whole file's published hash. Without one, only a complete transfer (Content-Length)
+   * is checked, and the caller must check the content (our loaders check every weight shape).
+   */
+  checksum?: Checksum;
   signal?: AbortSignal;
   /** VS Code's `http.proxy`; when absent the usual environment variables apply. */
   proxy?: string;
@@ -39,16 +48,26 @@ const UNREACHABLE = new Set([
 /** Raised inside the transfer when no data came for timeoutMs; mapped to a UserFacingError. */
 class StallError extends Error {}
 
+/** The transfer broke off after some data came; the `.part` is kept, so trying again resumes. */
+export class DownloadInterruptedError extends UserFacingError {
+  constructor(message: string, detail: string) {
+    super(message, detail);
+    this.name = 'DownloadInterruptedError';
+  }
+}
+
 /**
  * Downloads `url` to `destination`, resuming a previous `.part`, and only renames it
- * into place once the whole file matches `sha256`.
+ * into place once the whole file matches `checksum`.
  */
 export async function downloadVerified(options: DownloadOptions): Promise<void> {
-  const { destination, signal } = options;
-  const expected = options.sha256.toLowerCase();
+  const { destination, signal, checksum } = options;
+  const algorithm = checksum?.algorithm ?? 'sha256';
+  const expected = checksum?.hex.toLowerCase();
   const name = path.basename(destination);
   if (signal?.aborted) throw new CancelledError();
-  if ((await hashFileIfExists(destination, signal)) === expected) return;
+  const existing = await hashFileIfExists(destination, algorithm, signal);
+  if (existing !== undefined && (expected === undefined || existing === expected)) return;
 
   await fs.mkdir(path.dirname(destination), { recursive: true });
   const part = destination + '.part';
@@ -60,11 +79,11 @@ export async function downloadVerified(options: DownloadOptions): Promise<void> 
       throw new UserFacingError(`The server sent the wrong part of ${name}.`, `Range requests to ${options.url}`);
     }
     const actual = outcome.digest('hex');
-    if (actual !== expected) {
+    if (expected !== undefined && actual !== expected) {
       await fs.rm(part, { force: true });
       throw new UserFacingError(
         `The download of ${name} was corrupt (its checksum does not match); it has been deleted.`,
-        `Expected SHA-256 ${expected}, got ${actual} from ${options.url}`,
+        `Expected ${algorithm === 'md5' ? 'MD5' : 'SHA-256'} ${expected}, got ${actual} from ${options.url}`,
       );
     }
     await fs.rename(part, destination);
@@ -82,7 +101,8 @@ async function transfer(options: DownloadOptions, part: string, fresh: boolean):
   if (fresh) await fs.rm(part, { force: true });
   const offset = await fileSize(part);
   // Hash what we already have before asking for more, so a slow hash cannot look like a stall.
-  let hash = offset > 0 ? await hashFile(part, signal) : createHash('sha256');
+  const algorithm = options.checksum?.algorithm ?? 'sha256';
+  let hash = offset > 0 ? await hashFile(part, algorithm, signal) : createHash(algorithm);
 
   const response = await request(options, offset);
   const host = new URL(options.url).host;
@@ -104,7 +124,7 @@ async function transfer(options: DownloadOptions, part: string, fresh: boolean):
     total = range[2] !== '*' ? Number(range[2]) : Number.isFinite(length) ? offset + length : undefined;
   } else if (response.statusCode === 200) {
     // The server ignored the range (or there was none): start the part over.
-    if (offset > 0) hash = createHash('sha256');
+    if (offset > 0) hash = createHash(algorithm);
     total = Number.isFinite(length) ? length : undefined;
   } else {
     response.resume();
@@ -222,13 +242,13 @@ function mapError(error: unknown, options: DownloadOptions, host: string, receiv
   const detail = `${code ? code + ': ' : ''}${errorText(error)} (${options.url})`;
   if (error instanceof StallError) {
     const seconds = Math.round((options.timeoutMs ?? DEFAULT_TIMEOUT_MS) / 1000);
-    return new UserFacingError(
+    return new DownloadInterruptedError(
       `The download of ${name} stalled (no data from ${host} for ${seconds} s); run it again to resume.`,
       detail,
     );
   }
   if (streaming) {
-    return new UserFacingError(
+    return new DownloadInterruptedError(
       `The download of ${name} was interrupted after ${formatBytes(received)}; run it again to resume.`,
       detail,
     );
@@ -306,8 +326,8 @@ async function fileSize(file: string): Promise<number> {
   }
 }
 
-async function hashFile(file: string, signal?: AbortSignal): Promise<Hash> {
-  const hash = createHash('sha256');
+async function hashFile(file: string, algorithm: Checksum['algorithm'], signal?: AbortSignal): Promise<Hash> {
+  const hash = createHash(algorithm);
   for await (const chunk of createReadStream(file) as AsyncIterable<Buffer>) {
     if (signal?.aborted) throw new CancelledError();
     hash.update(chunk);
@@ -315,13 +335,17 @@ async function hashFile(file: string, signal?: AbortSignal): Promise<Hash> {
   return hash;
 }
 
-async function hashFileIfExists(file: string, signal?: AbortSignal): Promise<string | undefined> {
+async function hashFileIfExists(
+  file: string,
+  algorithm: Checksum['algorithm'],
+  signal?: AbortSignal,
+): Promise<string | undefined> {
   try {
     await fs.access(file);
   } catch {
     return undefined;
   }
-  return (await hashFile(file, signal)).digest('hex');
+  return (await hashFile(file, algorithm, signal)).digest('hex');
 }
 
 function formatBytes(bytes: number): string {

@@ -7,7 +7,9 @@ import { readLabels, topK } from './labels';
 import { groupLayers, isSpatial, matchLayers } from './layers';
 import type { Activation, LoadedModel, ModelSource } from './model';
 import { findLabelsBeside, guessPreprocessing, resolveModelFile, type ModelFile, type ModelFormat } from './modelFiles';
+import { CATALOG_PREFIX, type CatalogEntry, IMAGENET_LABELS, catalogEntry } from './catalog';
 import { loadKerasModel } from './models/keras';
+import { loadKerasApplication } from './models/kerasApplications';
 import { loadOnnxModel } from './models/onnx';
 import { loadTfjsGraphModel } from './models/tfjsGraph';
 import { loadTfjsLayersModel } from './models/tfjsLayers';
@@ -73,15 +75,21 @@ export class FeatureMapEngine {
 
   async loadModel(source: ModelSource): Promise<LoadedModel> {
     const file = source.kind === 'file' ? await resolveModelFile(source.path) : undefined;
+    const weights = source.kind === 'catalog' ? await catalogWeights(source) : undefined;
     // A rewritten checkpoint has a new modification time, hence a new key: it loads again.
     const size =
       source.kind === 'file' && source.inputSize ? `@${source.inputSize.height}x${source.inputSize.width}` : '';
-    const key = file ? `${file.path}@${file.mtimeMs}${size}` : 'bundled:mobilenet_v2';
+    const key = file
+      ? `${file.path}@${file.mtimeMs}${size}`
+      : weights
+        ? `${weights.path}@${weights.mtimeMs}`
+        : 'bundled:mobilenet_v2';
+    const modelPath = file?.path ?? weights?.path;
     let loading = this.models.get(key);
     if (!loading) {
       // An older version of the same file (a checkpoint rewritten during training) is let go.
       for (const [oldKey, old] of this.models) {
-        if (file && oldKey.startsWith(`${file.path}@`)) {
+        if (modelPath && oldKey.startsWith(`${modelPath}@`)) {
           this.models.delete(oldKey);
           old.then(
             (m) => m.dispose(),
@@ -89,7 +97,10 @@ export class FeatureMapEngine {
           );
         }
       }
-      loading = this.openModel(key, file, source.kind === 'file' ? source.inputSize : undefined);
+      loading =
+        source.kind === 'catalog' && weights
+          ? this.openCatalogModel(key, weights.entry, weights.path)
+          : this.openModel(key, file, source.kind === 'file' ? source.inputSize : undefined);
       this.models.set(key, loading);
       // A failed load is not cached: the user may fix the file and try again.
       loading.catch(() => this.models.delete(key));
@@ -104,12 +115,13 @@ export class FeatureMapEngine {
     const stat = await statImage(request.imagePath);
     const chosen = this.choosePreprocessing(model, request);
     const resize = request.resize ?? 'stretch';
+    const kernel = model.resizeKernel ?? 'bilinear';
     const custom = request.customNormalization;
     const normalization = custom ? `mean ${custom.mean.join(',')} std ${custom.std.join(',')}` : chosen.mode;
-    const resultKey = `${model.key}|${normalization}|${resize}|${request.imagePath}|${stat.mtimeMs}|${stat.size}`;
+    const resultKey = `${model.key}|${normalization}|${resize}|${kernel}|${request.imagePath}|${stat.mtimeMs}|${stat.size}`;
 
     const { height, width, channels } = model.inputSize;
-    const image = await decodeImage(request.imagePath, { width, height, resize });
+    const image = await decodeImage(request.imagePath, { width, height, resize, kernel });
     if (channels !== 1 && channels !== 3) {
       throw new UserFacingError(
         `The model takes ${channels}-channel input; only 1 (grayscale) and 3 (RGB) are supported.`,
@@ -141,7 +153,13 @@ export class FeatureMapEngine {
       spatial: isSpatial(layer.shape),
       matched: matched[i],
     }));
-    const labelsPath = request.labelsPath ?? (model.path ? await findLabelsBeside(model.path) : undefined);
+    const labelsPath =
+      request.labelsPath ??
+      (model.labels === 'imagenet'
+        ? path.join(this.options.assetsDir, 'models', IMAGENET_LABELS)
+        : model.path
+          ? await findLabelsBeside(model.path)
+          : undefined);
     return {
       resultKey,
       model: {
@@ -211,6 +229,20 @@ export class FeatureMapEngine {
         () => undefined,
       );
     this.models.clear();
+  }
+
+  /** A Keras application defined in our code, with Keras' own weights file. */
+  private async openCatalogModel(key: string, entry: CatalogEntry, weightsPath: string): Promise<LoadedModel> {
+    const { tf } = await getTf(this.options.assetsDir);
+    const model = await loadKerasApplication(tf, entry.application, weightsPath, {
+      key,
+      summary: { name: entry.name, description: `${entry.detail} Weights: ${weightsPath}`, path: weightsPath },
+    });
+    // Keras' load_img resizes with nearest neighbour; its models with a classifier predict ImageNet classes.
+    return Object.assign(model, {
+      resizeKernel: 'nearest' as const,
+      labels: entry.application === 'vgg16_notop' ? undefined : ('imagenet' as const),
+    });
   }
 
   private async openModel(
@@ -302,6 +334,20 @@ export const BUNDLED_SUMMARY = {
   description:
     'MobileNetV2 (alpha 1.0) feature extractor: an ImageNet-trained backbone whose 5-class head was fine-tuned by nsfwjs 4.4.0 (MIT). Input 224×224 RGB scaled to [0, 1]. Ships with the extension; needs no network.',
 };
+
+/** The catalogue entry and its downloaded weights file. */
+async function catalogWeights(
+  source: Extract<ModelSource, { kind: 'catalog' }>,
+): Promise<{ entry: CatalogEntry; path: string; mtimeMs: number }> {
+  const entry = catalogEntry(CATALOG_PREFIX + source.id);
+  if (!entry) throw new UserFacingError(`There is no model "${source.id}" in the Feature Maps catalogue.`);
+  try {
+    const stat = await fs.stat(source.weightsPath);
+    return { entry, path: source.weightsPath, mtimeMs: stat.mtimeMs };
+  } catch (error) {
+    throw new UserFacingError(`The weights of ${entry.name} are not downloaded yet.`, errorText(error));
+  }
+}
 
 async function statImage(imagePath: string): Promise<{ mtimeMs: number; size: number }> {
   try {

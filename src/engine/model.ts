@@ -1,4 +1,5 @@
 import type { ModelSummary } from '../shared/protocol';
+import type { ResizeKernel } from './image';
 import type { LayerMeta } from './layers';
 import type { PreprocessMode } from './preprocess';
 
@@ -23,6 +24,10 @@ export interface LoadedModel {
   readonly preprocessingReason?: string;
   /** The model file, for finding labels beside it (absent for the bundled model). */
   readonly path?: string;
+  /** How the image is resized to the input size when the user has not said: Keras' load_img uses nearest. */
+  readonly resizeKernel?: ResizeKernel;
+  /** A label set that ships with the extension, for models trained on it. */
+  readonly labels?: 'imagenet';
   /** The name of the image input, where the format has one (ONNX). */
   readonly inputName?: string;
   /** Every layer in model order (topological), except the input. */
@@ -32,9 +37,11 @@ export interface LoadedModel {
   dispose(): void;
 }
 
-/** Where a model comes from: the bundled MobileNetV2 or a file of the user's. */
+/** Where a model comes from: the bundled MobileNetV2, a downloaded catalogue model or a file of the user's. */
 export type ModelSource =
   | { kind: 'bundled' }
+  /** A catalogue entry (catalog.ts) whose weights are already downloaded to `weightsPath`. */
+  | { kind: 'catalog'; id: string; weightsPath: string }
   | {
       kind: 'file';
       path: string;

@@ -1,7 +1,10 @@
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import { readModelSettings, readSettings, SECTION, type ModelSettings } from '../config';
+import { CATALOG, CATALOG_PREFIX, catalogEntry } from '../engine/catalog';
 import type { EngineClient } from '../engine/client';
+import type { ModelSource } from '../engine/model';
+import type { ModelStore } from '../modelStore';
 import { CancelledError, NotCachedError, UserFacingError, errorText } from '../engine/errors';
 import { SELECT_MODEL_COMMAND } from '../commands/selectModel';
 import { matchLayers } from '../engine/layers';
@@ -34,12 +37,22 @@ export interface PanelSnapshot {
   model?: string;
 }
 
+/** What every panel shares: the engine worker, the downloaded models and the log. */
+export interface PanelServices {
+  engine: EngineClient;
+  models: ModelStore;
+  log: vscode.LogOutputChannel;
+}
+
 /**
  * One Feature Maps panel. It follows the image the user picked last: a new
  * image cancels the work for the previous one. Owns the webview's HTML,
  * the message dispatch and the extraction jobs.
  */
 export class FeatureMapsPanel extends Disposable {
+  private readonly engine: EngineClient;
+  private readonly models: ModelStore;
+  private readonly log: vscode.LogOutputChannel;
   private state: PanelState | undefined;
   private lastResult: ExtractionResult | undefined;
   private imageUri: vscode.Uri | undefined;
@@ -54,14 +67,14 @@ export class FeatureMapsPanel extends Disposable {
   private readonly onDidBecomeActiveEmitter = this.register(new vscode.EventEmitter<void>());
   readonly onDidBecomeActive = this.onDidBecomeActiveEmitter.event;
 
-  static create(extensionUri: vscode.Uri, engine: EngineClient, log: vscode.LogOutputChannel): FeatureMapsPanel {
+  static create(extensionUri: vscode.Uri, services: PanelServices): FeatureMapsPanel {
     const panel = vscode.window.createWebviewPanel(
       VIEW_TYPE,
       'Feature Maps',
       { viewColumn: vscode.ViewColumn.Beside, preserveFocus: false },
       FeatureMapsPanel.webviewOptions(extensionUri),
     );
-    return new FeatureMapsPanel(panel, extensionUri, engine, log);
+    return new FeatureMapsPanel(panel, extensionUri, services);
   }
 
   static webviewOptions(extensionUri: vscode.Uri): vscode.WebviewPanelOptions & vscode.WebviewOptions {
@@ -74,10 +87,12 @@ export class FeatureMapsPanel extends Disposable {
   constructor(
     readonly panel: vscode.WebviewPanel,
     extensionUri: vscode.Uri,
-    private readonly engine: EngineClient,
-    private readonly log: vscode.LogOutputChannel,
+    services: PanelServices,
   ) {
     super();
+    this.engine = services.engine;
+    this.models = services.models;
+    this.log = services.log;
     panel.iconPath = vscode.Uri.joinPath(extensionUri, 'media', 'icon.svg');
     panel.webview.options = FeatureMapsPanel.webviewOptions(extensionUri);
     panel.webview.html = panelHtml(panel.webview, extensionUri, 'Feature Maps');
@@ -202,11 +217,13 @@ export class FeatureMapsPanel extends Disposable {
     const run = async (): Promise<void> => {
       const started = Date.now();
       try {
-        const { modelPath, preprocessing, resize, labelsPath, inputSize, customNormalization } = this.modelSettings;
+        const { preprocessing, resize, labelsPath, customNormalization } = this.modelSettings;
+        const model = await this.modelSource(fileName);
+        if (job.signal.aborted) return;
         const result = await this.engine.extract(
           {
             imagePath: imageUri.fsPath,
-            model: modelPath ? { kind: 'file', path: modelPath, inputSize } : { kind: 'bundled' },
+            model,
             layerPatterns: [],
             preprocessing,
             customNormalization,
@@ -261,6 +278,39 @@ export class FeatureMapsPanel extends Disposable {
         }
       },
     );
+  }
+
+  /** The model to run; a catalogue model is downloaded first (once per machine), with its own progress. */
+  private async modelSource(fileName: string): Promise<ModelSource> {
+    const { modelPath, catalogSetting, inputSize, mirror, proxy } = this.modelSettings;
+    if (modelPath) return { kind: 'file', path: modelPath, inputSize };
+    if (!catalogSetting) return { kind: 'bundled' };
+    const entry = catalogEntry(catalogSetting);
+    if (!entry) {
+      throw new UserFacingError(
+        `featureMaps.model is "${catalogSetting}", which is not in the catalogue (${CATALOG.map((e) => CATALOG_PREFIX + e.id).join(', ')}).`,
+      );
+    }
+    if ((await this.models.downloadedBytes(entry)) === undefined) {
+      this.setState({ kind: 'loading', fileName, message: `Downloading ${entry.name}…` });
+    }
+    try {
+      const weightsPath = await this.models.ensure(entry, { mirror, proxy });
+      return { kind: 'catalog', id: entry.id, weightsPath };
+    } catch (error) {
+      if (error instanceof CancelledError) {
+        throw new UserFacingError(
+          `The download of ${entry.name} was cancelled. Retry resumes it; Change Model… picks another model (the bundled one needs no network).`,
+        );
+      }
+      if (error instanceof UserFacingError) {
+        throw new UserFacingError(
+          `${error.message} Change Model… picks another model; the bundled MobileNetV2 needs no network.`,
+          error.detail,
+        );
+      }
+      throw error;
+    }
   }
 
   private setState(state: PanelState): void {

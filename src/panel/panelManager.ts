@@ -1,7 +1,6 @@
 import * as vscode from 'vscode';
-import type { EngineClient } from '../engine/client';
 import { Disposable } from './disposable';
-import { FeatureMapsPanel, VIEW_TYPE, type PanelSnapshot } from './featureMapsPanel';
+import { FeatureMapsPanel, VIEW_TYPE, type PanelServices, type PanelSnapshot } from './featureMapsPanel';
 
 /** Persisted by the webview (`vscode.setState`); the host rebuilds the panel from it after a reload. */
 interface RestoredState {
@@ -20,8 +19,7 @@ export class PanelManager extends Disposable implements vscode.WebviewPanelSeria
 
   constructor(
     private readonly extensionUri: vscode.Uri,
-    private readonly engine: EngineClient,
-    private readonly log: vscode.LogOutputChannel,
+    private readonly services: PanelServices,
   ) {
     super();
     this.register(vscode.window.registerWebviewPanelSerializer(VIEW_TYPE, this));
@@ -34,12 +32,12 @@ export class PanelManager extends Disposable implements vscode.WebviewPanelSeria
   async showImage(imageUri: vscode.Uri): Promise<void> {
     let panel = this.current;
     if (panel) panel.reveal();
-    else panel = this.adopt(FeatureMapsPanel.create(this.extensionUri, this.engine, this.log));
+    else panel = this.adopt(FeatureMapsPanel.create(this.extensionUri, this.services));
     await panel.show(imageUri);
   }
 
   async deserializeWebviewPanel(webviewPanel: vscode.WebviewPanel, state: RestoredState | undefined): Promise<void> {
-    const restored = this.adopt(new FeatureMapsPanel(webviewPanel, this.extensionUri, this.engine, this.log));
+    const restored = this.adopt(new FeatureMapsPanel(webviewPanel, this.extensionUri, this.services));
     if (typeof state?.imagePath === 'string') await restored.show(vscode.Uri.file(state.imagePath));
     else restored.showNothing();
   }

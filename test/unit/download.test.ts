@@ -131,7 +131,7 @@ describe('download of model weights', function () {
     await downloadVerified({
       url: `${server.base}/file`,
       destination,
-      sha256: SHA,
+      checksum: { algorithm: 'sha256', hex: SHA },
       onProgress: (received, total) => {
         assert.equal(total, SIZE);
         progress.push(received);
@@ -145,7 +145,9 @@ describe('download of model weights', function () {
 
   it('resumes an interrupted download where it stopped', async () => {
     server.mode = 'cut';
-    const error = await rejection(downloadVerified({ url: `${server.base}/file`, destination, sha256: SHA }));
+    const error = await rejection(
+      downloadVerified({ url: `${server.base}/file`, destination, checksum: { algorithm: 'sha256', hex: SHA } }),
+    );
     assert.ok(error instanceof UserFacingError);
     assert.match(error.message, /weights\.h5 was interrupted.*resume/);
     const partSize = fs.statSync(destination + '.part').size;
@@ -153,7 +155,7 @@ describe('download of model weights', function () {
     assert.equal(fs.existsSync(destination), false);
 
     server.mode = 'normal';
-    await downloadVerified({ url: `${server.base}/file`, destination, sha256: SHA });
+    await downloadVerified({ url: `${server.base}/file`, destination, checksum: { algorithm: 'sha256', hex: SHA } });
     assert.deepEqual(server.ranges, ['', `bytes=${partSize}-`]);
     assert.ok(fs.readFileSync(destination).equals(BODY));
     assert.equal(fs.existsSync(destination + '.part'), false);
@@ -161,14 +163,16 @@ describe('download of model weights', function () {
 
   it('verifies a complete .part when the server answers 416', async () => {
     fs.writeFileSync(destination + '.part', BODY);
-    await downloadVerified({ url: `${server.base}/file`, destination, sha256: SHA });
+    await downloadVerified({ url: `${server.base}/file`, destination, checksum: { algorithm: 'sha256', hex: SHA } });
     assert.deepEqual(server.ranges, [`bytes=${SIZE}-`]);
     assert.ok(fs.readFileSync(destination).equals(BODY));
   });
 
   it('rejects a corrupt download and leaves neither file nor .part', async () => {
     const wrong = 'ab'.repeat(32);
-    const error = await rejection(downloadVerified({ url: `${server.base}/file`, destination, sha256: wrong }));
+    const error = await rejection(
+      downloadVerified({ url: `${server.base}/file`, destination, checksum: { algorithm: 'sha256', hex: wrong } }),
+    );
     assert.ok(error instanceof UserFacingError);
     assert.match(error.message, /weights\.h5 was corrupt/);
     assert.match(error.detail ?? '', new RegExp(`Expected SHA-256 ${wrong}, got ${SHA}`));
@@ -180,7 +184,9 @@ describe('download of model weights', function () {
     const base = await listen(closed);
     await stop(closed);
     const started = Date.now();
-    const error = await rejection(downloadVerified({ url: `${base}/file`, destination, sha256: SHA }));
+    const error = await rejection(
+      downloadVerified({ url: `${base}/file`, destination, checksum: { algorithm: 'sha256', hex: SHA } }),
+    );
     assert.ok(error instanceof UserFacingError);
     assert.match(error.message, /Cannot reach 127\.0\.0\.1:\d+ \(offline\?\)/);
     assert.match(error.detail ?? '', /ECONNREFUSED/);
@@ -189,7 +195,7 @@ describe('download of model weights', function () {
 
   it('names the HTTP status and the URL on 404', async () => {
     const url = `${server.base}/missing`;
-    const error = await rejection(downloadVerified({ url, destination, sha256: SHA }));
+    const error = await rejection(downloadVerified({ url, destination, checksum: { algorithm: 'sha256', hex: SHA } }));
     assert.ok(error instanceof UserFacingError);
     assert.match(error.message, /HTTP 404/);
     assert.ok(error.detail?.includes(url));
@@ -203,7 +209,7 @@ describe('download of model weights', function () {
       downloadVerified({
         url: `${server.base}/file`,
         destination,
-        sha256: SHA,
+        checksum: { algorithm: 'sha256', hex: SHA },
         signal: controller.signal,
         onProgress: (received) => {
           if (received >= 512 * 1024) controller.abort();
@@ -219,7 +225,12 @@ describe('download of model weights', function () {
   it('reports a stalled download and keeps the .part', async () => {
     server.mode = 'stall';
     const error = await rejection(
-      downloadVerified({ url: `${server.base}/file`, destination, sha256: SHA, timeoutMs: 300 }),
+      downloadVerified({
+        url: `${server.base}/file`,
+        destination,
+        checksum: { algorithm: 'sha256', hex: SHA },
+        timeoutMs: 300,
+      }),
     );
     assert.ok(error instanceof UserFacingError);
     assert.match(error.message, /stalled/);
@@ -227,7 +238,7 @@ describe('download of model weights', function () {
   });
 
   it('follows redirects', async () => {
-    await downloadVerified({ url: `${server.base}/moved`, destination, sha256: SHA });
+    await downloadVerified({ url: `${server.base}/moved`, destination, checksum: { algorithm: 'sha256', hex: SHA } });
     assert.ok(fs.readFileSync(destination).equals(BODY));
   });
 
@@ -244,7 +255,12 @@ describe('download of model weights', function () {
     });
     const proxyUrl = await listen(proxy);
     try {
-      await downloadVerified({ url: `${server.base}/file`, destination, sha256: SHA, proxy: proxyUrl });
+      await downloadVerified({
+        url: `${server.base}/file`,
+        destination,
+        checksum: { algorithm: 'sha256', hex: SHA },
+        proxy: proxyUrl,
+      });
     } finally {
       await stop(proxy);
     }
@@ -255,7 +271,7 @@ describe('download of model weights', function () {
   it('makes no request when the file is already there', async () => {
     fs.writeFileSync(destination, BODY);
     const before = server.requests;
-    await downloadVerified({ url: `${server.base}/file`, destination, sha256: SHA });
+    await downloadVerified({ url: `${server.base}/file`, destination, checksum: { algorithm: 'sha256', hex: SHA } });
     assert.equal(server.requests, before);
   });
 

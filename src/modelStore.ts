@@ -1,0 +1,103 @@
+import * as vscode from 'vscode';
+import { type CatalogEntry, cachedPath, downloadedBytes, ensureDownloaded } from './engine/catalog';
+import { modelCacheEntries, removeCached, type CacheEntry } from './engine/download';
+import { CancelledError } from './engine/errors';
+
+export interface DownloadSettings {
+  mirror: string | undefined;
+  proxy: string | undefined;
+}
+
+/**
+ * The catalogue models downloaded to this machine (the extension's global storage), and
+ * the downloads under way: one per model however many panels or commands ask for it,
+ * each with a cancellable progress notification in MB.
+ */
+export class ModelStore implements vscode.Disposable {
+  private readonly downloads = new Map<string, Promise<string>>();
+  private readonly cancels = new Set<AbortController>();
+
+  constructor(
+    private readonly storageUri: vscode.Uri,
+    private readonly log: vscode.LogOutputChannel,
+  ) {}
+
+  get cacheDir(): string {
+    return vscode.Uri.joinPath(this.storageUri, 'models').fsPath;
+  }
+
+  downloadedBytes(entry: CatalogEntry): Promise<number | undefined> {
+    return downloadedBytes(entry, this.cacheDir);
+  }
+
+  /** The weights file of `entry`, downloading it first when needed. */
+  ensure(entry: CatalogEntry, settings: DownloadSettings): Promise<string> {
+    let download = this.downloads.get(entry.id);
+    if (!download) {
+      download = this.download(entry, settings).finally(() => this.downloads.delete(entry.id));
+      this.downloads.set(entry.id, download);
+    }
+    return download;
+  }
+
+  private async download(entry: CatalogEntry, settings: DownloadSettings): Promise<string> {
+    if ((await this.downloadedBytes(entry)) !== undefined) return cachedPath(entry, this.cacheDir);
+    const controller = new AbortController();
+    this.cancels.add(controller);
+    const started = Date.now();
+    try {
+      return await vscode.window.withProgress(
+        {
+          location: vscode.ProgressLocation.Notification,
+          title: `Downloading ${entry.name}`,
+          cancellable: true,
+        },
+        async (progress, token) => {
+          const subscription = token.onCancellationRequested(() => controller.abort());
+          let reported = 0;
+          try {
+            const file = await ensureDownloaded(entry, this.cacheDir, {
+              baseUrl: settings.mirror,
+              proxy: settings.proxy,
+              signal: controller.signal,
+              onProgress: (received, total) => {
+                const size = total ?? entry.approxBytes;
+                const percent = Math.min(100, (received / size) * 100);
+                progress.report({
+                  message: `${megabytes(received)} of ${megabytes(size)} MB`,
+                  increment: percent - reported,
+                });
+                reported = percent;
+              },
+            });
+            this.log.info(`Downloaded ${entry.name} to ${file} in ${Date.now() - started} ms`);
+            return file;
+          } finally {
+            subscription.dispose();
+          }
+        },
+      );
+    } catch (error) {
+      if (error instanceof CancelledError) this.log.info(`Download of ${entry.name} cancelled; the part is kept.`);
+      throw error;
+    } finally {
+      this.cancels.delete(controller);
+    }
+  }
+
+  entries(): Promise<CacheEntry[]> {
+    return modelCacheEntries(this.cacheDir);
+  }
+
+  remove(file: string): Promise<void> {
+    return removeCached(this.cacheDir, file);
+  }
+
+  dispose(): void {
+    for (const controller of this.cancels) controller.abort();
+  }
+}
+
+export function megabytes(bytes: number): string {
+  return (bytes / (1024 * 1024)).toFixed(1);
+}

@@ -1,0 +1,192 @@
+import * as assert from 'node:assert/strict';
+import { createHash, randomBytes } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import {
+  CATALOG,
+  KERAS_BASE_URL,
+  type CatalogEntry,
+  catalogEntry,
+  ensureDownloaded,
+  normalizeBaseUrl,
+} from '../../src/engine/catalog';
+import { FeatureMapEngine } from '../../src/engine/engine';
+import { CancelledError } from '../../src/engine/errors';
+import { type Mirror, startMirror } from '../mirror.mjs';
+import { rejectsWith } from './assertions';
+import { DIST, ORACLE_TOLERANCE, image, oracleCacheFile, tempDir } from './fixtures';
+import { readNpy, relErr } from './npy';
+
+const VGG16 = catalogEntry('catalog:vgg16') as CatalogEntry;
+const SEED_LAYERS = ['block1_conv1', 'block2_conv1', 'block3_conv1'];
+
+function sha256(bytes: Buffer): string {
+  return createHash('sha256').update(bytes).digest('hex');
+}
+
+describe('model catalogue', () => {
+  it('names Keras’ own download URLs and published MD5 hashes', () => {
+    const urls = CATALOG.map((entry) => new URL(entry.urlPath, KERAS_BASE_URL).href);
+    assert.deepEqual(urls, [
+      'https://storage.googleapis.com/tensorflow/keras-applications/vgg16/vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5',
+      'https://storage.googleapis.com/tensorflow/keras-applications/mobilenet_v2/mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224.h5',
+      'https://storage.googleapis.com/tensorflow/keras-applications/resnet/resnet50_weights_tf_dim_ordering_tf_kernels.h5',
+    ]);
+    assert.deepEqual(VGG16.checksum, { algorithm: 'md5', hex: '6d6bbae143d832006294945121d1f1fc' });
+    assert.deepEqual(VGG16.defaultLayers, SEED_LAYERS);
+    assert.equal(VGG16.defaultChannels, 9);
+  });
+
+  it('reads catalogue settings and refuses mirrors that are not http URLs', () => {
+    assert.equal(catalogEntry(' catalog:resnet50 ')?.application, 'resnet50');
+    assert.equal(catalogEntry('catalog:alexnet'), undefined);
+    assert.equal(catalogEntry('models/vgg16.h5'), undefined);
+    assert.equal(normalizeBaseUrl(undefined), KERAS_BASE_URL);
+    assert.equal(normalizeBaseUrl('http://127.0.0.1:9/keras//'), 'http://127.0.0.1:9/keras/');
+    assert.throws(() => normalizeBaseUrl('ftp://mirror/'), /must be an http or https URL/);
+    assert.throws(() => normalizeBaseUrl('not a url'), /is not a URL/);
+  });
+});
+
+describe('catalogue download from a mirror', function () {
+  this.timeout(60_000);
+  const body = randomBytes(3 * 1024 * 1024 + 12_345);
+  let mirror: Mirror | undefined;
+  let cache: string;
+  beforeEach(() => {
+    cache = tempDir();
+  });
+  afterEach(async () => {
+    await mirror?.close();
+    mirror = undefined;
+  });
+  const files = { [VGG16.urlPath]: body };
+  const sums = `${sha256(body)}  ${VGG16.fileName}\n`;
+  const cacheFiles = (): string[] => fs.readdirSync(cache);
+
+  it('resumes a transfer that breaks off, and verifies it by the mirror’s SHA256SUMS', async () => {
+    mirror = await startMirror({ files, checksums: sums, cutOnce: 1024 * 1024 });
+    const progress: number[] = [];
+    const file = await ensureDownloaded(VGG16, cache, {
+      baseUrl: mirror.base,
+      onProgress: (received) => progress.push(received),
+    });
+    assert.equal(file, path.join(cache, VGG16.fileName));
+    assert.ok(fs.readFileSync(file).equals(body), 'the cached file is the served file');
+    const transfers = mirror.requests.filter((r) => r.path === VGG16.urlPath);
+    assert.equal(transfers.length, 2);
+    assert.equal(transfers[0].range, '');
+    // Resumed, not restarted: from what had arrived when the connection dropped (≤ the 1 MB sent).
+    const resumedAt = Number(/^bytes=(\d+)-$/.exec(transfers[1].range)?.[1]);
+    assert.ok(resumedAt > 0 && resumedAt <= 1024 * 1024, `second request: "${transfers[1].range}"`);
+    assert.equal(progress.at(-1), body.length);
+    assert.deepEqual(cacheFiles(), [VGG16.fileName], 'no .part is left');
+
+    // Once per machine: the next call makes no request at all.
+    const before = mirror.requests.length;
+    await ensureDownloaded(VGG16, cache, { baseUrl: mirror.base });
+    assert.equal(mirror.requests.length, before);
+  });
+
+  it('checks Keras’ published MD5 when the mirror has no SHA256SUMS, and deletes a mismatch', async () => {
+    mirror = await startMirror({ files });
+    await rejectsWith(
+      ensureDownloaded(VGG16, cache, { baseUrl: mirror.base }),
+      /download of vgg16_weights_tf_dim_ordering_tf_kernels_notop\.h5 was corrupt.*deleted/,
+    );
+    assert.deepEqual(cacheFiles(), []);
+  });
+
+  it('rejects a file whose SHA-256 is not the mirror’s, leaving nothing behind', async () => {
+    mirror = await startMirror({ files, checksums: `${'0'.repeat(64)}  ${VGG16.fileName}\n` });
+    await rejectsWith(ensureDownloaded(VGG16, cache, { baseUrl: mirror.base }), /corrupt/);
+    assert.deepEqual(cacheFiles(), []);
+  });
+
+  it('says the server cannot be reached when it is down', async () => {
+    mirror = await startMirror({ files });
+    const base = mirror.base;
+    await mirror.close();
+    mirror = undefined;
+    await rejectsWith(ensureDownloaded(VGG16, cache, { baseUrl: base }), /Cannot reach .*127\.0\.0\.1.*offline/);
+    assert.deepEqual(cacheFiles(), []);
+  });
+
+  it('removes the part of a download that keeps breaking off', async () => {
+    mirror = await startMirror({ files, checksums: sums, cutOnce: 1024 * 1024 });
+    await rejectsWith(ensureDownloaded(VGG16, cache, { baseUrl: mirror.base, retries: 0 }), /was interrupted after/);
+    assert.deepEqual(cacheFiles(), [], 'the partial file is removed');
+  });
+
+  it('keeps the part on cancel, so choosing the model again resumes', async () => {
+    mirror = await startMirror({ files, checksums: sums, bytesPerSecond: 2 * 1024 * 1024 });
+    const controller = new AbortController();
+    const cancelled = ensureDownloaded(VGG16, cache, {
+      baseUrl: mirror.base,
+      signal: controller.signal,
+      onProgress: (received) => {
+        if (received >= 512 * 1024) controller.abort();
+      },
+    });
+    await assert.rejects(cancelled, CancelledError);
+    const part = fs.statSync(path.join(cache, VGG16.fileName + '.part')).size;
+    assert.ok(part > 0 && part < body.length, `part of ${part} bytes`);
+
+    await ensureDownloaded(VGG16, cache, { baseUrl: mirror.base });
+    const transfers = mirror.requests.filter((r) => r.path === VGG16.urlPath);
+    assert.equal(transfers.at(-1)?.range, `bytes=${part}-`);
+    assert.ok(fs.readFileSync(path.join(cache, VGG16.fileName)).equals(body));
+  });
+});
+
+describe('VGG16 from the catalogue: download → verify → cache → load → extract, against Keras', function () {
+  this.timeout(180_000);
+  let mirror: Mirror | undefined;
+  let engine: FeatureMapEngine | undefined;
+  after(async () => {
+    engine?.dispose();
+    await mirror?.close();
+  });
+
+  it('matches Keras on every layer for chelsea.png, through the real download path', async function () {
+    // The oracle's weights are random (seeded), so the mirror lists their hash in its SHA256SUMS.
+    const weights = fs.readFileSync(oracleCacheFile(VGG16.fileName, this));
+    mirror = await startMirror({
+      files: { [VGG16.urlPath]: weights },
+      checksums: `${sha256(weights)}  ${VGG16.fileName}\n`,
+      cutOnce: 20 * 1024 * 1024,
+    });
+    const cache = tempDir();
+    const weightsPath = await ensureDownloaded(VGG16, cache, { baseUrl: mirror.base });
+    engine = new FeatureMapEngine({ assetsDir: DIST });
+    const result = await engine.extract({
+      imagePath: image('chelsea.png'),
+      model: { kind: 'catalog', id: VGG16.id, weightsPath },
+      layerPatterns: SEED_LAYERS,
+    });
+    // Keras' layer names, and the seed's three layers are the ones the settings list.
+    const convs = result.layers.filter((l) => l.op === 'Conv2D').map((l) => l.name);
+    assert.equal(convs.length, 13);
+    assert.deepEqual(
+      result.layers.filter((l) => l.matched).map((l) => l.name),
+      SEED_LAYERS,
+    );
+    assert.match(result.model.preprocessing, /^caffe/);
+    const rgb = readNpy(oracleCacheFile('chelsea.rgb224.npy', this));
+    const ours = result.input.rgba.filter((_, i) => i % 4 !== 3);
+    assert.equal(Buffer.compare(Buffer.from(ours), Buffer.from(rgb.data)), 0, 'load_img’s nearest resize');
+
+    const errors: string[] = [];
+    for (const layer of result.layers) {
+      const ref = readNpy(oracleCacheFile(`chelsea.${layer.name}.npy`, this));
+      const activation = engine.activation(result.resultKey, layer.name);
+      assert.ok(activation, layer.name);
+      assert.deepEqual([1, ...activation.shape], ref.shape, `${layer.name} shape`);
+      const error = relErr(activation.data, ref.data);
+      errors.push(`${layer.name} ${error.toExponential(1)}`);
+      assert.ok(error <= ORACLE_TOLERANCE, `${layer.name}: relative error ${error}`);
+    }
+    assert.equal(errors.length, 18);
+    console.log(`      ${errors.join(', ')}`);
+  });
+});
