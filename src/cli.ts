@@ -1,11 +1,25 @@
 // Headless entry point: image in, PNG contact sheet of layers × channels out,
 // like the classic Keras 3×3 plots. Same engine and colormaps as the panel.
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import sharp from 'sharp';
+import {
+  CATALOG,
+  CATALOG_PREFIX,
+  MIRROR_ENV,
+  type CatalogEntry,
+  cachedPath,
+  catalogEntry,
+  downloadedBytes,
+  ensureDownloaded,
+  isCatalogSetting,
+  normalizeBaseUrl,
+} from './engine/catalog';
 import { FeatureMapEngine } from './engine/engine';
 import { UserFacingError, errorText } from './engine/errors';
 import { isSpatial } from './engine/layers';
+import type { ModelSource } from './engine/model';
 import { applyColormap, channelIndexMap, colormapLut } from './shared/colormaps';
 import {
   COLORMAPS,
@@ -22,8 +36,13 @@ Writes a PNG contact sheet: one block per layer, the first N channels of each
 drawn with a colormap, using the bundled MobileNetV2 or your model.
 
 Options:
-  -m, --model <file>        TF.js model.json, Keras .h5/.hdf5/.keras or ONNX .onnx
-                            (default: the bundled MobileNetV2)
+  -m, --model <model>       TF.js model.json, Keras .h5/.hdf5/.keras or ONNX .onnx,
+                            or a catalogue model, downloaded once from Keras:
+                            ${CATALOG.map((e) => e.id).join(' | ')} (default: the bundled MobileNetV2)
+      --mirror <url>        download catalogue models from this mirror of Keras'
+                            folder (default: $${MIRROR_ENV} or Keras' URL)
+      --cache-dir <dir>     where catalogue models are kept
+                            (default: ${defaultCacheDir().replace(os.homedir(), '~')})
       --preprocessing <p>   auto | raw01 | tf | caffe | torch | none (default auto)
   -l, --layers <a,b,…>      layer names or glob patterns (default: three
                             convolutions spread through the model)
@@ -33,6 +52,8 @@ Options:
       --colormap <name>     ${COLORMAPS.join(' | ')} (default viridis)
       --normalization <m>   channel | layer (default channel)
   -o, --out <file.png>      output file (default <image>.feature-maps.png)
+      --split               one PNG per layer instead, <out>.<layer>.png, like
+                            the Keras recipe's one 3×3 plot per layer
       --list                print the model's layers and exit
   -h, --help                show this help`;
 
@@ -66,6 +87,9 @@ async function main(argv: string[]): Promise<number> {
       normalization: { type: 'string', default: 'channel' },
       out: { type: 'string', short: 'o' },
       list: { type: 'boolean', default: false },
+      split: { type: 'boolean', default: false },
+      mirror: { type: 'string' },
+      'cache-dir': { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
@@ -82,18 +106,33 @@ async function main(argv: string[]): Promise<number> {
     normalization: oneOf(values.normalization, NORMALIZATIONS, 'normalization'),
   };
   const imagePath = path.resolve(positionals[0]);
+  const entry = values.model ? (catalogEntry(values.model) ?? catalogEntry(CATALOG_PREFIX + values.model)) : undefined;
   const patterns = values.layers
     ? values.layers
         .split(',')
         .map((s) => s.trim())
         .filter(Boolean)
-    : [];
+    : (entry?.defaultLayers ?? []);
+  if (values.model && !entry && isCatalogSetting(values.model)) {
+    throw new UserFacingError(
+      `${values.model} is not in the catalogue (${CATALOG.map((e) => CATALOG_PREFIX + e.id).join(', ')}).`,
+    );
+  }
 
+  const model: ModelSource = entry
+    ? {
+        kind: 'catalog',
+        id: entry.id,
+        weightsPath: await download(entry, values['cache-dir'], values.mirror ?? process.env[MIRROR_ENV]),
+      }
+    : values.model
+      ? { kind: 'file', path: path.resolve(values.model) }
+      : { kind: 'bundled' };
   const engine = new FeatureMapEngine({ assetsDir: __dirname });
   try {
     const result = await engine.extract({
       imagePath,
-      model: values.model ? { kind: 'file', path: path.resolve(values.model) } : { kind: 'bundled' },
+      model,
       layerPatterns: patterns,
       preprocessing: oneOf(values.preprocessing, PREPROCESSING_CHOICES, 'preprocessing'),
     });
@@ -107,12 +146,56 @@ async function main(argv: string[]): Promise<number> {
       throw new UserFacingError(`No layer with spatial maps matches ${patterns.join(', ')}. Try --list.`);
     const blocks = chosen.map((l) => engine.layerData(result.resultKey, l.name, options.channels));
     const out = path.resolve(values.out ?? `${imagePath}.feature-maps.png`);
+    if (values.split) {
+      const stem = out.replace(/\.png$/i, '');
+      for (const block of blocks) {
+        const file = `${stem}.${block.layer.replace(/[^\w.-]+/g, '_')}.png`;
+        await writeSheet([block], result, options, file);
+        console.log(`${file}: ${block.layer} (${block.count} of ${block.totalChannels})`);
+      }
+      return 0;
+    }
     await writeSheet(blocks, result, options, out);
     console.log(`${out}: ${blocks.map((b) => `${b.layer} (${b.count} of ${b.totalChannels})`).join(', ')}`);
     return 0;
   } finally {
     engine.dispose();
   }
+}
+
+function defaultCacheDir(): string {
+  const base = process.env.XDG_CACHE_HOME || path.join(os.homedir(), '.cache');
+  return path.join(base, 'feature-maps', 'models');
+}
+
+/** The catalogue model's weights, downloaded once (progress on stderr, like Keras' own get_file). */
+async function download(
+  entry: CatalogEntry,
+  cacheDir: string | undefined,
+  mirror: string | undefined,
+): Promise<string> {
+  const dir = path.resolve(cacheDir ?? defaultCacheDir());
+  if ((await downloadedBytes(entry, dir)) !== undefined) return cachedPath(entry, dir);
+  const from = new URL(entry.urlPath, normalizeBaseUrl(mirror)).href;
+  process.stderr.write(`Downloading ${entry.name} from ${from}\n`);
+  const interactive = process.stderr.isTTY;
+  let lastLine = 0;
+  const file = await ensureDownloaded(entry, dir, {
+    baseUrl: mirror,
+    onProgress: (received, total) => {
+      const now = Date.now();
+      if (!interactive && now - lastLine < 2000 && received !== total) return;
+      lastLine = now;
+      const line = `  ${mb(received)} of ${mb(total ?? entry.approxBytes)} MB`;
+      process.stderr.write(interactive ? `\r${line}` : `${line}\n`);
+    },
+  });
+  if (interactive) process.stderr.write('\n');
+  return file;
+}
+
+function mb(bytes: number): string {
+  return (bytes / (1024 * 1024)).toFixed(1);
 }
 
 /** Three convolutions spread through the model, like block1/2/3_conv1 in the Keras recipe. */

@@ -1,11 +1,24 @@
 import * as assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { execFile, spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import sharp from 'sharp';
-import { DIST, image, shared, tempDir } from './fixtures';
+import { catalogEntry } from '../../src/engine/catalog';
+import { startMirror } from '../mirror.mjs';
+import { DIST, image, oracleCacheFile, shared, tempDir } from './fixtures';
 
 function cli(...args: string[]) {
   return spawnSync(process.execPath, [path.join(DIST, 'cli.js'), ...args], { encoding: 'utf8', timeout: 60_000 });
+}
+
+/** The CLI without blocking this process, which may be serving its downloads. */
+function cliAsync(...args: string[]): Promise<{ status: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [path.join(DIST, 'cli.js'), ...args], { timeout: 120_000 }, (error, stdout, stderr) =>
+      resolve({ status: error ? Number(error.code ?? 1) : 0, stdout, stderr }),
+    );
+  });
 }
 
 describe('the feature-maps command line', () => {
@@ -57,5 +70,43 @@ describe('the feature-maps command line', () => {
     const unknown = cli(image('coffee.png'), '--layers', 'nope*');
     assert.equal(unknown.status, 1);
     assert.match(unknown.stderr, /No layer with spatial maps matches nope\*/);
+  });
+
+  it('reproduces the Keras recipe: --model vgg16 downloads once, then one 3×3 PNG per seed layer', async function () {
+    this.timeout(120_000);
+    const vgg16 = catalogEntry('catalog:vgg16');
+    assert.ok(vgg16);
+    const weights = fs.readFileSync(oracleCacheFile(vgg16.fileName, this));
+    const sha256 = createHash('sha256').update(weights).digest('hex');
+    const mirror = await startMirror({
+      files: { [vgg16.urlPath]: weights },
+      checksums: `${sha256}  ${vgg16.fileName}\n`,
+    });
+    try {
+      const dir = tempDir();
+      const args = [image('chelsea.png'), '--model', 'vgg16', '--mirror', mirror.base, '--cache-dir', dir];
+      const run = await cliAsync(...args, '--split', '-o', path.join(dir, 'chelsea.png'));
+      assert.equal(run.status, 0, run.stderr);
+      assert.match(run.stderr, /Downloading VGG16 ImageNet \(no top\) from http:\/\/127\.0\.0\.1/);
+      assert.match(run.stderr, /56\.2 of 56\.2 MB/);
+      for (const [layer, total] of [
+        ['block1_conv1', 64],
+        ['block2_conv1', 128],
+        ['block3_conv1', 256],
+      ] as const) {
+        assert.match(run.stdout, new RegExp(`chelsea\\.${layer}\\.png: ${layer} \\(9 of ${total}\\)`));
+        const { width, height } = await sharp(path.join(dir, `chelsea.${layer}.png`)).metadata();
+        assert.equal(width, 12 * 2 + 3 * 128 + 2 * 4, `${layer}: three tiles across`);
+        assert.ok(height > 3 * 128 + 2 * 4, `${layer}: three rows`);
+      }
+      // Once per machine: a second run uses the cached file.
+      const requests = mirror.requests.length;
+      const again = await cliAsync(...args, '--list');
+      assert.equal(again.status, 0, again.stderr);
+      assert.equal(mirror.requests.length, requests);
+      assert.doesNotMatch(again.stderr, /Downloading/);
+    } finally {
+      await mirror.close();
+    }
   });
 });
