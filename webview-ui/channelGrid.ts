@@ -10,6 +10,8 @@ import { h } from './dom';
 import { formatShape, formatValue } from './format';
 import { Colorbar } from './colorbar';
 
+const SQUARE_UP_TO = 9;
+
 export class ChannelGrid {
   readonly element: HTMLElement;
   private readonly title: HTMLElement;
@@ -78,7 +80,7 @@ export class ChannelGrid {
         ),
       );
     }
-    this.grid.replaceChildren(...tiles);
+    this.setTiles(tiles);
     this.grid.setAttribute('aria-busy', 'true');
   }
 
@@ -121,9 +123,21 @@ export class ChannelGrid {
       );
       this.canvases.push(canvas);
     }
-    this.grid.replaceChildren(...tiles);
+    this.setTiles(tiles);
     this.redraw(layer, settings);
     this.updateScaling();
+  }
+
+  /**
+   * Up to 9 channels make a square (the Keras recipe's 3×3); more fill the width. CSS reads
+   * the column count from --fm-columns.
+   */
+  private setTiles(tiles: HTMLElement[]): void {
+    const square = tiles.length > 0 && tiles.length <= SQUARE_UP_TO;
+    this.grid.classList.toggle('square', square);
+    if (square) this.grid.style.setProperty('--fm-columns', String(Math.ceil(Math.sqrt(tiles.length))));
+    else this.grid.style.removeProperty('--fm-columns');
+    this.grid.replaceChildren(...tiles);
   }
 
   /** Repaints from the data already held: colormap / normalisation changes need no request. */

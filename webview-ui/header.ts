@@ -68,7 +68,7 @@ export class Header {
       ...input.notes.map((note) => h('div', { class: 'header-note' }, note)),
     );
     this.model.replaceChildren(
-      h('div', { class: 'model-name', title: model.description }, model.name),
+      h('div', { class: 'model-name', title: model.path ?? model.description }, model.name),
       h('div', { class: 'model-description', title: model.description }, model.description),
       h('div', { class: 'model-preprocessing', title: 'featureMaps.preprocessing' }, `input: ${model.preprocessing}`),
       h(

@@ -236,10 +236,12 @@ export class FeatureMapEngine {
     const { tf } = await getTf(this.options.assetsDir);
     const model = await loadKerasApplication(tf, entry.application, weightsPath, {
       key,
-      summary: { name: entry.name, description: `${entry.detail} Weights: ${weightsPath}`, path: weightsPath },
+      summary: { name: entry.name, description: entry.detail, path: weightsPath },
     });
     // Keras' load_img resizes with nearest neighbour; its models with a classifier predict ImageNet classes.
     return Object.assign(model, {
+      preprocessing: entry.preprocessing,
+      preprocessingReason: `Keras' preprocess_input for ${entry.name.replace(/ \(.*\)$/, '')}; resized like load_img, nearest`,
       resizeKernel: 'nearest' as const,
       labels: entry.application === 'vgg16_notop' ? undefined : ('imagenet' as const),
     });

@@ -13,6 +13,8 @@ export const ctx = {
   repoRoot: undefined,
   /** 'development' (extensionDevelopmentPath) or 'vsix' (the packaged extension, installed) */
   mode: undefined,
+  /** The local stand-in for Keras' download server ({ base, requests }), when the oracle's weights exist. */
+  mirror: undefined,
   /** Reloads a fresh workbench in `page` (closes editors and panels of earlier tests). */
   reload: async () => {},
 };

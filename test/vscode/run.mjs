@@ -9,11 +9,13 @@
 // Options: --skip-in-host --skip-ui --skip-vsix --grep <text> (UI tests only).
 // FEATURE_MAPS_EXTENSION_PATH=<dir> tests another extension folder (for checking the harness).
 import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import Mocha from 'mocha';
+import { startMirror } from '../mirror.mjs';
 import { ctx } from './context.mjs';
 import {
   assertCodeServerInstalled,
@@ -45,6 +47,8 @@ const grep = grepIndex >= 0 ? argv[grepIndex + 1] : undefined;
 const extensionPath = path.resolve(process.env.FEATURE_MAPS_EXTENSION_PATH ?? repoRoot);
 const fixturesDir = path.resolve(repoRoot, '..', 'shared', 'fixtures', 'images');
 const uiDir = path.join(repoRoot, 'test', 'ui');
+const MIRROR_ENV = 'FEATURE_MAPS_MODEL_MIRROR';
+const VGG16_FILE = 'vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5';
 const totals = { passed: 0, failed: 0 };
 
 function fail(message) {
@@ -200,6 +204,31 @@ function checkInstalledExtension(extensionsDir) {
   }
 }
 
+/**
+ * A stand-in for Keras' download server, for the catalogue UI test: it serves the Keras
+ * oracle's VGG16 weights (random, seeded, so it lists their SHA-256), throttled so the
+ * progress notification can be seen. Without the oracle there is nothing to serve.
+ */
+async function startModelMirror() {
+  const cache = process.env.ORACLE_CACHE ?? path.resolve(repoRoot, '..', '.oracle-cache');
+  const file = path.join(cache, VGG16_FILE);
+  if (!fs.existsSync(file)) {
+    if (process.env.ORACLE_CACHE) fail(`${file} is missing from ORACLE_CACHE=${cache}`);
+    console.log(`(no ${VGG16_FILE} in ${cache}: the model catalogue UI test will be skipped)`);
+    return undefined;
+  }
+  const weights = fs.readFileSync(file);
+  const sha256 = createHash('sha256').update(weights).digest('hex');
+  const mirror = await startMirror({
+    files: { [`vgg16/${VGG16_FILE}`]: weights },
+    checksums: `${sha256}  ${VGG16_FILE}\n`,
+    bytesPerSecond: 16 * 1024 * 1024,
+  });
+  cleanups.push(() => mirror.close());
+  ctx.mirror = mirror;
+  return mirror;
+}
+
 async function main() {
   checkPreconditions();
   // Screenshots of this run only: stale failure shots from an earlier run would mislead.
@@ -213,7 +242,13 @@ async function main() {
 
   // 1 + 2: the extension from the repo.
   if (!flag('--skip-in-host') || !flag('--skip-ui')) {
-    const server = await startServer({ workspace, extensionDevelopmentPath: extensionPath, label: 'code-server-dev' });
+    const mirror = await startModelMirror();
+    const server = await startServer({
+      workspace,
+      extensionDevelopmentPath: extensionPath,
+      label: 'code-server-dev',
+      env: mirror ? { [MIRROR_ENV]: mirror.base } : {},
+    });
     if (!flag('--skip-in-host')) {
       console.log('\n=== in-host suite (dist/test/integration) ===');
       const result = await runInHostSuite({
