@@ -75,7 +75,7 @@ export const CATALOG: readonly CatalogEntry[] = [
     fileName: 'resnet50_weights_tf_dim_ordering_tf_kernels.h5',
     urlPath: 'resnet/resnet50_weights_tf_dim_ordering_tf_kernels.h5',
     checksum: { algorithm: 'md5', hex: '2cb95161c43110f7111970584f804107' },
-    approxBytes: 102_967_424,
+    approxBytes: 102_853_048,
     preprocessing: 'caffe',
   },
 ];
