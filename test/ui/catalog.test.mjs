@@ -62,6 +62,25 @@ describe('The model catalogue: VGG16 ImageNet downloaded on first use', () => {
     await screenshot(ctx.page, 'catalog-vgg16-block1_conv1');
   });
 
+  it('says why a download failed, leaves nothing behind, and keeps the current model', async () => {
+    // The stand-in serves VGG16 only: ResNet50's file is a 404, as on a mirror that lacks it.
+    await runCommand(ctx.page, 'Feature Maps: Select Model…');
+    const row = ctx.page.locator('.quick-input-list .monaco-list-row', { hasText: 'ResNet50 ImageNet' });
+    await row.first().waitFor({ timeout: 20_000 });
+    await row.first().click();
+    const toast = ctx.page.locator('.notification-toast', {
+      hasText: /Cannot download resnet50_weights_tf_dim_ordering_tf_kernels\.h5: the server answered HTTP 404/,
+    });
+    await toast.first().waitFor({ timeout: 30_000 });
+    assert.match(await toast.first().innerText(), /keeps its current model/);
+    await screenshot(ctx.page, 'catalog-download-failed');
+    const models = path.dirname(cacheFile());
+    assert.deepEqual(fs.readdirSync(models), [VGG16_FILE], 'no partial ResNet50 file');
+    const frame = webviewFrame(ctx.page);
+    assert.equal(await frame.locator('.model-name').innerText(), 'VGG16 ImageNet (no top)');
+    await toast.first().locator('.codicon-notifications-clear, .codicon-close').first().click();
+  });
+
   it('lists the download with its size in Manage Downloaded Models…, and deletes it', async () => {
     await runCommand(ctx.page, 'Feature Maps: Manage Downloaded Models…');
     const row = ctx.page.locator('.quick-input-list .monaco-list-row', { hasText: 'VGG16 ImageNet (no top)' });
