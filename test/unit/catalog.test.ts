@@ -190,3 +190,41 @@ describe('VGG16 from the catalogue: download → verify → cache → load → e
     console.log(`      ${errors.join(', ')}`);
   });
 });
+
+describe('MobileNetV2 and ResNet50 from the catalogue: predictions in ImageNet’s classes', function () {
+  this.timeout(180_000);
+  let engine: FeatureMapEngine | undefined;
+  afterEach(() => engine?.dispose());
+
+  for (const id of ['mobilenet_v2', 'resnet50']) {
+    it(`${id}: downloaded through a mirror, its top-5 are Keras’ classes, named`, async function () {
+      const entry = catalogEntry(`catalog:${id}`) as CatalogEntry;
+      const manifest = JSON.parse(
+        fs.readFileSync(oracleCacheFile(path.join('applications', 'applications.manifest.json'), this), 'utf8'),
+      ) as { models: Record<string, { top5: number[] }> };
+      const weights = fs.readFileSync(oracleCacheFile(path.join('applications', entry.fileName), this));
+      const mirror = await startMirror({
+        files: { [entry.urlPath]: weights },
+        checksums: `${sha256(weights)}  ${entry.fileName}\n`,
+      });
+      try {
+        const weightsPath = await ensureDownloaded(entry, tempDir(), { baseUrl: mirror.base });
+        engine = new FeatureMapEngine({ assetsDir: DIST });
+        const result = await engine.extract({
+          imagePath: image('chelsea.png'),
+          model: { kind: 'catalog', id, weightsPath },
+          layerPatterns: [],
+        });
+        const labels = fs.readFileSync(path.join(DIST, 'models', 'imagenet_labels.txt'), 'utf8').split('\n');
+        assert.equal(labels[285], 'Egyptian cat', 'ImageNet’s class order');
+        assert.deepEqual(
+          result.predictions?.map((p) => p.label),
+          manifest.models[id].top5.map((index) => labels[index]),
+        );
+        assert.match(result.model.preprocessing, id === 'mobilenet_v2' ? /^tf:/ : /^caffe:/);
+      } finally {
+        await mirror.close();
+      }
+    });
+  }
+});
