@@ -75,6 +75,7 @@ export class Header {
         'div',
         { class: 'elapsed' },
         result.elapsedMs > 0 ? `forward pass ${formatMs(result.elapsedMs)}` : 'activations from cache',
+        model.backend ? ` · ${model.backend}` : '',
       ),
     );
     const predictions = result.predictions ?? [];

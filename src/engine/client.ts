@@ -2,7 +2,7 @@ import { Worker } from 'node:worker_threads';
 import type { ExtractionResult, LayerData } from '../shared/protocol';
 import type { ExtractRequest } from './engine';
 import { CancelledError, NotCachedError, UserFacingError } from './errors';
-import type { WorkerInit, WorkerRequest, WorkerResponse } from './workerProtocol';
+import type { WorkerInit, WorkerLog, WorkerRequest, WorkerResponse } from './workerProtocol';
 
 type Distribute<T> = T extends unknown ? Omit<T, 'id'> : never;
 type RequestBody = Distribute<WorkerRequest>;
@@ -82,7 +82,10 @@ export class EngineClient {
     if (this.worker) return this.worker;
     const init: WorkerInit = { assetsDir: this.options.assetsDir };
     const worker = new Worker(this.options.workerPath, { workerData: init });
-    worker.on('message', (response: WorkerResponse) => this.settle(response));
+    worker.on('message', (message: WorkerResponse | WorkerLog) => {
+      if ('ok' in message) this.settle(message);
+      else this.options.log?.(message.line);
+    });
     worker.on('error', (error) => {
       this.options.log?.(`engine worker error: ${error.stack ?? error.message}`);
       if (this.worker === worker)

@@ -10,6 +10,7 @@ import { findLabelsBeside, guessPreprocessing, resolveModelFile, type ModelFile,
 import { CATALOG_PREFIX, type CatalogEntry, IMAGENET_LABELS, catalogEntry } from './catalog';
 import { loadKerasModel } from './models/keras';
 import { loadKerasApplication } from './models/kerasApplications';
+import { toOnnxRuntime } from './models/layersToOnnx';
 import { loadOnnxModel } from './models/onnx';
 import { loadTfjsGraphModel } from './models/tfjsGraph';
 import { loadTfjsLayersModel } from './models/tfjsLayers';
@@ -29,6 +30,14 @@ export interface EngineOptions {
   assetsDir: string;
   /** How many bytes of activations to keep cached across images (at least one image is always kept). */
   cacheBytes?: number;
+  /**
+   * Run TF.js and Keras models on onnxruntime, converted to ONNX in memory, when every layer
+   * converts (default true); those that do not stay on TensorFlow.js. The environment variable
+   * FEATURE_MAPS_NATIVE=0 turns it off where this option is not given (to compare, or if ORT misbehaves).
+   */
+  nativeLayers?: boolean;
+  /** Where the engine says which runtime each model runs on, and why. */
+  log?: (line: string) => void;
 }
 
 export interface ExtractRequest {
@@ -64,9 +73,11 @@ export class FeatureMapEngine {
   /** resultKey → activations, in least-recently-used order. */
   private readonly cache = new Map<string, CachedActivations>();
   private readonly cacheBytes: number;
+  private readonly nativeLayers: boolean;
 
   constructor(private readonly options: EngineOptions) {
     this.cacheBytes = options.cacheBytes ?? DEFAULT_CACHE_BYTES;
+    this.nativeLayers = options.nativeLayers ?? process.env.FEATURE_MAPS_NATIVE !== '0';
   }
 
   async backend(): Promise<string> {
@@ -97,10 +108,11 @@ export class FeatureMapEngine {
           );
         }
       }
-      loading =
+      loading = this.onFastestRuntime(
         source.kind === 'catalog' && weights
           ? this.openCatalogModel(key, weights.entry, weights.path)
-          : this.openModel(key, file, source.kind === 'file' ? source.inputSize : undefined);
+          : this.openModel(key, file, source.kind === 'file' ? source.inputSize : undefined),
+      );
       this.models.set(key, loading);
       // A failed load is not cached: the user may fix the file and try again.
       loading.catch(() => this.models.delete(key));
@@ -164,6 +176,7 @@ export class FeatureMapEngine {
       resultKey,
       model: {
         ...model.summary,
+        ...(model.backend ? { backend: model.backend } : {}),
         preprocessing: custom
           ? `custom: (x − mean) / std, mean ${custom.mean.join(', ')}, std ${custom.std.join(', ')} (set by featureMaps.mean and featureMaps.std)`
           : `${chosen.mode}: ${PREPROCESS_DESCRIPTIONS[chosen.mode]} (${chosen.why})`,
@@ -229,6 +242,31 @@ export class FeatureMapEngine {
         () => undefined,
       );
     this.models.clear();
+  }
+
+  /**
+   * A TF.js or Keras model moves to onnxruntime (converted to ONNX in memory, several times
+   * faster than tfjs' single-threaded wasm) when every layer converts; otherwise it stays on
+   * TensorFlow.js, and the log says why.
+   */
+  private async onFastestRuntime(loading: Promise<LoadedModel>): Promise<LoadedModel> {
+    const model = await loading;
+    if (!model.layersModel || !this.nativeLayers) return model;
+    const started = performance.now();
+    let native: LoadedModel | { unsupported: string };
+    try {
+      native = await toOnnxRuntime(model);
+    } catch (error) {
+      native = { unsupported: errorText(error) };
+    }
+    const name = model.summary.name;
+    if ('unsupported' in native) {
+      this.options.log?.(`${name} runs on ${model.backend ?? 'TensorFlow.js'}, not onnxruntime: ${native.unsupported}`);
+      return model;
+    }
+    model.dispose();
+    this.options.log?.(`${name} runs on onnxruntime (converted in ${(performance.now() - started).toFixed(0)} ms)`);
+    return native;
   }
 
   /** A Keras application defined in our code, with Keras' own weights file. */

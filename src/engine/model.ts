@@ -1,3 +1,4 @@
+import type * as tfl from '@tensorflow/tfjs-layers';
 import type { ModelSummary } from '../shared/protocol';
 import type { ResizeKernel } from './image';
 import type { LayerMeta } from './layers';
@@ -30,6 +31,16 @@ export interface LoadedModel {
   readonly labels?: 'imagenet';
   /** The name of the image input, where the format has one (ONNX). */
   readonly inputName?: string;
+  /**
+   * What runs the forward pass: 'onnxruntime', 'tfjs-wasm' or 'tfjs-node' (TensorFlow.js with
+   * @tensorflow/tfjs-node). Shown to the user with the timing.
+   */
+  readonly backend?: string;
+  /**
+   * The TensorFlow.js Layers model behind `run`, for TF.js and Keras models: the engine
+   * converts it to ONNX to run on onnxruntime instead (layersToOnnx.ts).
+   */
+  readonly layersModel?: tfl.LayersModel;
   /** Every layer in model order (topological), except the input. */
   readonly layers: LayerMeta[];
   /** One forward pass that returns every layer's activations. */

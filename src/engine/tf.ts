@@ -56,3 +56,9 @@ function tryRequireTfjsNode(): Tf | undefined {
     return undefined;
   }
 }
+
+/** How the user is told what runs a TensorFlow.js model: 'tfjs-wasm', or 'tfjs-node' for @tensorflow/tfjs-node. */
+export function tfjsBackendLabel(tf: Tf): string {
+  const name = tf.getBackend();
+  return name === 'tensorflow' ? 'tfjs-node' : `tfjs-${name}`;
+}

@@ -3,11 +3,14 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { FeatureMapEngine } from './engine';
 import { NotCachedError, UserFacingError, errorText } from './errors';
-import type { WorkerInit, WorkerRequest, WorkerResponse } from './workerProtocol';
+import type { WorkerInit, WorkerLog, WorkerRequest, WorkerResponse } from './workerProtocol';
 
 const port = parentPort;
 if (!port) throw new Error('worker.ts must run in a worker thread');
-const engine = new FeatureMapEngine(workerData as WorkerInit);
+const engine = new FeatureMapEngine({
+  ...(workerData as WorkerInit),
+  log: (line) => port.postMessage({ op: 'log', line } satisfies WorkerLog),
+});
 /** Extractions in progress, so a `cancel` can stop them at their next checkpoint. */
 const running = new Map<number, AbortController>();
 

@@ -25,6 +25,12 @@ export type WorkerResponse =
   | { id: number; ok: true; op: 'backend'; value: string }
   | { id: number; ok: false; error: WorkerError };
 
+/** A line for the extension's log (which runtime a model runs on, and why), not a reply. */
+export interface WorkerLog {
+  op: 'log';
+  line: string;
+}
+
 export interface WorkerInit {
   assetsDir: string;
 }

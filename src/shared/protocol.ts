@@ -50,6 +50,8 @@ export interface ModelSummary {
   preprocessing: string;
   /** The model file, absent for the bundled model. */
   path?: string;
+  /** What ran the forward pass: 'onnxruntime', 'tfjs-wasm' or 'tfjs-node'. */
+  backend?: string;
 }
 
 /** One of the model's top classes for the image, when it has a classifier head and labels. */

@@ -1,4 +1,5 @@
 import * as fs from 'node:fs/promises';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { onnx } from 'onnx-proto';
 import type * as ort from 'onnxruntime-node';
@@ -16,9 +17,11 @@ export interface OnnxOptions {
   inputSize?: { height: number; width: number };
 }
 
-type Layout = 'NCHW' | 'NHWC';
+/** Where a 4-D tensor keeps its channels: decides how it becomes H×W×C. */
+export type Layout = 'NCHW' | 'NHWC';
 
-interface ImageInput {
+/** The image input of an ONNX graph: its name, layout, size and element type. */
+export interface ImageInput {
   name: string;
   layout: Layout;
   height: number;
@@ -28,7 +31,7 @@ interface ImageInput {
 }
 
 /** A node output that becomes a layer. */
-interface TappedOutput {
+export interface TappedOutput {
   tensor: string;
   layer: string;
   op: string;
@@ -89,13 +92,14 @@ export async function loadOnnxModel(options: OnnxOptions): Promise<LoadedModel> 
   const runtime = requireOrt();
   let session: ort.InferenceSession;
   try {
-    session = await runtime.InferenceSession.create(withExtraOutputs(bytes, graph, candidates), {
-      logSeverityLevel: 3,
+    session = await createSession(
+      runtime,
+      withExtraOutputs(bytes, graph, candidates),
       // Weights stored beside the model are looked up relative to the model, not the working directory.
-      ...(hasExternalData(graph)
+      hasExternalData(graph)
         ? { extra: { session: { model_external_initializers_file_folder_path: path.dirname(options.modelPath) } } }
-        : {}),
-    });
+        : {},
+    );
   } catch (error) {
     throw new UserFacingError(
       `ONNX Runtime cannot load ${fileName}${ortRefusalReason(errorText(error))}.`,
@@ -109,6 +113,71 @@ export async function loadOnnxModel(options: OnnxOptions): Promise<LoadedModel> 
     void session.release();
     throw error;
   }
+}
+
+/** A session on an ONNX graph held in memory, whose input and layer outputs the caller already knows. */
+export interface OnnxGraphSession {
+  /** One forward pass on an H×W×C image: every tapped output, by layer name. */
+  run(nhwc: Float32Array): Promise<Map<string, Activation>>;
+  release(): void;
+}
+
+/**
+ * Opens ONNX model bytes made in memory (a converted Keras model, see layersToOnnx.ts):
+ * unlike `loadOnnxModel`, the image input and the outputs to read are given, not guessed.
+ */
+export async function openOnnxGraph(
+  bytes: Uint8Array,
+  input: ImageInput,
+  outputs: TappedOutput[],
+): Promise<OnnxGraphSession> {
+  const runtime = requireOrt();
+  const session = await createSession(runtime, bytes);
+  const forward = forwardPass(runtime, session, input, outputs);
+  return {
+    run: async (nhwc) => forward.activations(await forward.run(nhwc)),
+    release: () => void session.release(),
+  };
+}
+
+/** Every session: all cores for one image's ops, and every graph optimisation ORT has. */
+function createSession(
+  runtime: typeof ort,
+  bytes: Uint8Array,
+  options: ort.InferenceSession.SessionOptions = {},
+): Promise<ort.InferenceSession> {
+  return runtime.InferenceSession.create(bytes, {
+    logSeverityLevel: 3,
+    intraOpNumThreads: os.availableParallelism(),
+    graphOptimizationLevel: 'all',
+    ...options,
+  });
+}
+
+/** Feeding an H×W×C image to `input`, and reading the `tapped` outputs of a pass as activations. */
+function forwardPass(runtime: typeof ort, session: ort.InferenceSession, input: ImageInput, tapped: TappedOutput[]) {
+  const { height, width, channels } = input;
+  const feed = (nhwc: Float32Array): ort.Tensor => {
+    const nchwOrNhwc = input.layout === 'NCHW' ? hwcToChw(nhwc, height, width, channels) : nhwc;
+    const dims = input.layout === 'NCHW' ? [1, channels, height, width] : [1, height, width, channels];
+    return input.type === 'float16'
+      ? new runtime.Tensor('float16', float32ToFloat16(nchwOrNhwc), dims)
+      : new runtime.Tensor('float32', nchwOrNhwc, dims);
+  };
+  const fetches = tapped.map((t) => t.tensor);
+  return {
+    async run(nhwc: Float32Array): Promise<ort.InferenceSession.OnnxValueMapType> {
+      if (nhwc.length !== height * width * channels) {
+        throw new Error(`Expected ${height}×${width}×${channels} input values, got ${nhwc.length}.`);
+      }
+      return session.run({ [input.name]: feed(nhwc) }, fetches);
+    },
+    activations(results: ort.InferenceSession.OnnxValueMapType): Map<string, Activation> {
+      const activations = new Map<string, Activation>();
+      for (const t of tapped) activations.set(t.layer, toActivation(results[t.tensor], t.layout));
+      return activations;
+    },
+  };
 }
 
 /** The usual reasons ORT refuses a model, in a few words (its full text goes in the detail). */
@@ -270,16 +339,7 @@ async function wrapSession(
     return meta?.isTensor && FLOAT_TYPES.has(meta.type);
   });
   uniqueLayerNames(tapped);
-
-  const feed = (nhwc: Float32Array): ort.Tensor => {
-    const nchwOrNhwc = input.layout === 'NCHW' ? hwcToChw(nhwc, height, width, channels) : nhwc;
-    const dims = input.layout === 'NCHW' ? [1, channels, height, width] : [1, height, width, channels];
-    return input.type === 'float16'
-      ? new runtime.Tensor('float16', float32ToFloat16(nchwOrNhwc), dims)
-      : new runtime.Tensor('float32', nchwOrNhwc, dims);
-  };
-  const fetches = tapped.map((t) => t.tensor);
-  const forward = async (nhwc: Float32Array) => session.run({ [input.name]: feed(nhwc) }, fetches);
+  const forward = forwardPass(runtime, session, input, tapped);
 
   let layers: LayerMeta[];
   const staticShapes = tapped.map((t) => staticShape(metadata.get(t.tensor)));
@@ -289,7 +349,7 @@ async function wrapSession(
     // Symbolic sizes: one pass on a blank image tells the real ones.
     let results: ort.InferenceSession.OnnxValueMapType;
     try {
-      results = await forward(new Float32Array(height * width * channels));
+      results = await forward.run(new Float32Array(height * width * channels));
     } catch (error) {
       throw new UserFacingError(`${fileName} fails to run on a ${width}×${height} image.`, errorText(error));
     }
@@ -306,15 +366,10 @@ async function wrapSession(
     inputSize: { height, width, channels },
     preprocessing: options.preprocessing,
     inputName: input.name,
+    backend: 'onnxruntime',
     layers,
     async run(nhwc: Float32Array): Promise<Map<string, Activation>> {
-      if (nhwc.length !== height * width * channels) {
-        throw new Error(`Expected ${height}×${width}×${channels} input values, got ${nhwc.length}.`);
-      }
-      const results = await forward(nhwc);
-      const activations = new Map<string, Activation>();
-      for (const t of tapped) activations.set(t.layer, toActivation(results[t.tensor], t.layout));
-      return activations;
+      return forward.activations(await forward.run(nhwc));
     },
     dispose() {
       void session.release();
@@ -359,8 +414,10 @@ function toActivation(tensor: ort.Tensor, layout: Layout): Activation {
     const [h, w, c] = shape;
     return { shape, data: chwToHwc(values, c, h, w) };
   }
-  // A copy: ORT's arrays may be views of a larger buffer, and the webview wants tight arrays.
-  return { shape, data: values === tensor.data ? values.slice() : values };
+  // onnxruntime-node gives each output its own buffer; a view of a larger one would be copied,
+  // as the webview wants tight arrays.
+  const tight = values.byteOffset === 0 && values.byteLength === values.buffer.byteLength;
+  return { shape, data: tight ? values : values.slice() };
 }
 
 function toFloat32(tensor: ort.Tensor): Float32Array {

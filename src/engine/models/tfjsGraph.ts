@@ -4,7 +4,7 @@ import type { GraphModel } from '@tensorflow/tfjs-converter';
 import { UserFacingError, errorText } from '../errors';
 import type { LayerMeta } from '../layers';
 import type { Activation, LoadedModel } from '../model';
-import type { Tf } from '../tf';
+import { type Tf, tfjsBackendLabel } from '../tf';
 import { type TfjsLayersOptions, fileHandler, readActivations } from './tfjsLayers';
 
 /** A NodeDef as the TF.js converter writes it into model.json. */
@@ -217,6 +217,7 @@ async function wrapGraphModel(
       inputSize: { height, width, channels },
       preprocessing: options.preprocessing,
       inputName,
+      backend: tfjsBackendLabel(tf),
       layers,
       async run(input: Float32Array): Promise<Map<string, Activation>> {
         const x = tf.tensor4d(input, [1, height, width, channels]);

@@ -6,7 +6,7 @@ import { UserFacingError, errorText } from '../errors';
 import type { LayerMeta } from '../layers';
 import type { Activation, LoadedModel, ModelIdentity } from '../model';
 import type { PreprocessMode } from '../preprocess';
-import type { Tf } from '../tf';
+import { type Tf, tfjsBackendLabel } from '../tf';
 
 interface ModelJson {
   modelTopology?: unknown;
@@ -127,6 +127,8 @@ export function wrapLayersModel(
     summary: { ...options.summary, inputShape: [height, width, channels] },
     inputSize: { height, width, channels },
     preprocessing: options.preprocessing,
+    backend: tfjsBackendLabel(tf),
+    layersModel: model,
     layers,
     async run(input: Float32Array): Promise<Map<string, Activation>> {
       const x = tf.tensor4d(input, [1, height, width, channels]);

@@ -1,0 +1,514 @@
+import * as assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import * as tfl from '@tensorflow/tfjs-layers';
+import sharp from 'sharp';
+import { FeatureMapEngine } from '../../src/engine/engine';
+import { decodeImage } from '../../src/engine/image';
+import type { Activation, LoadedModel } from '../../src/engine/model';
+import { loadKerasApplication } from '../../src/engine/models/kerasApplications';
+import { loadKerasModel } from '../../src/engine/models/keras';
+import { layersModelToOnnx, toOnnxRuntime } from '../../src/engine/models/layersToOnnx';
+import { loadTfjsLayersModel, wrapLayersModel } from '../../src/engine/models/tfjsLayers';
+import { loadVgg16NoTop } from '../../src/engine/models/vgg16';
+import { preprocess, type PreprocessMode } from '../../src/engine/preprocess';
+import { type Tf, getTf } from '../../src/engine/tf';
+import { DIST, ORACLE_TOLERANCE, image, oracle, oracleCacheFile, shared, tempDir } from './fixtures';
+import { readNpy, relErr } from './npy';
+
+/** ONNX Runtime against TensorFlow.js, per layer: max|ort − tfjs| / max|tfjs|. */
+const TOLERANCE = 1e-4;
+
+const BUNDLED = () => path.join(DIST, 'models', 'mobilenet_v2', 'model.json');
+const DARKNET = () => shared('fixtures', 'models', 'darknet-tiny-imagenet.tfjs', 'model.json');
+const FER2013 = () => shared('fixtures', 'models', 'fer2013_mini_XCEPTION.102-0.66.hdf5');
+
+const identity = (modelPath: string) => ({
+  key: `test:${modelPath}`,
+  summary: { name: path.basename(modelPath), description: 'test' },
+});
+
+/** A photo as the model takes it. */
+async function photo(name: string, size: number, mode: PreprocessMode): Promise<Float32Array> {
+  const decoded = await decodeImage(image(name), { width: size, height: size });
+  return preprocess(decoded.rgb, mode);
+}
+
+/** The median of `runs` timed passes, after the one already done. */
+async function timed(model: LoadedModel, input: Float32Array, runs = 2): Promise<number> {
+  const times: number[] = [];
+  for (let i = 0; i < runs; i++) {
+    const started = performance.now();
+    await model.run(input);
+    times.push(performance.now() - started);
+  }
+  return times.sort((a, b) => a - b)[Math.floor(runs / 2)];
+}
+
+interface Comparison {
+  /** The ORT model's activations. */
+  ours: Map<string, Activation>;
+  native: LoadedModel;
+  worst: { layer: string; error: number };
+}
+
+/**
+ * Converts a loaded tfjs model to ONNX Runtime, runs both on `input` and checks every layer:
+ * same names, order and shapes, values within TOLERANCE. Prints both timings. The caller
+ * disposes `native`; the tfjs model is disposed here.
+ */
+async function compareWithTfjs(label: string, tfjs: LoadedModel, input: Float32Array): Promise<Comparison> {
+  let native: LoadedModel | { unsupported: string };
+  const converting = performance.now();
+  try {
+    native = await toOnnxRuntime(tfjs);
+    const convertMs = performance.now() - converting;
+    if ('unsupported' in native) assert.fail(`${label} does not convert: ${native.unsupported}`);
+    assert.equal(native.backend, 'onnxruntime');
+    assert.equal(native.layersModel, undefined);
+    assert.deepEqual(native.layers, tfjs.layers);
+    assert.deepEqual(native.inputSize, tfjs.inputSize);
+
+    const reference = await tfjs.run(input);
+    const ours = await native.run(input);
+    const tfjsMs = await timed(tfjs, input);
+    const ortMs = await timed(native, input, 5);
+    assert.deepEqual([...ours.keys()], [...reference.keys()], 'same layers in the same order');
+    let worst = { layer: '', error: 0 };
+    for (const layer of tfjs.layers) {
+      const [a, b] = [ours.get(layer.name)!, reference.get(layer.name)!];
+      assert.deepEqual(a.shape, b.shape, `${layer.name} shape`);
+      assert.deepEqual(a.shape, layer.shape, `${layer.name} shape as listed`);
+      const error = relErr(a.data, b.data);
+      assert.ok(error <= TOLERANCE, `${label} ${layer.name} (${layer.op}): ORT differs from tfjs by ${error}`);
+      if (error > worst.error) worst = { layer: layer.name, error };
+    }
+    console.log(
+      `      ${label}: ${tfjs.backend} ${tfjsMs.toFixed(0)} ms, onnxruntime ${ortMs.toFixed(0)} ms ` +
+        `(${(tfjsMs / ortMs).toFixed(1)}×; converted and checked in ${convertMs.toFixed(0)} ms); ` +
+        `${tfjs.layers.length} layers, worst ${worst.layer} ${worst.error.toExponential(1)}`,
+    );
+    return { ours, native, worst };
+  } finally {
+    tfjs.dispose();
+  }
+}
+
+/** Keras' own outputs (the oracle's .npy files) against ONNX Runtime's. */
+function matchesKeras(ours: Map<string, Activation>, refs: [layer: string, file: string][]): string {
+  const errors: string[] = [];
+  for (const [layer, file] of refs) {
+    const ref = readNpy(file);
+    const activation = ours.get(layer);
+    assert.ok(activation, `no activations for ${layer}`);
+    assert.deepEqual([1, ...activation.shape], ref.shape, `${layer} shape`);
+    const error = relErr(activation.data, ref.data);
+    assert.ok(error <= ORACLE_TOLERANCE, `${layer}: ORT differs from Keras by ${error}`);
+    errors.push(error.toExponential(1));
+  }
+  return errors.reduce((a, b) => (Number(a) > Number(b) ? a : b), '0');
+}
+
+describe('TF.js and Keras models on onnxruntime (converted to ONNX in memory)', function () {
+  this.timeout(240_000);
+  let tf: Tf;
+  before(async () => {
+    tf = (await getTf(DIST)).tf;
+  });
+
+  it('the bundled MobileNetV2 gives tfjs’ activations on every layer', async () => {
+    const tfjs = await loadTfjsLayersModel(tf, {
+      ...identity('bundled'),
+      modelJsonPath: BUNDLED(),
+      preprocessing: 'raw01',
+    });
+    const { native } = await compareWithTfjs('bundled MobileNetV2', tfjs, await photo('chelsea.png', 224, 'raw01'));
+    native.dispose();
+  });
+
+  it('Darknet Tiny (a user’s TF.js LayersModel: LeakyReLU, "same" max pooling) gives tfjs’ activations', async () => {
+    const tfjs = await loadTfjsLayersModel(tf, {
+      ...identity(DARKNET()),
+      modelJsonPath: DARKNET(),
+      preprocessing: 'raw01',
+    });
+    const { native } = await compareWithTfjs('Darknet Tiny', tfjs, await photo('coffee.png', 224, 'raw01'));
+    native.dispose();
+  });
+
+  it('the Keras 2.0.5 mini-Xception .hdf5 (SeparableConv2D, grayscale input) gives tfjs’ activations', async () => {
+    const tfjs = await loadKerasModel(tf, { ...identity(FER2013()), modelPath: FER2013(), preprocessing: 'none' });
+    const gray = await sharp(image('camera.png')).resize(64, 64).grayscale().raw().toBuffer();
+    const input = Float32Array.from(gray, (v) => (v / 255) * 2 - 1);
+    const { native } = await compareWithTfjs('mini-Xception', tfjs, input);
+    native.dispose();
+  });
+
+  for (const file of ['zoo.h5', 'zoo.keras']) {
+    it(`${file} (every supported layer kind) gives tfjs’ activations and matches Keras within ${ORACLE_TOLERANCE}`, async () => {
+      const tfjs = await loadKerasModel(tf, { ...identity(file), modelPath: oracle(file), preprocessing: 'none' });
+      const names = tfjs.layers.map((l) => l.name);
+      const { ours, native } = await compareWithTfjs(file, tfjs, readNpy(oracle('zoo.input.npy')).data);
+      try {
+        const worst = matchesKeras(
+          ours,
+          names.map((name) => [name, oracle(`zoo.${name}.npy`)]),
+        );
+        console.log(`      ${file}: against Keras, worst ${worst}`);
+      } finally {
+        native.dispose();
+      }
+    });
+  }
+
+  it(`VGG16 (catalogue, built in code) gives tfjs’ activations and matches Keras within ${ORACLE_TOLERANCE}`, async function () {
+    const weights = oracleCacheFile('vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5', this);
+    const cache = path.dirname(weights);
+    const tfjs = await loadVgg16NoTop(tf, weights, identity(weights));
+    const names = tfjs.layers.map((l) => l.name);
+    const { ours, native } = await compareWithTfjs('VGG16', tfjs, readNpy(path.join(cache, 'chelsea.input.npy')).data);
+    try {
+      const worst = matchesKeras(
+        ours,
+        names.map((name) => [name, path.join(cache, `chelsea.${name}.npy`)]),
+      );
+      console.log(`      VGG16: against Keras, worst ${worst}`);
+    } finally {
+      native.dispose();
+    }
+  });
+
+  for (const [id, file] of [
+    ['mobilenet_v2', 'mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224.h5'],
+    ['resnet50', 'resnet50_weights_tf_dim_ordering_tf_kernels.h5'],
+  ] as const) {
+    it(`${id} (catalogue, built in code) gives tfjs’ activations and matches Keras where the oracle saved them`, async function () {
+      const weights = oracleCacheFile(path.join('applications', file), this);
+      const dir = path.dirname(weights);
+      const tfjs = await loadKerasApplication(tf, id, weights, identity(weights));
+      const names = new Set(tfjs.layers.map((l) => l.name));
+      const { ours, native } = await compareWithTfjs(
+        `catalogue ${id}`,
+        tfjs,
+        readNpy(path.join(dir, `${id}.input.npy`)).data,
+      );
+      try {
+        const refs = fs
+          .readdirSync(dir)
+          .map((f) => new RegExp(`^${id}\\.(.+)\\.npy$`).exec(f)?.[1])
+          .filter((name): name is string => name !== undefined && names.has(name));
+        assert.ok(refs.length > 5, `the oracle has ${refs.length} of ${id}'s layers`);
+        const worst = matchesKeras(
+          ours,
+          refs.map((name) => [name, path.join(dir, `${id}.${name}.npy`)]),
+        );
+        console.log(`      ${id}: against Keras on ${refs.length} layers, worst ${worst}`);
+      } finally {
+        native.dispose();
+      }
+    });
+  }
+
+  describe('layers converted one by one, against tfjs', () => {
+    /** A one-input model [H, W, C] → layers, wrapped like any TF.js model. */
+    function small(
+      build: (x: tfl.SymbolicTensor) => tfl.SymbolicTensor,
+      shape: [number, number, number] = [9, 11, 4],
+    ): LoadedModel {
+      const input = tfl.input({ shape, name: 'in' });
+      const model = tfl.model({ inputs: input, outputs: build(input) });
+      // Random weights everywhere (BN statistics too), so no layer is an identity by accident.
+      for (const layer of model.layers) {
+        const values = layer.weights.map(({ name, shape }) =>
+          name.includes('variance')
+            ? tf.randomUniform(shape as number[], 0.5, 2)
+            : tf.randomNormal(shape as number[], 0, 0.5),
+        );
+        layer.setWeights(values);
+        tf.dispose(values);
+      }
+      return wrapLayersModel(tf, model, { ...identity('small'), preprocessing: 'none' });
+    }
+
+    const randomInput = (model: LoadedModel) => {
+      const { height, width, channels } = model.inputSize;
+      return tf.randomNormal([height * width * channels], 0, 1).dataSync() as Float32Array;
+    };
+
+    const cases: [string, (x: tfl.SymbolicTensor) => tfl.SymbolicTensor][] = [
+      [
+        'Conv2D: strided "same" (odd sizes), dilation, every activation',
+        (x) => {
+          let y = tfl.layers.conv2d({ filters: 6, kernelSize: 3, strides: 2, padding: 'same' }).apply(x);
+          y = tfl.layers
+            .conv2d({ filters: 5, kernelSize: [3, 2], dilationRate: 2, padding: 'same', activation: 'elu' })
+            .apply(y);
+          for (const activation of [
+            'selu',
+            'sigmoid',
+            'hardSigmoid',
+            'softplus',
+            'softsign',
+            'tanh',
+            'swish',
+            'mish',
+            'gelu',
+            'gelu_new',
+            'relu6',
+            'softmax',
+          ] as const) {
+            y = tfl.layers.activation({ activation }).apply(y);
+          }
+          return tfl.layers
+            .conv2d({ filters: 3, kernelSize: 4, strides: [2, 1], useBias: false })
+            .apply(y) as tfl.SymbolicTensor;
+        },
+      ],
+      [
+        'DepthwiseConv2D (multiplier 3) and SeparableConv2D (multiplier 2, strided)',
+        (x) => {
+          const y = tfl.layers
+            .depthwiseConv2d({ kernelSize: 3, depthMultiplier: 3, padding: 'same', activation: 'relu' })
+            .apply(x);
+          return tfl.layers
+            .separableConv2d({ filters: 7, kernelSize: 3, depthMultiplier: 2, strides: 2, padding: 'same' })
+            .apply(y) as tfl.SymbolicTensor;
+        },
+      ],
+      [
+        'BatchNormalization without scale or centre, ReLU with a cap, LeakyReLU, ELU, PReLU, ThresholdedReLU',
+        (x) => {
+          let y = tfl.layers.batchNormalization({ scale: false, center: false, epsilon: 0.01 }).apply(x);
+          y = tfl.layers.reLU({ maxValue: 0.5 }).apply(y);
+          y = tfl.layers.batchNormalization({}).apply(y);
+          y = tfl.layers.leakyReLU({ alpha: 0.2 }).apply(y);
+          y = tfl.layers.elu({}).apply(y);
+          y = tfl.layers.prelu({ sharedAxes: [1, 2] }).apply(y);
+          y = tfl.layers.prelu({}).apply(y);
+          return tfl.layers.thresholdedReLU({ theta: 0.1 }).apply(y) as tfl.SymbolicTensor;
+        },
+      ],
+      [
+        'pooling (same/valid), zero padding, cropping, up-sampling, global pooling, softmax layer',
+        (x) => {
+          let y = tfl.layers
+            .zeroPadding2d({
+              padding: [
+                [1, 2],
+                [0, 3],
+              ],
+            })
+            .apply(x);
+          y = tfl.layers.averagePooling2d({ poolSize: 3, strides: 2, padding: 'same' }).apply(y);
+          y = tfl.layers.maxPooling2d({ poolSize: [2, 3], strides: 1, padding: 'same' }).apply(y);
+          y = tfl.layers
+            .cropping2D({
+              cropping: [
+                [1, 0],
+                [2, 1],
+              ],
+            })
+            .apply(y);
+          y = tfl.layers.upSampling2d({ size: [2, 3] }).apply(y);
+          y = tfl.layers.upSampling2d({ size: [2, 2], interpolation: 'bilinear' }).apply(y);
+          y = tfl.layers.maxPooling2d({ poolSize: 2 }).apply(y);
+          y = tfl.layers.softmax({ axis: -1 }).apply(y);
+          const avg = tfl.layers.globalAveragePooling2d({}).apply(y) as tfl.SymbolicTensor;
+          const max = tfl.layers.globalMaxPooling2d({}).apply(y) as tfl.SymbolicTensor;
+          return tfl.layers.concatenate({ axis: -1 }).apply([avg, max]) as tfl.SymbolicTensor;
+        },
+      ],
+      [
+        'merges (add, multiply, average, maximum, minimum, concatenate on H and C) and Rescaling on the input',
+        (x) => {
+          const scaled = tfl.layers.rescaling({ scale: 0.5, offset: -0.25 }).apply(x) as tfl.SymbolicTensor;
+          const a = tfl.layers.conv2d({ filters: 4, kernelSize: 1 }).apply(scaled) as tfl.SymbolicTensor;
+          const b = tfl.layers.conv2d({ filters: 4, kernelSize: 3, padding: 'same' }).apply(x) as tfl.SymbolicTensor;
+          const merged = [
+            tfl.layers.add().apply([a, b, scaled]),
+            tfl.layers.multiply().apply([a, b, scaled]),
+            tfl.layers.average().apply([a, b]),
+            tfl.layers.maximum().apply([a, scaled]),
+            tfl.layers.minimum().apply([scaled, b]),
+          ] as tfl.SymbolicTensor[];
+          const onH = tfl.layers.concatenate({ axis: 1 }).apply(merged) as tfl.SymbolicTensor;
+          return tfl.layers.concatenate({ axis: 3 }).apply([onH, onH]) as tfl.SymbolicTensor;
+        },
+      ],
+      [
+        'Flatten (in Keras’ order), Reshape, Permute, Dense on a map and on a vector, dropout',
+        (x) => {
+          let y = tfl.layers.dense({ units: 5, activation: 'tanh' }).apply(x);
+          y = tfl.layers.permute({ dims: [2, 1, 3] }).apply(y);
+          y = tfl.layers.conv2d({ filters: 3, kernelSize: 2 }).apply(y);
+          y = tfl.layers.flatten().apply(y);
+          y = tfl.layers.dropout({ rate: 0.5 }).apply(y);
+          y = tfl.layers.dense({ units: 24, activation: 'relu' }).apply(y);
+          y = tfl.layers.reshape({ targetShape: [2, 3, 4] }).apply(y);
+          y = tfl.layers.conv2d({ filters: 2, kernelSize: 1 }).apply(y);
+          y = tfl.layers.reshape({ targetShape: [12] }).apply(y);
+          return tfl.layers.dense({ units: 4, activation: 'softmax' }).apply(y) as tfl.SymbolicTensor;
+        },
+      ],
+    ];
+    for (const [title, build] of cases) {
+      it(title, async () => {
+        const tfjs = small(build);
+        const { native } = await compareWithTfjs(title.split(':')[0].split(' (')[0], tfjs, randomInput(tfjs));
+        native.dispose();
+      });
+    }
+
+    it('a Sequential model', async () => {
+      const model = tfl.sequential({
+        layers: [
+          tfl.layers.conv2d({ inputShape: [10, 10, 3], filters: 4, kernelSize: 3, activation: 'relu' }),
+          tfl.layers.maxPooling2d({ poolSize: 2 }),
+          tfl.layers.flatten(),
+          tfl.layers.dense({ units: 3, activation: 'softmax' }),
+        ],
+      });
+      const tfjs = wrapLayersModel(tf, model, { ...identity('sequential'), preprocessing: 'none' });
+      const { native } = await compareWithTfjs('Sequential', tfjs, randomInput(tfjs));
+      native.dispose();
+    });
+
+    it('a layer it cannot convert leaves the model on tfjs, and says which', async () => {
+      const tfjs = small((x) => {
+        const y = tfl.layers.conv2d({ filters: 4, kernelSize: 3 }).apply(x);
+        return tfl.layers.conv2dTranspose({ filters: 2, kernelSize: 3, name: 'upconv' }).apply(y) as tfl.SymbolicTensor;
+      });
+      try {
+        const conversion = layersModelToOnnx(tfjs.layersModel!, tfjs.inputSize);
+        assert.ok('unsupported' in conversion);
+        assert.match(conversion.unsupported, /"upconv" \(Conv2DTranspose\)/);
+        const native = await toOnnxRuntime(tfjs);
+        assert.ok('unsupported' in native);
+      } finally {
+        tfjs.dispose();
+      }
+    });
+
+    it('channels-first data and shared layers stay on tfjs', () => {
+      const input = tfl.input({ shape: [6, 6, 3] });
+      const conv = tfl.layers.conv2d({ filters: 3, kernelSize: 1, name: 'shared' });
+      const twice = tfl.model({ inputs: input, outputs: conv.apply(conv.apply(input)) as tfl.SymbolicTensor });
+      const first = tfl.layers.conv2d({ filters: 2, kernelSize: 1, dataFormat: 'channelsFirst', name: 'first' });
+      const channelsFirst = tfl.model({ inputs: input, outputs: first.apply(input) as tfl.SymbolicTensor });
+      try {
+        assert.match(unsupportedReason(twice), /"shared" \(Conv2D\) is used 2 times/);
+        assert.match(unsupportedReason(channelsFirst), /"first" \(Conv2D\) uses data format channelsFirst/);
+      } finally {
+        twice.dispose();
+        channelsFirst.dispose();
+      }
+    });
+  });
+
+  describe('the engine', () => {
+    const engines: FeatureMapEngine[] = [];
+    after(() => engines.forEach((e) => e.dispose()));
+    const engine = (nativeLayers: boolean) => {
+      const e = new FeatureMapEngine({ assetsDir: DIST, nativeLayers });
+      engines.push(e);
+      return e;
+    };
+
+    it('gives the same activations with nativeLayers on and off, and says which runtime ran', async () => {
+      const lines: string[] = [];
+      const native = new FeatureMapEngine({ assetsDir: DIST, log: (line) => lines.push(line) });
+      engines.push(native);
+      const tfjs = engine(false);
+      for (const model of [
+        { kind: 'bundled' } as const,
+        { kind: 'file', path: DARKNET() } as const,
+        { kind: 'file', path: oracle('zoo.keras') } as const,
+      ]) {
+        const request = { imagePath: image('chelsea.png'), model, layerPatterns: [] };
+        const [a, b] = [await native.extract(request), await tfjs.extract(request)];
+        assert.equal(a.model.backend, 'onnxruntime');
+        assert.equal(b.model.backend, 'tfjs-wasm');
+        assert.deepEqual(a.layers, b.layers);
+        assert.deepEqual(
+          a.predictions?.map((p) => p.label),
+          b.predictions?.map((p) => p.label),
+        );
+        for (const layer of a.layers) {
+          const [x, y] = [native.activation(a.resultKey, layer.name)!, tfjs.activation(b.resultKey, layer.name)!];
+          assert.deepEqual(x.shape, y.shape);
+          const error = relErr(x.data, y.data);
+          assert.ok(error <= TOLERANCE, `${a.model.name} ${layer.name}: ${error}`);
+        }
+        console.log(
+          `      engine, ${a.model.name}: forward pass ${b.elapsedMs.toFixed(0)} ms on tfjs-wasm, ${a.elapsedMs.toFixed(0)} ms on onnxruntime`,
+        );
+      }
+      assert.equal(
+        lines.filter((l) => /runs on onnxruntime \(converted in \d+ ms\)/.test(l)).length,
+        3,
+        lines.join('\n'),
+      );
+    });
+
+    it('keeps a TF.js model it cannot convert on tfjs, and says so in the log', async () => {
+      const input = tfl.input({ shape: [8, 8, 3] });
+      const y = tfl.layers.conv2d({ filters: 4, kernelSize: 3, name: 'conv' }).apply(input);
+      const output = tfl.layers.layerNormalization({ name: 'norm' }).apply(y) as tfl.SymbolicTensor;
+      const dir = path.join(tempDir(), 'layer-norm');
+      fs.mkdirSync(dir);
+      await tfl.model({ inputs: input, outputs: output }).save(
+        tf.io.withSaveHandler(async (artifacts) => {
+          fs.writeFileSync(path.join(dir, 'weights.bin'), Buffer.from(artifacts.weightData as ArrayBuffer));
+          fs.writeFileSync(
+            path.join(dir, 'model.json'),
+            JSON.stringify({
+              format: 'layers-model',
+              modelTopology: artifacts.modelTopology,
+              weightsManifest: [{ paths: ['weights.bin'], weights: artifacts.weightSpecs }],
+            }),
+          );
+          return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } };
+        }),
+      );
+      const lines: string[] = [];
+      const e = new FeatureMapEngine({ assetsDir: DIST, log: (line) => lines.push(line) });
+      engines.push(e);
+      const result = await e.extract({
+        imagePath: image('chelsea.png'),
+        model: { kind: 'file', path: path.join(dir, 'model.json') },
+        layerPatterns: [],
+      });
+      assert.equal(result.model.backend, 'tfjs-wasm');
+      assert.deepEqual(
+        result.layers.map((l) => l.name),
+        ['conv', 'norm'],
+      );
+      assert.match(
+        lines.join('\n'),
+        /runs on tfjs-wasm, not onnxruntime: layer "norm" \(LayerNormalization\) has no ONNX conversion/,
+      );
+    });
+
+    it('FEATURE_MAPS_NATIVE=0 keeps TF.js models on tfjs', async () => {
+      process.env.FEATURE_MAPS_NATIVE = '0';
+      try {
+        const e = new FeatureMapEngine({ assetsDir: DIST });
+        engines.push(e);
+        const result = await e.extract({
+          imagePath: image('chelsea.png'),
+          model: { kind: 'bundled' },
+          layerPatterns: [],
+        });
+        assert.equal(result.model.backend, 'tfjs-wasm');
+      } finally {
+        delete process.env.FEATURE_MAPS_NATIVE;
+      }
+    });
+  });
+});
+
+function unsupportedReason(model: tfl.LayersModel): string {
+  const conversion = layersModelToOnnx(model, { height: 6, width: 6, channels: 3 });
+  assert.ok('unsupported' in conversion, 'expected the conversion to refuse');
+  return conversion.unsupported;
+}
