@@ -71,7 +71,7 @@ if (!production) {
       : [];
   builds.push({
     ...common,
-    entryPoints: [...testEntries('test/unit'), ...testEntries('test/integration')],
+    entryPoints: [...testEntries('test/unit'), ...testEntries('test/integration'), ...testEntries('test/bench')],
     outdir: path.join(dist, 'test'),
     outbase: 'test',
     platform: 'node',

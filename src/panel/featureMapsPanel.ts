@@ -236,7 +236,7 @@ export class FeatureMapsPanel extends Disposable {
         this.lastResult = result;
         this.setState({ kind: 'result', result: this.withMatches(result) });
         this.log.info(
-          `${fileName}: ${result.layers.length} layers in ${Date.now() - started} ms (forward pass ${result.elapsedMs.toFixed(0)} ms)`,
+          `${fileName}: ${result.layers.length} layers in ${Date.now() - started} ms (forward pass ${result.elapsedMs.toFixed(0)} ms); ${kilobytes(messageBytes(result))} KB to the webview`,
         );
       } catch (error) {
         if (error instanceof CancelledError) {
@@ -388,6 +388,7 @@ export class FeatureMapsPanel extends Disposable {
     try {
       const data = await this.engine.layerData(resultKey, layer, count);
       this.post({ type: 'layerData', requestId, resultKey, data });
+      this.log.info(`${layer}: ${data.count} channels, ${kilobytes(messageBytes(data))} KB to the webview`);
     } catch (error) {
       const showing = this.state?.kind === 'result' && this.state.result.resultKey === resultKey;
       if (error instanceof NotCachedError && mayRecompute && showing && !this.job) {
@@ -399,4 +400,21 @@ export class FeatureMapsPanel extends Disposable {
       this.post({ type: 'layerError', requestId, resultKey, layer, message: errorText(error) });
     }
   }
+}
+
+/** About what a message costs to send: its typed arrays' bytes plus the rest as JSON. */
+function messageBytes(value: object): number {
+  let bytes = 0;
+  const json = JSON.stringify(value, (_key, v: unknown) => {
+    if (ArrayBuffer.isView(v)) {
+      bytes += v.byteLength;
+      return undefined;
+    }
+    return v;
+  });
+  return bytes + json.length;
+}
+
+function kilobytes(bytes: number): string {
+  return (bytes / 1024).toFixed(1);
 }

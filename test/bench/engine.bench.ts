@@ -1,0 +1,107 @@
+// One model, one engine path, in a fresh process: extraction of every layer through the real
+// engine worker (as the extension host runs it), timed over several images after warm-up.
+// Prints one JSON line. Run by test/bench/run.mjs; by hand:
+//   node dist/test/bench/engine.bench.js --model vgg16|mobilenet_v2|bundled --weights FILE --runs 10
+// FEATURE_MAPS_NATIVE=0 in the environment forces the tfjs path (see src/engine/engine.ts).
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { parseArgs } from 'node:util';
+import { EngineClient } from '../../src/engine/client';
+import type { ModelSource } from '../../src/engine/model';
+
+const DIST = path.resolve(__dirname, '..', '..');
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      model: { type: 'string' },
+      weights: { type: 'string' },
+      image: { type: 'string' },
+      runs: { type: 'string', default: '10' },
+      warmup: { type: 'string', default: '2' },
+      layers: { type: 'string' },
+    },
+  });
+  const runs = Number(values.runs);
+  const warmup = Number(values.warmup);
+  const source: ModelSource =
+    values.model === 'bundled'
+      ? { kind: 'bundled' }
+      : { kind: 'catalog', id: String(values.model), weightsPath: path.resolve(String(values.weights)) };
+
+  // A distinct copy of the image per pass: the engine caches by (model, image), and we want passes.
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fm-bench-'));
+  const images = Array.from({ length: runs + warmup + 1 }, (_, i) => {
+    const file = path.join(dir, `image-${i}${path.extname(String(values.image))}`);
+    fs.copyFileSync(String(values.image), file);
+    return file;
+  });
+
+  const client = new EngineClient({ workerPath: path.join(DIST, 'worker.js'), assetsDir: DIST });
+  const loop = monitorEventLoopDelay({ resolution: 5 });
+  try {
+    const started = performance.now();
+    const first = await client.extract({ imagePath: images[0], model: source, layerPatterns: [] });
+    const firstMs = performance.now() - started;
+    const forward: number[] = [];
+    const wall: number[] = [];
+    let last = first;
+    loop.enable();
+    for (let i = 1; i < images.length; i++) {
+      const t = performance.now();
+      const result = await client.extract({ imagePath: images[i], model: source, layerPatterns: [] });
+      last = result;
+      if (i > warmup) {
+        wall.push(performance.now() - t);
+        forward.push(result.elapsedMs);
+      }
+    }
+    loop.disable();
+    // A layer switch: the quantised channels the grid asks for, from the cache (the last image
+    // is the one surely still cached).
+    const spatial = last.layers.filter((l) => l.spatial);
+    const switches: number[] = [];
+    for (const layer of spatial.slice(0, 20)) {
+      const t = performance.now();
+      await client.layerData(last.resultKey, layer.name, 16);
+      switches.push(performance.now() - t);
+    }
+    console.log(
+      JSON.stringify({
+        model: values.model,
+        backend: first.model.backend ?? 'tfjs',
+        layers: first.layers.length,
+        firstMs: round(firstMs),
+        forward: stats(forward),
+        wall: stats(wall),
+        layerSwitch: stats(switches),
+        mainThreadMaxBlockMs: round(loop.max / 1e6),
+        peakRssMB: round(process.resourceUsage().maxRSS / 1024),
+      }),
+    );
+  } finally {
+    client.dispose();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+function stats(values: number[]): { min: number; median: number; max: number; n: number } {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  const median = sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+  return { min: round(sorted[0]), median: round(median), max: round(sorted.at(-1) ?? NaN), n: sorted.length };
+}
+
+function round(x: number): number {
+  return Math.round(x * 10) / 10;
+}
+
+main().then(
+  () => process.exit(0),
+  (error: unknown) => {
+    console.error(error);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,199 @@
+// The benchmark's real-UI part: code-server + Chromium, the extension from the repo, a person's
+// clicks. For each model: right-click → Show Feature Maps → first grid painted, cold (first
+// use in the window) and warm (other images), and layer click → grid repainted (timed inside
+// the webview). Also the extension host's peak RSS and the bytes sent to the webview per image
+// (from the extension's log). Prints one JSON line. Used by test/bench/run.mjs.
+//   node test/bench/ui.mjs [--model bundled|vgg16] [--weights FILE]
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import {
+  clickContextMenuItem,
+  launchBrowser,
+  openWorkbench,
+  repoRoot,
+  startCodeServer,
+  webviewFrame,
+} from '../vscode/harness.mjs';
+
+const { values } = parseArgs({
+  options: { model: { type: 'string', default: 'bundled' }, weights: { type: 'string' } },
+});
+const IMAGES = ['chelsea.png', 'coffee.png', 'astronaut.png', 'horse.png', 'palette_color.png'];
+const fixtures = path.resolve(repoRoot, '..', 'shared', 'fixtures', 'images');
+const TIMEOUT = 120_000;
+
+function stats(values) {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  const median = sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+  const r = (x) => Math.round(x);
+  return { min: r(sorted[0]), median: r(median), max: r(sorted.at(-1)), n: sorted.length };
+}
+
+/** In the webview: are `count` tiles of the current layer painted, for `fileName`? */
+function paintedCheck(_body, { fileName, count }) {
+  const name = document.querySelector('.file-name')?.textContent;
+  const canvases = [...document.querySelectorAll('.channel-grid .tile canvas')];
+  return (
+    document.body.dataset.state === 'ready' &&
+    name === fileName &&
+    canvases.length === count &&
+    canvases.every((c) => c.getContext('2d').getImageData(0, 0, 1, 1).data[3] === 255)
+  );
+}
+
+/** Polls the webview every ~10 ms until the grid for `fileName` is painted; returns ms since `since`. */
+async function waitPainted(page, fileName, count, since) {
+  const deadline = Date.now() + TIMEOUT;
+  for (;;) {
+    const done = await webviewFrame(page)
+      .locator('body')
+      .evaluate(paintedCheck, { fileName, count })
+      .catch(() => false);
+    if (done) return performance.now() - since;
+    if (Date.now() > deadline) throw new Error(`no painted grid for ${fileName} after ${TIMEOUT} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
+/** Clicks each layer row in the webview and times click → all tiles repainted, inside the frame. */
+function layerSwitchInFrame(body, { layers, count }) {
+  const painted = () => {
+    const canvases = [...document.querySelectorAll('.channel-grid .tile canvas')];
+    return (
+      canvases.length === count && canvases.every((c) => c.getContext('2d').getImageData(0, 0, 1, 1).data[3] === 255)
+    );
+  };
+  const one = (layer) =>
+    new Promise((resolve, reject) => {
+      const row = document.querySelector(`.layer-row[data-layer="${layer}"]`);
+      if (!row) return reject(new Error(`no row for ${layer}`));
+      const grid = document.querySelector('.channel-grid');
+      const started = performance.now();
+      row.click();
+      const check = () => {
+        const selected = document.querySelector('.layer-row[aria-selected="true"]')?.dataset.layer === layer;
+        if (selected && painted() && grid.getAttribute('aria-busy') !== 'true') resolve(performance.now() - started);
+        else requestAnimationFrame(check);
+      };
+      requestAnimationFrame(check);
+    });
+  return (async () => {
+    const times = [];
+    for (const layer of layers) times.push(await one(layer));
+    return times;
+  })();
+}
+
+function extensionHostPids() {
+  const pids = [];
+  for (const pid of fs.readdirSync('/proc').filter((p) => /^\d+$/.test(p))) {
+    try {
+      const cmd = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+      if (cmd.includes('--type=extensionHost')) pids.push(pid);
+    } catch {
+      // gone
+    }
+  }
+  return pids;
+}
+
+function peakRssMB(pid) {
+  const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kb = Number(/VmHWM:\s+(\d+)/.exec(status)?.[1]);
+  return Math.round(kb / 1024);
+}
+
+function findLog(dir) {
+  for (const entry of fs.readdirSync(dir, { withFileTypes: true })) {
+    const full = path.join(dir, entry.name);
+    if (entry.isDirectory()) {
+      const found = findLog(full);
+      if (found) return found;
+    } else if (entry.name === 'Feature Maps.log') return full;
+  }
+  return undefined;
+}
+
+async function main() {
+  const workspace = fs.mkdtempSync(path.join(os.tmpdir(), 'fm-bench-ws-'));
+  for (const name of IMAGES) fs.copyFileSync(path.join(fixtures, name), path.join(workspace, name));
+  const catalog = values.model !== 'bundled';
+  if (catalog) {
+    fs.mkdirSync(path.join(workspace, '.vscode'));
+    fs.writeFileSync(
+      path.join(workspace, '.vscode', 'settings.json'),
+      JSON.stringify({
+        'featureMaps.model': `catalog:${values.model}`,
+        'featureMaps.layers': [],
+        'featureMaps.channels': 16,
+      }),
+    );
+  }
+  const before = new Set(extensionHostPids());
+  const server = await startCodeServer({ workspace, extensionDevelopmentPath: repoRoot, label: 'code-server-bench' });
+  const browser = await launchBrowser();
+  try {
+    if (catalog) {
+      // As if downloaded before: the benchmark times the model, not the network.
+      const models = path.join(server.userDataDir, 'User', 'globalStorage', 'feature-maps.feature-maps', 'models');
+      fs.mkdirSync(models, { recursive: true });
+      fs.copyFileSync(values.weights, path.join(models, path.basename(values.weights)));
+    }
+    const page = browser.page;
+    await openWorkbench(page, server);
+    const open = async (image) => {
+      await clickContextMenuItem(page, image, 'Show Feature Maps');
+      return waitPainted(page, image, 16, performance.now());
+    };
+    // The click on the menu item is the start: clickContextMenuItem returns right after it.
+    const cold = await open(IMAGES[0]);
+    const warm = [];
+    for (const image of IMAGES.slice(1)) warm.push(await open(image));
+    // Reopening an image seen before: its activations are cached.
+    const reopen = await open(IMAGES[1]);
+
+    const frame = webviewFrame(page);
+    const layers = await frame
+      .locator('.layer-row')
+      .evaluateAll((rows) =>
+        rows.filter((r) => r.getAttribute('aria-disabled') !== 'true').map((r) => r.dataset.layer),
+      );
+    const picks = layers.filter((_, i) => i % Math.max(1, Math.floor(layers.length / 12)) === 1).slice(0, 12);
+    const switches = await frame.locator('body').evaluate(layerSwitchInFrame, { layers: picks, count: 16 });
+
+    const hosts = extensionHostPids().filter((pid) => !before.has(pid));
+    const rss = Math.max(...hosts.map(peakRssMB));
+    const log = findLog(path.join(server.userDataDir, 'logs'));
+    const text = log ? fs.readFileSync(log, 'utf8') : '';
+    const resultKB = [...text.matchAll(/layers in \d+ ms .*?; ([\d.]+) KB to the webview/g)].map((m) => Number(m[1]));
+    const layerKB = [...text.matchAll(/: \d+ channels, ([\d.]+) KB to the webview/g)].map((m) => Number(m[1]));
+    console.log(
+      JSON.stringify({
+        model: values.model,
+        coldMs: Math.round(cold),
+        warm: stats(warm),
+        reopenMs: Math.round(reopen),
+        layerSwitch: stats(switches),
+        extensionHostPeakRssMB: rss,
+        // The result (header, tree, the input image) plus the first layer's 16 channels.
+        kbPerImage: resultKB.length && layerKB.length ? Math.round(resultKB[0] + layerKB[0]) : null,
+        kbPerLayerSwitch: layerKB.length ? stats(layerKB.slice(1)) : null,
+      }),
+    );
+  } finally {
+    await browser.close();
+    await server.stop();
+    fs.rmSync(workspace, { recursive: true, force: true });
+  }
+}
+
+main().then(
+  () => process.exit(0),
+  (error) => {
+    console.error(error);
+    process.exit(1);
+  },
+);
