@@ -134,6 +134,7 @@ async function main(argv: string[]): Promise<number> {
       imagePath,
       model,
       layerPatterns: patterns,
+      onlyListedLayers: !values.list,
       preprocessing: oneOf(values.preprocessing, PREPROCESSING_CHOICES, 'preprocessing'),
     });
     if (values.list) {

@@ -53,12 +53,19 @@ export interface ExtractRequest {
   resize?: ResizeMode;
   /** A labels file (one class per line, or "index,name") for top-5 predictions; default: one beside the model. */
   labelsPath?: string;
+  /**
+   * Compute only the spatial layers `layerPatterns` lists (and a classifier head), so the pass
+   * can stop at the deepest of them; any other layer is computed when first asked for.
+   */
+  onlyListedLayers?: boolean;
 }
 
 interface CachedActivations {
   model: LoadedModel;
   activations: Map<string, Activation>;
   bytes: number;
+  /** The model input, kept while some layers are not computed yet. */
+  input: Float32Array | undefined;
 }
 
 const DEFAULT_CACHE_BYTES = 512 * 1024 * 1024;
@@ -141,22 +148,27 @@ export class FeatureMapEngine {
     }
     let elapsedMs = 0;
     signal?.throwIfAborted();
-    if (!this.touch(resultKey)) {
+    const matched = matchLayers(model.layers, request.layerPatterns);
+    const wanted = request.onlyListedLayers ? wantedLayers(model, matched) : undefined;
+    const cached = this.touch(resultKey);
+    if (!cached || [...(wanted ?? model.layers.map((l) => l.name))].some((l) => !cached.activations.has(l))) {
       const started = performance.now();
       let activations: Map<string, Activation>;
+      let input: Float32Array;
       try {
         const pixels = channels === 1 ? toGray(image.rgb) : image.rgb;
-        const input = custom ? preprocessCustom(pixels, custom, channels) : preprocess(pixels, chosen.mode, channels);
-        activations = await model.run(input);
+        input = custom ? preprocessCustom(pixels, custom, channels) : preprocess(pixels, chosen.mode, channels);
+        // A cached partial pass that lacks a layer now listed is simply completed.
+        activations = await model.run(input, cached ? undefined : wanted);
       } catch (error) {
         throw new UserFacingError(`The model failed to run on ${image.fileName}.`, errorText(error));
       }
       elapsedMs = performance.now() - started;
-      this.store(resultKey, { model, activations, bytes: sumBytes(activations) });
+      const complete = model.layers.every((l) => activations.has(l.name));
+      this.store(resultKey, { model, activations, bytes: sumBytes(activations), input: complete ? undefined : input });
     }
 
     const groups = groupLayers(model.layers);
-    const matched = matchLayers(model.layers, request.layerPatterns);
     const layers: LayerInfo[] = model.layers.map((layer, i) => ({
       name: layer.name,
       op: layer.op,
@@ -219,12 +231,30 @@ export class FeatureMapEngine {
     return topK(scores.data, 5).map(({ index, score }) => ({ label: labels[index], score }));
   }
 
-  /** The first `count` channels of one layer, quantised for drawing. */
+  /** Makes sure `layer` of a cached result is computed: a partial pass is completed, once. */
+  async ensureLayer(resultKey: string, layer: string): Promise<void> {
+    const entry = this.touch(resultKey);
+    if (!entry) throw new NotCachedError();
+    if (entry.activations.has(layer) || !entry.input) return;
+    if (!entry.model.layers.some((l) => l.name === layer)) return;
+    const activations = await entry.model.run(entry.input);
+    for (const [name, activation] of activations) entry.activations.set(name, activation);
+    entry.input = undefined;
+    entry.bytes = sumBytes(entry.activations);
+    this.store(resultKey, entry);
+  }
+
+  /** The first `count` channels of one layer, quantised for drawing (computed: see ensureLayer). */
   layerData(resultKey: string, layer: string, count: number): LayerData {
     const entry = this.touch(resultKey);
     if (!entry) throw new NotCachedError();
     const activation = entry.activations.get(layer);
-    if (!activation) throw new UserFacingError(`The model has no layer named "${layer}".`);
+    if (!activation) {
+      if (entry.model.layers.some((l) => l.name === layer)) {
+        throw new Error(`Layer "${layer}" is not computed yet: call ensureLayer first.`);
+      }
+      throw new UserFacingError(`The model has no layer named "${layer}".`);
+    }
     if (!isSpatial(activation.shape)) throw new UserFacingError(`Layer "${layer}" has no spatial maps to draw.`);
     return quantizeChannels(layer, activation, count);
   }
@@ -387,6 +417,18 @@ async function catalogWeights(
   } catch (error) {
     throw new UserFacingError(`The weights of ${entry.name} are not downloaded yet.`, errorText(error));
   }
+}
+
+/**
+ * The layers a partial pass must produce: the listed spatial layers, and the classifier head
+ * for the top-5. Undefined (every layer) when nothing is listed or the head needs the whole pass anyway.
+ */
+function wantedLayers(model: LoadedModel, matched: boolean[]): Set<string> | undefined {
+  const listed = model.layers.filter((l, i) => matched[i] && isSpatial(l.shape)).map((l) => l.name);
+  if (listed.length === 0) return undefined;
+  const head = model.layers.at(-1);
+  if (head && !isSpatial(head.shape)) listed.push(head.name);
+  return new Set(listed);
 }
 
 async function statImage(imagePath: string): Promise<{ mtimeMs: number; size: number }> {

@@ -43,8 +43,11 @@ export interface LoadedModel {
   readonly layersModel?: tfl.LayersModel;
   /** Every layer in model order (topological), except the input. */
   readonly layers: LayerMeta[];
-  /** One forward pass that returns every layer's activations. */
-  run(input: Float32Array): Promise<Map<string, Activation>>;
+  /**
+   * One forward pass that returns every layer's activations, or, given `only`, at least those
+   * layers' (a runtime that can stop early computes just what they need).
+   */
+  run(input: Float32Array, only?: ReadonlySet<string>): Promise<Map<string, Activation>>;
   dispose(): void;
 }
 

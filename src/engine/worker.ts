@@ -46,6 +46,7 @@ async function handle(request: Exclude<WorkerRequest, { op: 'cancel' }>): Promis
       return [{ id: request.id, ok: true, op: 'extract', value }, [value.input.rgba.buffer as ArrayBuffer]];
     }
     case 'layerData': {
+      await engine.ensureLayer(request.resultKey, request.layer);
       const value = engine.layerData(request.resultKey, request.layer, request.count);
       return [
         { id: request.id, ok: true, op: 'layerData', value },

@@ -224,7 +224,9 @@ export class FeatureMapsPanel extends Disposable {
           {
             imagePath: imageUri.fsPath,
             model,
-            layerPatterns: [],
+            // The pass stops at the deepest listed layer; the others are computed when first shown.
+            layerPatterns: this.settings.layers,
+            onlyListedLayers: true,
             preprocessing,
             customNormalization,
             resize,

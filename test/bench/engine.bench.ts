@@ -26,6 +26,7 @@ async function main(): Promise<void> {
   });
   const runs = Number(values.runs);
   const warmup = Number(values.warmup);
+  const layerPatterns = values.layers ? values.layers.split(',') : [];
   const source: ModelSource =
     values.model === 'bundled'
       ? { kind: 'bundled' }
@@ -43,7 +44,8 @@ async function main(): Promise<void> {
   const loop = monitorEventLoopDelay({ resolution: 5 });
   try {
     const started = performance.now();
-    const first = await client.extract({ imagePath: images[0], model: source, layerPatterns: [] });
+    const request = { model: source, layerPatterns, onlyListedLayers: layerPatterns.length > 0 };
+    const first = await client.extract({ ...request, imagePath: images[0] });
     const firstMs = performance.now() - started;
     const forward: number[] = [];
     const wall: number[] = [];
@@ -51,7 +53,7 @@ async function main(): Promise<void> {
     loop.enable();
     for (let i = 1; i < images.length; i++) {
       const t = performance.now();
-      const result = await client.extract({ imagePath: images[i], model: source, layerPatterns: [] });
+      const result = await client.extract({ ...request, imagePath: images[i] });
       last = result;
       if (i > warmup) {
         wall.push(performance.now() - t);
@@ -61,7 +63,7 @@ async function main(): Promise<void> {
     loop.disable();
     // A layer switch: the quantised channels the grid asks for, from the cache (the last image
     // is the one surely still cached).
-    const spatial = last.layers.filter((l) => l.spatial);
+    const spatial = last.layers.filter((l) => l.spatial && (layerPatterns.length === 0 || l.matched));
     const switches: number[] = [];
     for (const layer of spatial.slice(0, 20)) {
       const t = performance.now();
@@ -71,6 +73,7 @@ async function main(): Promise<void> {
     console.log(
       JSON.stringify({
         model: values.model,
+        layersAsked: layerPatterns,
         backend: first.model.backend ?? 'tfjs',
         layers: first.layers.length,
         firstMs: round(firstMs),

@@ -161,7 +161,9 @@ async function main() {
       .evaluateAll((rows) =>
         rows.filter((r) => r.getAttribute('aria-disabled') !== 'true').map((r) => r.dataset.layer),
       );
-    const picks = layers.filter((_, i) => i % Math.max(1, Math.floor(layers.length / 12)) === 1).slice(0, 12);
+    // Up to 12 layers spread through the model, after the one shown first.
+    const step = Math.max(1, Math.floor(layers.length / 12));
+    const picks = layers.filter((_, i) => i > 0 && i % step === 0).slice(0, 12);
     const switches = await frame.locator('body').evaluate(layerSwitchInFrame, { layers: picks, count: 16 });
 
     const hosts = extensionHostPids().filter((pid) => !before.has(pid));

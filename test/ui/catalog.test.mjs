@@ -60,6 +60,21 @@ describe('The model catalogue: VGG16 ImageNet downloaded on first use', () => {
     );
     assert.equal(painted, 9, 'all nine maps are drawn');
     await screenshot(ctx.page, 'catalog-vgg16-block1_conv1');
+
+    // The pass stopped at block3_conv1; a deeper layer is computed when first shown.
+    await frame.locator('.show-all-toggle').check();
+    await frame.locator('.layer-row[data-layer="block5_conv3"]').click();
+    await frame.locator('.layer-row[data-layer="block5_conv3"][aria-selected="true"]').waitFor({ timeout: TIMEOUT });
+    const deep = frame.locator('.channel-grid .tile canvas');
+    await deep.nth(8).waitFor({ timeout: TIMEOUT });
+    assert.match(
+      await frame
+        .locator('.channel-grid')
+        .innerText()
+        .catch(() => ''),
+      /#8/,
+    );
+    assert.match(await frame.locator('body').innerText(), /14×14×512/);
   });
 
   it('says why a download failed, leaves nothing behind, and keeps the current model', async () => {

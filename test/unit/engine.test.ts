@@ -214,3 +214,48 @@ describe('layer grouping and selection', () => {
     assert.equal(isSpatial([1, 1, 1280]), false);
   });
 });
+
+describe('a pass that stops at the deepest listed layer', function () {
+  this.timeout(60_000);
+  let engine: FeatureMapEngine;
+  let full: FeatureMapEngine;
+  before(() => {
+    engine = new FeatureMapEngine({ assetsDir: DIST });
+    full = new FeatureMapEngine({ assetsDir: DIST });
+  });
+  after(() => {
+    engine.dispose();
+    full.dispose();
+  });
+  const LISTED = ['Conv1', 'block_2_add'];
+
+  it('computes only the listed layers (and the head), each equal to a full pass’s', async () => {
+    const request = { imagePath: image('chelsea.png'), model: BUNDLED, layerPatterns: LISTED };
+    const partial = await engine.extract({ ...request, onlyListedLayers: true });
+    const whole = await full.extract(request);
+    assert.equal(partial.model.backend, 'onnxruntime', 'the runtime that can stop early');
+    const head = partial.layers.at(-1)!.name;
+    const computed = partial.layers.filter((l) => engine.activation(partial.resultKey, l.name)).map((l) => l.name);
+    assert.deepEqual(computed, [...LISTED, head]);
+    for (const name of [...LISTED, head]) {
+      assert.deepEqual(engine.activation(partial.resultKey, name)!.data, full.activation(whole.resultKey, name)!.data);
+    }
+    assert.deepEqual(partial.predictions, whole.predictions);
+  });
+
+  it('computes the rest once, when another layer is first asked for', async () => {
+    const request = { imagePath: image('coffee.png'), model: BUNDLED, layerPatterns: LISTED, onlyListedLayers: true };
+    const partial = await engine.extract(request);
+    assert.throws(() => engine.layerData(partial.resultKey, 'block_16_project', 4), /not computed yet/);
+    await engine.ensureLayer(partial.resultKey, 'block_16_project');
+    const whole = await full.extract({ ...request, onlyListedLayers: false });
+    for (const layer of partial.layers) {
+      assert.deepEqual(
+        engine.activation(partial.resultKey, layer.name)?.data,
+        full.activation(whole.resultKey, layer.name)?.data,
+        layer.name,
+      );
+    }
+    assert.equal(engine.layerData(partial.resultKey, 'block_16_project', 4).count, 4);
+  });
+});

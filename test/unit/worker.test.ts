@@ -23,6 +23,17 @@ describe('the engine in its worker thread', () => {
     assert.equal(data.count, 16);
   });
 
+  it('sends a layer the partial pass skipped, computing the rest on the way', async () => {
+    const result = await client.extract({
+      imagePath: image('chelsea.png'),
+      model: BUNDLED,
+      layerPatterns: ['Conv1'],
+      onlyListedLayers: true,
+    });
+    const data = await client.layerData(result.resultKey, 'block_16_project', 8);
+    assert.deepEqual([data.height, data.width, data.count, data.totalChannels], [7, 7, 8, 320]);
+  });
+
   it('keeps the extension host thread free while the worker computes', async () => {
     let ticks = 0;
     let worst = 0;

@@ -873,7 +873,7 @@ export async function toOnnxRuntime(model: LoadedModel): Promise<LoadedModel | {
     ...model,
     backend: 'onnxruntime',
     layersModel: undefined,
-    run: (input) => session.run(input),
+    run: (input, only) => session.run(input, only),
     dispose: () => session.release(),
   };
 }

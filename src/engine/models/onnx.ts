@@ -117,8 +117,8 @@ export async function loadOnnxModel(options: OnnxOptions): Promise<LoadedModel> 
 
 /** A session on an ONNX graph held in memory, whose input and layer outputs the caller already knows. */
 export interface OnnxGraphSession {
-  /** One forward pass on an H×W×C image: every tapped output, by layer name. */
-  run(nhwc: Float32Array): Promise<Map<string, Activation>>;
+  /** One forward pass on an H×W×C image: every tapped output (or those of `only`), by layer name. */
+  run(nhwc: Float32Array, only?: ReadonlySet<string>): Promise<Map<string, Activation>>;
   release(): void;
 }
 
@@ -135,7 +135,7 @@ export async function openOnnxGraph(
   const session = await createSession(runtime, bytes);
   const forward = forwardPass(runtime, session, input, outputs);
   return {
-    run: async (nhwc) => forward.activations(await forward.run(nhwc)),
+    run: async (nhwc, only) => forward.activations(await forward.run(nhwc, only), only),
     release: () => void session.release(),
   };
 }
@@ -165,16 +165,19 @@ function forwardPass(runtime: typeof ort, session: ort.InferenceSession, input: 
       : new runtime.Tensor('float32', nchwOrNhwc, dims);
   };
   const fetches = tapped.map((t) => t.tensor);
+  const chosen = (only: ReadonlySet<string> | undefined): TappedOutput[] =>
+    only ? tapped.filter((t) => only.has(t.layer)) : tapped;
   return {
-    async run(nhwc: Float32Array): Promise<ort.InferenceSession.OnnxValueMapType> {
+    /** ORT computes only the nodes the fetched outputs need: asking for shallow layers stops early. */
+    async run(nhwc: Float32Array, only?: ReadonlySet<string>): Promise<ort.InferenceSession.OnnxValueMapType> {
       if (nhwc.length !== height * width * channels) {
         throw new Error(`Expected ${height}×${width}×${channels} input values, got ${nhwc.length}.`);
       }
-      return session.run({ [input.name]: feed(nhwc) }, fetches);
+      return session.run({ [input.name]: feed(nhwc) }, only ? chosen(only).map((t) => t.tensor) : fetches);
     },
-    activations(results: ort.InferenceSession.OnnxValueMapType): Map<string, Activation> {
+    activations(results: ort.InferenceSession.OnnxValueMapType, only?: ReadonlySet<string>): Map<string, Activation> {
       const activations = new Map<string, Activation>();
-      for (const t of tapped) activations.set(t.layer, toActivation(results[t.tensor], t.layout));
+      for (const t of chosen(only)) activations.set(t.layer, toActivation(results[t.tensor], t.layout));
       return activations;
     },
   };
@@ -368,8 +371,8 @@ async function wrapSession(
     inputName: input.name,
     backend: 'onnxruntime',
     layers,
-    async run(nhwc: Float32Array): Promise<Map<string, Activation>> {
-      return forward.activations(await forward.run(nhwc));
+    async run(nhwc: Float32Array, only?: ReadonlySet<string>): Promise<Map<string, Activation>> {
+      return forward.activations(await forward.run(nhwc, only), only);
     },
     dispose() {
       void session.release();
