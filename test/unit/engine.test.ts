@@ -7,6 +7,7 @@ import { UserFacingError } from '../../src/engine/errors';
 import { groupLayers, isSpatial, matchLayers } from '../../src/engine/layers';
 import { DIST, image } from './fixtures';
 import { assertFiniteAndVaried } from './assertions';
+import { relErr } from './npy';
 
 const BUNDLED = { kind: 'bundled' } as const;
 
@@ -229,6 +230,10 @@ describe('a pass that stops at the deepest listed layer', function () {
   });
   const LISTED = ['Conv1', 'block_2_add'];
 
+  // The cut-down graph lets ONNX Runtime fuse each convolution with its batch norm, so its
+  // numbers may differ from a full pass's in the last bits.
+  const CLOSE = 1e-5;
+
   it('computes only the listed layers (and the head), each equal to a full pass’s', async () => {
     const request = { imagePath: image('chelsea.png'), model: BUNDLED, layerPatterns: LISTED };
     const partial = await engine.extract({ ...request, onlyListedLayers: true });
@@ -238,9 +243,16 @@ describe('a pass that stops at the deepest listed layer', function () {
     const computed = partial.layers.filter((l) => engine.activation(partial.resultKey, l.name)).map((l) => l.name);
     assert.deepEqual(computed, [...LISTED, head]);
     for (const name of [...LISTED, head]) {
-      assert.deepEqual(engine.activation(partial.resultKey, name)!.data, full.activation(whole.resultKey, name)!.data);
+      const error = relErr(
+        engine.activation(partial.resultKey, name)!.data,
+        full.activation(whole.resultKey, name)!.data,
+      );
+      assert.ok(error <= CLOSE, `${name}: ${error}`);
     }
-    assert.deepEqual(partial.predictions, whole.predictions);
+    assert.deepEqual(
+      partial.predictions?.map((p) => p.label),
+      whole.predictions?.map((p) => p.label),
+    );
   });
 
   it('computes the rest once, when another layer is first asked for', async () => {

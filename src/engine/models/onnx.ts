@@ -117,10 +117,16 @@ export async function loadOnnxModel(options: OnnxOptions): Promise<LoadedModel> 
 
 /** A session on an ONNX graph held in memory, whose input and layer outputs the caller already knows. */
 export interface OnnxGraphSession {
-  /** One forward pass on an H×W×C image: every tapped output (or those of `only`), by layer name. */
+  /**
+   * One forward pass on an H×W×C image: every tapped output, or only those of `only`, computed
+   * by a copy of the graph cut down to what they need (the pass stops at the deepest of them).
+   */
   run(nhwc: Float32Array, only?: ReadonlySet<string>): Promise<Map<string, Activation>>;
   release(): void;
 }
+
+/** How many cut-down sessions a graph keeps (one per set of layers asked for), besides the full one. */
+const PRUNED_SESSIONS = 3;
 
 /**
  * Opens ONNX model bytes made in memory (a converted Keras model, see layersToOnnx.ts):
@@ -132,11 +138,99 @@ export async function openOnnxGraph(
   outputs: TappedOutput[],
 ): Promise<OnnxGraphSession> {
   const runtime = requireOrt();
-  const session = await createSession(runtime, bytes);
-  const forward = forwardPass(runtime, session, input, outputs);
+  const full = await createSession(runtime, bytes);
+  const forward = forwardPass(runtime, full, input, outputs);
+  // ORT runs every node of a session whichever outputs are fetched, so a pass that needs only
+  // some layers runs on a graph pruned to them: the nodes behind them, and no output in between
+  // that would stop ORT from fusing a convolution with its batch norm and activation.
+  let model: onnx.IModelProto | undefined;
+  const pruned = new Map<string, { session: Promise<ort.InferenceSession>; users: number; evicted: boolean }>();
+  const release = (entry: { session: Promise<ort.InferenceSession>; users: number; evicted: boolean }): void => {
+    if (entry.evicted && entry.users === 0) {
+      entry.session.then(
+        (s) => void s.release(),
+        () => undefined,
+      );
+    }
+  };
+  const prunedFor = (subset: TappedOutput[]) => {
+    const key = subset.map((t) => t.tensor).join('\0');
+    let entry = pruned.get(key);
+    if (entry) {
+      pruned.delete(key); // most recently used last
+    } else {
+      model ??= onnx.ModelProto.decode(bytes);
+      const cut = onnx.ModelProto.encode(
+        pruneGraph(
+          model,
+          subset.map((t) => t.tensor),
+        ),
+      ).finish();
+      entry = { session: createSession(runtime, cut), users: 0, evicted: false };
+      entry.session.catch(() => pruned.delete(key));
+    }
+    pruned.set(key, entry);
+    for (const [oldKey, old] of pruned) {
+      if (pruned.size <= PRUNED_SESSIONS) break;
+      pruned.delete(oldKey);
+      old.evicted = true;
+      release(old);
+    }
+    return entry;
+  };
   return {
-    run: async (nhwc, only) => forward.activations(await forward.run(nhwc, only), only),
-    release: () => void session.release(),
+    async run(nhwc, only) {
+      const subset = only && outputs.filter((t) => only.has(t.layer));
+      if (!subset || subset.length === outputs.length) return forward.activations(await forward.run(nhwc));
+      const entry = prunedFor(subset);
+      entry.users++;
+      try {
+        const part = forwardPass(runtime, await entry.session, input, subset);
+        return part.activations(await part.run(nhwc));
+      } finally {
+        entry.users--;
+        release(entry);
+      }
+    },
+    release() {
+      void full.release();
+      for (const entry of pruned.values()) {
+        entry.evicted = true;
+        release(entry);
+      }
+      pruned.clear();
+    },
+  };
+}
+
+/**
+ * A copy of `model` that computes `outputs` and nothing else: the nodes they depend on (in
+ * their order) and the weights those nodes use. The weights are shared, not copied.
+ */
+export function pruneGraph(model: onnx.IModelProto, outputs: string[]): onnx.IModelProto {
+  const graph = model.graph ?? {};
+  const producer = new Map<string, onnx.INodeProto>();
+  for (const node of graph.node ?? []) for (const output of node.output ?? []) producer.set(output, node);
+  const needed = new Set<onnx.INodeProto>();
+  const pending = [...outputs];
+  for (let tensor = pending.pop(); tensor !== undefined; tensor = pending.pop()) {
+    const node = producer.get(tensor);
+    if (node && !needed.has(node)) {
+      needed.add(node);
+      pending.push(...(node.input ?? []));
+    }
+  }
+  const node = (graph.node ?? []).filter((n) => needed.has(n));
+  const used = new Set(node.flatMap((n) => n.input ?? []));
+  const declared = new Map((graph.output ?? []).map((o) => [o.name, o]));
+  return {
+    ...model,
+    graph: {
+      ...graph,
+      node,
+      initializer: (graph.initializer ?? []).filter((t) => used.has(t.name ?? '')),
+      output: outputs.map((name) => declared.get(name) ?? { name }),
+    },
   };
 }
 
@@ -168,7 +262,7 @@ function forwardPass(runtime: typeof ort, session: ort.InferenceSession, input: 
   const chosen = (only: ReadonlySet<string> | undefined): TappedOutput[] =>
     only ? tapped.filter((t) => only.has(t.layer)) : tapped;
   return {
-    /** ORT computes only the nodes the fetched outputs need: asking for shallow layers stops early. */
+    /** ORT runs every node of the session even when `only` fetches a few outputs (see openOnnxGraph). */
     async run(nhwc: Float32Array, only?: ReadonlySet<string>): Promise<ort.InferenceSession.OnnxValueMapType> {
       if (nhwc.length !== height * width * channels) {
         throw new Error(`Expected ${height}×${width}×${channels} input values, got ${nhwc.length}.`);
