@@ -4,10 +4,29 @@ import type { ResizeKernel } from './image';
 import type { LayerMeta } from './layers';
 import type { PreprocessMode } from './preprocess';
 
-/** One layer's output for one image: NHWC without the batch axis, C-order. */
+/**
+ * One layer's output for one image, without the batch axis: `shape` is H×W×C for a map, or [N]
+ * for a vector. `data` keeps a map channels last, as Keras and TensorFlow.js compute it, or
+ * channels first, as ONNX Runtime does: a transpose of every layer would cost more than the
+ * forward pass itself on small models, and the grid reads channel by channel anyway.
+ */
 export interface Activation {
   shape: number[];
   data: Float32Array;
+  layout: 'hwc' | 'chw';
+}
+
+/** The values in H×W×C order (Keras' own, e.g. to compare with Keras), whatever order `data` keeps. */
+export function channelsLast(activation: Activation): Float32Array {
+  if (activation.layout === 'hwc' || activation.shape.length !== 3) return activation.data;
+  const [height, width, channels] = activation.shape;
+  const chw = activation.data;
+  const hwc = new Float32Array(chw.length);
+  const plane = height * width;
+  for (let c = 0; c < channels; c++) {
+    for (let p = 0; p < plane; p++) hwc[p * channels + c] = chw[c * plane + p];
+  }
+  return hwc;
 }
 
 /** How a model presents itself; the engine adds the preprocessing it chose. */

@@ -10,6 +10,7 @@ import {
   ensureDownloaded,
   normalizeBaseUrl,
 } from '../../src/engine/catalog';
+import { channelsLast } from '../../src/engine/model';
 import { FeatureMapEngine } from '../../src/engine/engine';
 import { CancelledError } from '../../src/engine/errors';
 import { type Mirror, startMirror } from '../mirror.mjs';
@@ -182,7 +183,7 @@ describe('VGG16 from the catalogue: download → verify → cache → load → e
       const activation = engine.activation(result.resultKey, layer.name);
       assert.ok(activation, layer.name);
       assert.deepEqual([1, ...activation.shape], ref.shape, `${layer.name} shape`);
-      const error = relErr(activation.data, ref.data);
+      const error = relErr(channelsLast(activation), ref.data);
       errors.push(`${layer.name} ${error.toExponential(1)}`);
       assert.ok(error <= ORACLE_TOLERANCE, `${layer.name}: relative error ${error}`);
     }

@@ -5,6 +5,8 @@ import { dequantize } from '../../src/shared/protocol';
 import { FeatureMapEngine } from '../../src/engine/engine';
 import { UserFacingError } from '../../src/engine/errors';
 import { groupLayers, isSpatial, matchLayers } from '../../src/engine/layers';
+import { channelsLast } from '../../src/engine/model';
+import { quantizeChannels } from '../../src/engine/quantize';
 import { DIST, image } from './fixtures';
 import { assertFiniteAndVaried } from './assertions';
 import { relErr } from './npy';
@@ -113,6 +115,7 @@ describe('the bundled MobileNetV2 engine', () => {
     const layer = 'block_2_expand_relu';
     const data = engine.layerData(result.resultKey, layer, 16);
     const activation = engine.activation(result.resultKey, layer)!;
+    const hwc = channelsLast(activation);
     const [h, w, c] = activation.shape;
     assert.equal(data.count, 16);
     assert.equal(data.totalChannels, c);
@@ -120,7 +123,7 @@ describe('the bundled MobileNetV2 engine', () => {
     for (let ch = 0; ch < 16; ch++) {
       const step = (data.max[ch] - data.min[ch]) / 255;
       for (let p = 0; p < h * w; p += 97) {
-        const original = activation.data[p * c + ch];
+        const original = hwc[p * c + ch];
         const decoded = dequantize(data.values[ch * h * w + p], data.min[ch], data.max[ch]);
         assert.ok(Math.abs(decoded - original) <= step / 2 + 1e-6, `channel ${ch} pixel ${p}`);
       }
@@ -130,6 +133,10 @@ describe('the bundled MobileNetV2 engine', () => {
     assert.equal(data.layerMax, layerMax);
     // Asking for more channels than the layer has gives them all.
     assert.equal(engine.layerData(result.resultKey, 'Conv1', 500).count, 32);
+    // The same tiles whichever order the runtime kept the values in.
+    const other = activation.layout === 'chw' ? { ...activation, data: hwc, layout: 'hwc' as const } : undefined;
+    assert.ok(other, 'onnxruntime keeps maps channels first');
+    assert.deepEqual(quantizeChannels(layer, other, 16), data);
   });
 
   it('refuses layer data for a layer without maps or one that does not exist', async () => {

@@ -3,6 +3,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { unzipSync, zipSync } from 'fflate';
 import sharp from 'sharp';
+import { channelsLast } from '../../src/engine/model';
 import type { LoadedModel } from '../../src/engine/model';
 import { loadKerasModel } from '../../src/engine/models/keras';
 import { type Tf, getTf } from '../../src/engine/tf';
@@ -79,7 +80,7 @@ describe('Keras models (.h5, .hdf5, .keras)', function () {
           assert.ok(ours, `no activations for ${name}`);
           assert.deepEqual([1, ...ours.shape], ref.shape, `${name} shape`);
           assert.ok(!ours.data.some(Number.isNaN), `${name} has NaN`);
-          const error = relErr(ours.data, ref.data);
+          const error = relErr(channelsLast(ours), ref.data);
           errors.push(`${name} ${error.toExponential(1)}`);
           assert.ok(error <= TOLERANCE, `${name}: relative error ${error} > ${TOLERANCE}`);
         }
@@ -104,7 +105,7 @@ describe('Keras models (.h5, .hdf5, .keras)', function () {
           const ref = readNpy(path.join(cache, `chelsea.${layer.name}.npy`));
           const ours = outputs.get(layer.name)!;
           assert.deepEqual([1, ...ours.shape], ref.shape, `${layer.name} shape`);
-          const error = relErr(ours.data, ref.data);
+          const error = relErr(channelsLast(ours), ref.data);
           errors.push(`${layer.name} ${error.toExponential(1)}`);
           assert.ok(error <= TOLERANCE, `${layer.name}: relative error ${error} > ${TOLERANCE}`);
         }
@@ -206,7 +207,7 @@ describe('Keras models (.h5, .hdf5, .keras)', function () {
       );
       const outputs = await model.run(new Float32Array(5 * 5 * 3).fill(1));
       // Each 3×3×3 window of ones sums to 27: channel 0 is 27.5, channel 1 is 26; then 27.5 + 2 × 26.
-      assert.deepEqual(Array.from(outputs.get('conv')!.data.subarray(0, 2)), [27.5, 26]);
+      assert.deepEqual(Array.from(channelsLast(outputs.get('conv')!).subarray(0, 2)), [27.5, 26]);
       assert.deepEqual(Array.from(outputs.get('flat')!.data), new Array<number>(9).fill(79.5));
     } finally {
       model.dispose();

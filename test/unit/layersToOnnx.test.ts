@@ -3,6 +3,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as tfl from '@tensorflow/tfjs-layers';
 import sharp from 'sharp';
+import { channelsLast } from '../../src/engine/model';
 import { FeatureMapEngine } from '../../src/engine/engine';
 import { decodeImage } from '../../src/engine/image';
 import type { Activation, LoadedModel } from '../../src/engine/model';
@@ -79,7 +80,7 @@ async function compareWithTfjs(label: string, tfjs: LoadedModel, input: Float32A
       const [a, b] = [ours.get(layer.name)!, reference.get(layer.name)!];
       assert.deepEqual(a.shape, b.shape, `${layer.name} shape`);
       assert.deepEqual(a.shape, layer.shape, `${layer.name} shape as listed`);
-      const error = relErr(a.data, b.data);
+      const error = relErr(channelsLast(a), channelsLast(b));
       assert.ok(error <= TOLERANCE, `${label} ${layer.name} (${layer.op}): ORT differs from tfjs by ${error}`);
       if (error > worst.error) worst = { layer: layer.name, error };
     }
@@ -102,7 +103,7 @@ function matchesKeras(ours: Map<string, Activation>, refs: [layer: string, file:
     const activation = ours.get(layer);
     assert.ok(activation, `no activations for ${layer}`);
     assert.deepEqual([1, ...activation.shape], ref.shape, `${layer} shape`);
-    const error = relErr(activation.data, ref.data);
+    const error = relErr(channelsLast(activation), ref.data);
     assert.ok(error <= ORACLE_TOLERANCE, `${layer}: ORT differs from Keras by ${error}`);
     errors.push(error.toExponential(1));
   }
@@ -436,7 +437,7 @@ describe('TF.js and Keras models on onnxruntime (converted to ONNX in memory)', 
         for (const layer of a.layers) {
           const [x, y] = [native.activation(a.resultKey, layer.name)!, tfjs.activation(b.resultKey, layer.name)!];
           assert.deepEqual(x.shape, y.shape);
-          const error = relErr(x.data, y.data);
+          const error = relErr(channelsLast(x), channelsLast(y));
           assert.ok(error <= TOLERANCE, `${a.model.name} ${layer.name}: ${error}`);
         }
         console.log(

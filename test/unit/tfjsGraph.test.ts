@@ -2,6 +2,7 @@ import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type * as tfc from '@tensorflow/tfjs-core';
+import { channelsLast } from '../../src/engine/model';
 import { FeatureMapEngine } from '../../src/engine/engine';
 import type { LoadedModel } from '../../src/engine/model';
 import { loadTfjsGraphModel } from '../../src/engine/models/tfjsGraph';
@@ -232,7 +233,7 @@ async function compare(tf: Tf, model: LoadedModel, height: number, width: number
   const input = floats(height * width * 3, 1);
   const outputs = await model.run(input);
   const expected = reference(tf, input, height, width);
-  const plain = relErr(outputs.get('conv1/Conv2D')!.data, plainConv1(input, height, width));
+  const plain = relErr(channelsLast(outputs.get('conv1/Conv2D')!), plainConv1(input, height, width));
   assert.ok(plain <= TOLERANCE, `conv1/Conv2D against plain loops: relative error ${plain}`);
   const errors: string[] = [`conv1/Conv2D vs plain loops ${plain.toExponential(1)}`];
   try {
@@ -241,7 +242,7 @@ async function compare(tf: Tf, model: LoadedModel, height: number, width: number
       const ref = expected.get(name)!;
       assert.ok(ours, `no activations for ${name}`);
       assert.deepEqual([1, ...ours.shape], ref.shape, `${name} shape`);
-      const error = relErr(ours.data, ref.dataSync());
+      const error = relErr(channelsLast(ours), ref.dataSync());
       errors.push(`${name} ${error.toExponential(1)}`);
       assert.ok(error <= TOLERANCE, `${name}: relative error ${error} > ${TOLERANCE}`);
     }

@@ -9,8 +9,8 @@ import { errorText } from '../errors';
 import type { LoadedModel } from '../model';
 import { type OnnxGraphSession, openOnnxGraph } from './onnx';
 
-/** A layer's output: a 1×H×W×C map (as Keras has it) or a 1×N vector. */
-export type OutputLayout = 'nhwc' | 'vector';
+/** A layer's output: a 1×C×H×W map (as ONNX computes it), a 1×H×W×C map (as Keras has it) or a 1×N vector. */
+export type OutputLayout = 'nchw' | 'nhwc' | 'vector';
 
 export interface ConvertedOutput {
   /** The Keras layer name. */
@@ -99,11 +99,11 @@ function convert(
     const outShape = outputShape(layer, inputs, where);
     try {
       const value = convertLayer({ layer, config, inputs, out: layer.name, outShape, graph });
-      // Maps stay channels first inside the graph; each layer's output is also given back
-      // channels last, transposed by ORT (5 ms for all of MobileNetV2's, against 60 ms in JavaScript).
-      if (value.nchw) value.name = graph.channelsLastOutput(value.name);
+      // Maps stay channels first, inside the graph and out of it: a transpose of every layer's
+      // output back to Keras' order would cost more than MobileNetV2's whole fused pass.
       values.set(output.id, value);
-      outputs.push({ layer: layer.name, op, tensor: layer.name, layout: value.shape.length === 3 ? 'nhwc' : 'vector' });
+      const layout = value.shape.length !== 3 ? 'vector' : value.nchw ? 'nchw' : 'nhwc';
+      outputs.push({ layer: layer.name, op, tensor: value.name, layout });
     } catch (error) {
       if (error instanceof Unsupported) unsupported(`${where} ${error.message}`);
       throw error;
@@ -185,21 +185,6 @@ class GraphBuilder {
   /** `v` in Keras' own layout. */
   keras(v: Value): string {
     return v.nchw ? this.transpose(v.name, [0, 2, 3, 1], 'nhwc') : v.name;
-  }
-
-  /**
-   * Renames the channels-first tensor `name` (just made, not used yet) to `name/nchw`, and
-   * makes `name` its channels-last transpose. Returns the channels-first name.
-   */
-  channelsLastOutput(name: string): string {
-    const nchw = this.fresh(`${name}/nchw`);
-    const producer = [...this.nodes].reverse().find((node) => node.output?.[0] === name);
-    if (!producer) throw new Error(`no node makes ${name}`);
-    producer.output = [nchw];
-    producer.name = nchw;
-    this.node('Transpose', [nchw], name, [ints('perm', [0, 2, 3, 1])]);
-    this.transposed.set(`${nchw}\0nhwc`, name);
-    return nchw;
   }
 
   private transpose(name: string, perm: number[], suffix: string): string {
@@ -849,7 +834,12 @@ export async function toOnnxRuntime(model: LoadedModel): Promise<LoadedModel | {
     session = await openOnnxGraph(
       conversion.bytes,
       { name: conversion.input, layout: 'NHWC', height, width, channels, type: 'float32' },
-      conversion.outputs.map((o) => ({ tensor: o.tensor, layer: o.layer, op: o.op, layout: 'NHWC' })),
+      conversion.outputs.map((o) => ({
+        tensor: o.tensor,
+        layer: o.layer,
+        op: o.op,
+        layout: o.layout === 'nchw' ? 'NCHW' : 'NHWC',
+      })),
     );
   } catch (error) {
     return { unsupported: `ONNX Runtime refused the converted model: ${errorText(error)}` };

@@ -507,14 +507,11 @@ function activationShape(dims: readonly number[], layout: Layout): number[] {
 function toActivation(tensor: ort.Tensor, layout: Layout): Activation {
   const shape = activationShape(tensor.dims, layout);
   const values = toFloat32(tensor);
-  if (shape.length === 3 && layout === 'NCHW') {
-    const [h, w, c] = shape;
-    return { shape, data: chwToHwc(values, c, h, w) };
-  }
   // onnxruntime-node gives each output its own buffer; a view of a larger one would be copied,
   // as the webview wants tight arrays.
   const tight = values.byteOffset === 0 && values.byteLength === values.buffer.byteLength;
-  return { shape, data: tight ? values : values.slice() };
+  // Channels-first maps stay so: the grid reads them channel by channel (see Activation).
+  return { shape, data: tight ? values : values.slice(), layout: layout === 'NCHW' ? 'chw' : 'hwc' };
 }
 
 function toFloat32(tensor: ort.Tensor): Float32Array {
@@ -537,15 +534,6 @@ function hwcToChw(hwc: Float32Array, height: number, width: number, channels: nu
     for (let c = 0; c < channels; c++) chw[c * plane + p] = hwc[p * channels + c];
   }
   return chw;
-}
-
-function chwToHwc(chw: Float32Array, channels: number, height: number, width: number): Float32Array {
-  const hwc = new Float32Array(chw.length);
-  const plane = height * width;
-  for (let c = 0; c < channels; c++) {
-    for (let p = 0; p < plane; p++) hwc[p * channels + c] = chw[c * plane + p];
-  }
-  return hwc;
 }
 
 // Half-precision conversion: no Float16Array in Node 20 and no float16 package installed.

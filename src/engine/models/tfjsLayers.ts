@@ -158,7 +158,8 @@ export async function readActivations(
   try {
     const result = new Map<string, Activation>();
     for (let i = 0; i < tensors.length; i++) {
-      result.set(layers[i].name, { shape: shapeOf(tensors[i].shape), data: (await tensors[i].data()) as Float32Array });
+      const data = (await tensors[i].data()) as Float32Array;
+      result.set(layers[i].name, { shape: shapeOf(tensors[i].shape), data, layout: 'hwc' });
     }
     return result;
   } finally {
