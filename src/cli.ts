@@ -134,7 +134,8 @@ async function main(argv: string[]): Promise<number> {
       imagePath,
       model,
       layerPatterns: patterns,
-      onlyListedLayers: !values.list,
+      // Listed layers: the pass stops at the deepest. Otherwise the sheet picks layers through the model.
+      onlyListedLayers: !values.list && patterns.length > 0,
       preprocessing: oneOf(values.preprocessing, PREPROCESSING_CHOICES, 'preprocessing'),
     });
     if (values.list) {

@@ -1,3 +1,4 @@
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import * as vscode from 'vscode';
 import { registerSelectModel } from './commands/selectModel';
 import { registerShowFeatureMaps } from './commands/showFeatureMaps';
@@ -37,6 +38,9 @@ export function activate(context: vscode.ExtensionContext): FeatureMapsApi {
     onDidChangeSettings(() => panels.settingsChanged()),
   );
 
+  // `npm run bench` sets this to read how long the extension host's thread was ever blocked.
+  if (process.env.FEATURE_MAPS_MONITOR_MAIN_THREAD === '1') context.subscriptions.push(monitorMainThread(log));
+
   return {
     panel: () => panels.snapshot(),
     engineBackend: () => engine.backend(),
@@ -45,3 +49,15 @@ export function activate(context: vscode.ExtensionContext): FeatureMapsApi {
 }
 
 export function deactivate(): void {}
+
+/** Logs the longest event-loop delay of this thread each time it grows. */
+function monitorMainThread(log: vscode.LogOutputChannel): vscode.Disposable {
+  const histogram = monitorEventLoopDelay({ resolution: 10 });
+  histogram.enable();
+  let logged = 0;
+  const timer = setInterval(() => {
+    const worst = Math.round(histogram.max / 1e6);
+    if (worst > logged) log.info(`main thread: longest block so far ${(logged = worst)} ms`);
+  }, 500);
+  return { dispose: () => (clearInterval(timer), histogram.disable()) };
+}

@@ -1,5 +1,6 @@
 /** The panel's model: what the host told us plus the user's UI choices. */
 import type { ExtractionResult, LayerInfo, ViewSettings } from '../src/shared/protocol';
+import { firstLayerToShow } from '../src/shared/selection';
 import { isVisible } from './layerTree';
 import type { ErrorInfo } from './status';
 import { loadState, saveState } from './vscodeApi';
@@ -58,20 +59,10 @@ export function findLayer(state: AppState, name: string | undefined): LayerInfo 
   return name === undefined ? undefined : state.result?.layers.find((l) => l.name === name);
 }
 
-/**
- * Keep `preferred` if it is in the result, drawable and listed; else the first matched
- * convolution (a padding or input-like layer first in line shows little), else the first
- * matched spatial layer.
- */
+/** Keep `preferred` if it is in the result, drawable and listed; else the one a new panel shows. */
 export function chooseSelection(state: AppState, preferred: string | undefined): string | undefined {
-  const layers = state.result?.layers ?? [];
   const showAll = effectiveShowAll(state);
   const keep = findLayer(state, preferred);
   if (keep && keep.spatial && isVisible(keep, showAll)) return keep.name;
-  const matched = layers.filter((l) => l.spatial && l.matched);
-  return (
-    matched.find((l) => /conv/i.test(l.op)) ??
-    matched[0] ??
-    layers.find((l) => l.spatial && isVisible(l, showAll))
-  )?.name;
+  return firstLayerToShow(state.result?.layers ?? []);
 }

@@ -40,6 +40,11 @@ export class EngineClient {
     return this.call({ op: 'layerData', resultKey, layer, count }) as Promise<LayerData>;
   }
 
+  /** Computes the layers a partial pass left out, so that switching to them costs nothing. */
+  async complete(resultKey: string, signal?: AbortSignal): Promise<void> {
+    await this.call({ op: 'complete', resultKey }, signal);
+  }
+
   backend(): Promise<string> {
     return this.call({ op: 'backend' }) as Promise<string>;
   }

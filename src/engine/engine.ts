@@ -4,7 +4,8 @@ import type { ExtractionResult, LayerData, LayerInfo, Prediction } from '../shar
 import { NotCachedError, UserFacingError, errorText } from './errors';
 import { decodeImage, type ResizeMode } from './image';
 import { readLabels, topK } from './labels';
-import { groupLayers, isSpatial, matchLayers } from './layers';
+import { groupLayers, isSpatial, listsLayers, matchLayers } from './layers';
+import { firstLayerToShow } from '../shared/selection';
 import type { Activation, LoadedModel, ModelSource } from './model';
 import { findLabelsBeside, guessPreprocessing, resolveModelFile, type ModelFile, type ModelFormat } from './modelFiles';
 import { CATALOG_PREFIX, type CatalogEntry, IMAGENET_LABELS, catalogEntry } from './catalog';
@@ -54,10 +55,13 @@ export interface ExtractRequest {
   /** A labels file (one class per line, or "index,name") for top-5 predictions; default: one beside the model. */
   labelsPath?: string;
   /**
-   * Compute only the spatial layers `layerPatterns` lists (and a classifier head), so the pass
-   * can stop at the deepest of them; any other layer is computed when first asked for.
+   * Compute only what the panel shows first, so the pass can stop early and skip the rest: the
+   * spatial layers `layerPatterns` lists, or, when it lists none, just `firstLayer`; and the
+   * classifier head, for the top-5. Any other layer is computed when first asked for, or by `complete`.
    */
   onlyListedLayers?: boolean;
+  /** The layer the panel will show first (the one it showed last); default: the one it picks for a new panel. */
+  firstLayer?: string;
 }
 
 interface CachedActivations {
@@ -66,6 +70,8 @@ interface CachedActivations {
   bytes: number;
   /** The model input, kept while some layers are not computed yet. */
   input: Float32Array | undefined;
+  /** The pass that computes them, while it runs: every caller waits for the same one. */
+  completing?: Promise<void>;
 }
 
 const DEFAULT_CACHE_BYTES = 512 * 1024 * 1024;
@@ -149,7 +155,9 @@ export class FeatureMapEngine {
     let elapsedMs = 0;
     signal?.throwIfAborted();
     const matched = matchLayers(model.layers, request.layerPatterns);
-    const wanted = request.onlyListedLayers ? wantedLayers(model, matched) : undefined;
+    const wanted = request.onlyListedLayers
+      ? wantedLayers(model, matched, listsLayers(request.layerPatterns), request.firstLayer)
+      : undefined;
     const cached = this.touch(resultKey);
     if (!cached || [...(wanted ?? model.layers.map((l) => l.name))].some((l) => !cached.activations.has(l))) {
       const started = performance.now();
@@ -204,6 +212,7 @@ export class FeatureMapEngine {
       },
       layers,
       elapsedMs,
+      partial: this.cache.get(resultKey)?.input !== undefined,
       predictions: labelsPath ? await this.predictions(resultKey, model, labelsPath) : undefined,
     };
   }
@@ -235,13 +244,36 @@ export class FeatureMapEngine {
   async ensureLayer(resultKey: string, layer: string): Promise<void> {
     const entry = this.touch(resultKey);
     if (!entry) throw new NotCachedError();
-    if (entry.activations.has(layer) || !entry.input) return;
-    if (!entry.model.layers.some((l) => l.name === layer)) return;
-    const activations = await entry.model.run(entry.input);
-    for (const [name, activation] of activations) entry.activations.set(name, activation);
-    entry.input = undefined;
-    entry.bytes = sumBytes(entry.activations);
-    this.store(resultKey, entry);
+    if (entry.activations.has(layer) || !entry.model.layers.some((l) => l.name === layer)) return;
+    await this.complete(resultKey);
+  }
+
+  /**
+   * Computes every layer a partial pass left out, in one full pass shared by every caller
+   * (the panel starts it once the first grid is drawn). `signal` is checked before it starts.
+   */
+  async complete(resultKey: string, signal?: AbortSignal): Promise<void> {
+    const entry = this.touch(resultKey);
+    if (!entry) throw new NotCachedError();
+    const input = entry.input;
+    if (!input) return;
+    if (!entry.completing) {
+      signal?.throwIfAborted();
+      entry.completing = entry.model.run(input).then(
+        (activations) => {
+          for (const [name, activation] of activations) entry.activations.set(name, activation);
+          entry.input = undefined;
+          entry.completing = undefined;
+          entry.bytes = sumBytes(entry.activations);
+          if (this.cache.has(resultKey)) this.store(resultKey, entry);
+        },
+        (error: unknown) => {
+          entry.completing = undefined;
+          throw error;
+        },
+      );
+    }
+    await entry.completing;
   }
 
   /** The first `count` channels of one layer, quantised for drawing (computed: see ensureLayer). */
@@ -420,15 +452,24 @@ async function catalogWeights(
 }
 
 /**
- * The layers a partial pass must produce: the listed spatial layers, and the classifier head
- * for the top-5. Undefined (every layer) when nothing is listed or the head needs the whole pass anyway.
+ * The layers a partial pass must produce: the listed spatial layers (or, when none are listed,
+ * the one the panel shows first) and the classifier head for the top-5. Undefined (every layer)
+ * when there is nothing to show.
  */
-function wantedLayers(model: LoadedModel, matched: boolean[]): Set<string> | undefined {
-  const listed = model.layers.filter((l, i) => matched[i] && isSpatial(l.shape)).map((l) => l.name);
-  if (listed.length === 0) return undefined;
+function wantedLayers(
+  model: LoadedModel,
+  matched: boolean[],
+  listing: boolean,
+  firstLayer: string | undefined,
+): Set<string> | undefined {
+  const layers = model.layers.map((l, i) => ({ ...l, spatial: isSpatial(l.shape), matched: matched[i] }));
+  const wanted = new Set(listing ? layers.filter((l) => l.matched && l.spatial).map((l) => l.name) : []);
+  const first = layers.find((l) => l.name === firstLayer && l.spatial)?.name ?? firstLayerToShow(layers);
+  if (first) wanted.add(first);
+  if (wanted.size === 0) return undefined;
   const head = model.layers.at(-1);
-  if (head && !isSpatial(head.shape)) listed.push(head.name);
-  return new Set(listed);
+  if (head && !isSpatial(head.shape)) wanted.add(head.name);
+  return wanted;
 }
 
 async function statImage(imagePath: string): Promise<{ mtimeMs: number; size: number }> {

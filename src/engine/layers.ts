@@ -54,8 +54,13 @@ export function groupLayers(layers: readonly LayerMeta[]): string[] {
  * non-spatial layers are never matched.
  */
 export function matchLayers(layers: readonly LayerMeta[], patterns: readonly string[]): boolean[] {
+  if (!listsLayers(patterns)) return layers.map((l) => isSpatial(l.shape));
   const cleaned = patterns.map((p) => p.trim()).filter(Boolean);
-  if (cleaned.length === 0) return layers.map((l) => isSpatial(l.shape));
   const matchers = cleaned.map((p) => picomatch(p, { nocase: true, dot: true }));
   return layers.map((l) => isSpatial(l.shape) && matchers.some((m) => m(l.name)));
+}
+
+/** Whether the `featureMaps.layers` setting names any layer (blank entries do not count). */
+export function listsLayers(patterns: readonly string[]): boolean {
+  return patterns.some((p) => p.trim() !== '');
 }

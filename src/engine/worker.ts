@@ -11,7 +11,7 @@ const engine = new FeatureMapEngine({
   ...(workerData as WorkerInit),
   log: (line) => port.postMessage({ op: 'log', line } satisfies WorkerLog),
 });
-/** Extractions in progress, so a `cancel` can stop them at their next checkpoint. */
+/** Extractions and completions in progress, so a `cancel` can stop them at their next checkpoint. */
 const running = new Map<number, AbortController>();
 
 port.on('message', (request: WorkerRequest) => {
@@ -44,6 +44,12 @@ async function handle(request: Exclude<WorkerRequest, { op: 'cancel' }>): Promis
       running.set(request.id, job);
       const value = await engine.extract(request.request, job.signal).finally(() => running.delete(request.id));
       return [{ id: request.id, ok: true, op: 'extract', value }, [value.input.rgba.buffer as ArrayBuffer]];
+    }
+    case 'complete': {
+      const job = new AbortController();
+      running.set(request.id, job);
+      await engine.complete(request.resultKey, job.signal).finally(() => running.delete(request.id));
+      return [{ id: request.id, ok: true, op: 'complete', value: null }, []];
     }
     case 'layerData': {
       await engine.ensureLayer(request.resultKey, request.layer);

@@ -5,6 +5,8 @@ import type { ExtractRequest } from './engine';
 export type WorkerRequest =
   | { id: number; op: 'extract'; request: ExtractRequest }
   | { id: number; op: 'layerData'; resultKey: string; layer: string; count: number }
+  /** Compute the layers a partial pass left out (cancellable until it starts). */
+  | { id: number; op: 'complete'; resultKey: string }
   | { id: number; op: 'backend' }
   /** Stop request `target` at its next checkpoint; no reply. */
   | { id: number; op: 'cancel'; target: number };
@@ -22,6 +24,7 @@ export interface WorkerError {
 export type WorkerResponse =
   | { id: number; ok: true; op: 'extract'; value: ExtractionResult }
   | { id: number; ok: true; op: 'layerData'; value: LayerData }
+  | { id: number; ok: true; op: 'complete'; value: null }
   | { id: number; ok: true; op: 'backend'; value: string }
   | { id: number; ok: false; error: WorkerError };
 

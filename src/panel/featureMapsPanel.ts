@@ -7,7 +7,7 @@ import type { ModelSource } from '../engine/model';
 import type { ModelStore } from '../modelStore';
 import { CancelledError, NotCachedError, UserFacingError, errorText } from '../engine/errors';
 import { SELECT_MODEL_COMMAND } from '../commands/selectModel';
-import { matchLayers } from '../engine/layers';
+import { listsLayers, matchLayers } from '../engine/layers';
 import {
   isFromWebview,
   type ExtractionResult,
@@ -59,6 +59,10 @@ export class FeatureMapsPanel extends Disposable {
   private settings: ViewSettings = readSettings();
   private modelSettings: ModelSettings = readModelSettings();
   private job: AbortController | undefined;
+  /** The background pass that computes the layers the first grid did not need. */
+  private completion: AbortController | undefined;
+  /** The layer the webview shows: the next image computes it first. */
+  private selectedLayer: string | undefined;
   private ready = false;
   private readyWatch: ReturnType<typeof setTimeout> | undefined;
 
@@ -191,6 +195,7 @@ export class FeatureMapsPanel extends Disposable {
   override dispose(): void {
     if (this.isDisposed) return;
     this.job?.abort();
+    this.completion?.abort();
     this.onDidDisposeEmitter.fire();
     super.dispose();
     this.panel.dispose();
@@ -200,6 +205,7 @@ export class FeatureMapsPanel extends Disposable {
     const imageUri = this.imageUri;
     if (!imageUri) return;
     this.job?.abort();
+    this.completion?.abort();
     const job = new AbortController();
     this.job = job;
     const fileName = path.basename(imageUri.fsPath);
@@ -224,9 +230,10 @@ export class FeatureMapsPanel extends Disposable {
           {
             imagePath: imageUri.fsPath,
             model,
-            // The pass stops at the deepest listed layer; the others are computed when first shown.
+            // The pass computes what the grid shows first and stops there; see completeInBackground.
             layerPatterns: this.settings.layers,
             onlyListedLayers: true,
+            firstLayer: this.selectedLayer,
             preprocessing,
             customNormalization,
             resize,
@@ -238,8 +245,9 @@ export class FeatureMapsPanel extends Disposable {
         this.lastResult = result;
         this.setState({ kind: 'result', result: this.withMatches(result) });
         this.log.info(
-          `${fileName}: ${result.layers.length} layers in ${Date.now() - started} ms (forward pass ${result.elapsedMs.toFixed(0)} ms); ${kilobytes(messageBytes(result))} KB to the webview`,
+          `${fileName}: ${result.layers.length} layers in ${Date.now() - started} ms (forward pass ${result.elapsedMs.toFixed(0)} ms${result.partial ? ', first layer' : ''}); ${kilobytes(messageBytes(result))} KB to the webview`,
         );
+        this.completeInBackground(result);
       } catch (error) {
         if (error instanceof CancelledError) {
           // Superseded by newer work: that work owns the panel now.
@@ -277,6 +285,27 @@ export class FeatureMapsPanel extends Disposable {
           await run();
         } finally {
           subscription.dispose();
+        }
+      },
+    );
+  }
+
+  /**
+   * When every layer is listed, the first pass computed only the one on screen (and the head):
+   * the rest follows now, so that switching layers is instant. A listed subset stays as it is:
+   * the other layers are computed only if the user asks for one. A new image cancels this.
+   */
+  private completeInBackground(result: ExtractionResult): void {
+    if (!result.partial || listsLayers(this.settings.layers)) return;
+    const completion = new AbortController();
+    this.completion = completion;
+    const started = Date.now();
+    this.engine.complete(result.resultKey, completion.signal).then(
+      () => this.log.info(`${result.input.fileName}: the other layers in ${Date.now() - started} ms`),
+      (error: unknown) => {
+        // Cancelled by a newer image, or evicted: a layer asked for later is computed then.
+        if (!(error instanceof CancelledError) && !(error instanceof NotCachedError)) {
+          this.log.warn(`${result.input.fileName}: the other layers were not computed: ${errorText(error)}`);
         }
       },
     );
@@ -360,6 +389,7 @@ export class FeatureMapsPanel extends Disposable {
         await this.sendLayer(message.requestId, message.resultKey, message.layer, message.count, true);
         return;
       case 'layerSelected':
+        this.selectedLayer = message.layer;
         return;
       case 'openSettings':
         await vscode.commands.executeCommand(

@@ -82,6 +82,8 @@ export interface ExtractionResult {
   layers: LayerInfo[];
   /** Milliseconds spent in the forward pass (0 when it came from the cache). */
   elapsedMs: number;
+  /** Only some layers are computed yet: the others are when first asked for (or completed in the background). */
+  partial: boolean;
   /** Top-5 classes, when the model has a classifier head and labels were found. */
   predictions?: Prediction[];
 }

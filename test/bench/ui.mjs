@@ -133,7 +133,12 @@ async function main() {
     );
   }
   const before = new Set(extensionHostPids());
-  const server = await startCodeServer({ workspace, extensionDevelopmentPath: repoRoot, label: 'code-server-bench' });
+  const server = await startCodeServer({
+    workspace,
+    extensionDevelopmentPath: repoRoot,
+    label: 'code-server-bench',
+    env: { FEATURE_MAPS_MONITOR_MAIN_THREAD: '1' },
+  });
   const browser = await launchBrowser();
   try {
     if (catalog) {
@@ -172,6 +177,7 @@ async function main() {
     const text = log ? fs.readFileSync(log, 'utf8') : '';
     const resultKB = [...text.matchAll(/layers in \d+ ms .*?; ([\d.]+) KB to the webview/g)].map((m) => Number(m[1]));
     const layerKB = [...text.matchAll(/: \d+ channels, ([\d.]+) KB to the webview/g)].map((m) => Number(m[1]));
+    const blocks = [...text.matchAll(/main thread: longest block so far (\d+) ms/g)].map((m) => Number(m[1]));
     console.log(
       JSON.stringify({
         model: values.model,
@@ -180,6 +186,8 @@ async function main() {
         reopenMs: Math.round(reopen),
         layerSwitch: stats(switches),
         extensionHostPeakRssMB: rss,
+        // The longest the extension host's thread was blocked, from activation to the end.
+        mainThreadMaxBlockMs: blocks.at(-1) ?? null,
         // The result (header, tree, the input image) plus the first layer's 16 channels.
         kbPerImage: resultKB.length && layerKB.length ? Math.round(resultKB[0] + layerKB[0]) : null,
         kbPerLayerSwitch: layerKB.length ? stats(layerKB.slice(1)) : null,

@@ -7,6 +7,7 @@ import { UserFacingError } from '../../src/engine/errors';
 import { groupLayers, isSpatial, matchLayers } from '../../src/engine/layers';
 import { channelsLast } from '../../src/engine/model';
 import { quantizeChannels } from '../../src/engine/quantize';
+import { firstLayerToShow } from '../../src/shared/selection';
 import { DIST, image } from './fixtures';
 import { assertFiniteAndVaried } from './assertions';
 import { relErr } from './npy';
@@ -260,6 +261,38 @@ describe('a pass that stops at the deepest listed layer', function () {
       partial.predictions?.map((p) => p.label),
       whole.predictions?.map((p) => p.label),
     );
+  });
+
+  it('with no layer listed, computes the layer on screen and the head first, the rest in complete()', async () => {
+    const request = { imagePath: image('astronaut.png'), model: BUNDLED, layerPatterns: [], onlyListedLayers: true };
+    const first = await engine.extract({ ...request, firstLayer: 'block_3_expand_relu' });
+    const head = first.layers.at(-1)!.name;
+    const computed = () => first.layers.filter((l) => engine.activation(first.resultKey, l.name)).map((l) => l.name);
+    assert.equal(first.partial, true);
+    assert.deepEqual(computed(), ['block_3_expand_relu', head]);
+    // Asked for while the rest is computing: both wait for the same pass.
+    await Promise.all([engine.complete(first.resultKey), engine.ensureLayer(first.resultKey, 'Conv1')]);
+    assert.deepEqual(
+      computed(),
+      first.layers.map((l) => l.name),
+    );
+    const again = await engine.extract({ ...request, firstLayer: 'block_3_expand_relu' });
+    assert.equal(again.partial, false);
+    const whole = await full.extract({ ...request, onlyListedLayers: false });
+    for (const layer of first.layers) {
+      assert.deepEqual(
+        engine.activation(first.resultKey, layer.name)?.data,
+        full.activation(whole.resultKey, layer.name)?.data,
+      );
+    }
+  });
+
+  it('without a layer on screen yet, computes the one a new panel shows: the first convolution', async () => {
+    const request = { imagePath: image('horse.png'), model: BUNDLED, layerPatterns: [], onlyListedLayers: true };
+    const first = await engine.extract(request);
+    const computed = first.layers.filter((l) => engine.activation(first.resultKey, l.name)).map((l) => l.name);
+    assert.deepEqual(computed, ['Conv1', first.layers.at(-1)!.name]);
+    assert.equal(firstLayerToShow(first.layers), 'Conv1');
   });
 
   it('computes the rest once, when another layer is first asked for', async () => {

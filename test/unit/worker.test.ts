@@ -34,6 +34,23 @@ describe('the engine in its worker thread', () => {
     assert.deepEqual([data.height, data.width, data.count, data.totalChannels], [7, 7, 8, 320]);
   });
 
+  it('completes the other layers in the background, unless a newer image cancels it first', async () => {
+    const request = { model: BUNDLED, layerPatterns: [], onlyListedLayers: true, firstLayer: 'Conv1' };
+    const first = await client.extract({ ...request, imagePath: image('chelsea.png') });
+    assert.equal(first.partial, true);
+    await client.complete(first.resultKey);
+    assert.equal((await client.extract({ ...request, imagePath: image('chelsea.png') })).partial, false);
+
+    const second = await client.extract({ ...request, imagePath: image('coffee.png') });
+    const abort = new AbortController();
+    abort.abort();
+    await assert.rejects(client.complete(second.resultKey, abort.signal), CancelledError);
+    assert.equal((await client.extract({ ...request, imagePath: image('coffee.png') })).partial, true);
+    // A layer asked for later is computed then.
+    const data = await client.layerData(second.resultKey, 'block_16_project', 8);
+    assert.equal(data.count, 8);
+  });
+
   it('keeps the extension host thread free while the worker computes', async () => {
     let ticks = 0;
     let worst = 0;
