@@ -20,6 +20,9 @@ import { panelHtml } from './html';
 
 export const VIEW_TYPE = 'featureMaps.panel';
 
+/** How long an image stays on screen before the layers not yet shown are computed. */
+const COMPLETION_DELAY_MS = 300;
+
 /** What the panel shows now; kept on the host so a reloaded or re-shown webview gets it again. */
 type PanelState =
   | { kind: 'loading'; fileName: string; message: string }
@@ -292,23 +295,27 @@ export class FeatureMapsPanel extends Disposable {
 
   /**
    * When every layer is listed, the first pass computed only the one on screen (and the head):
-   * the rest follows now, so that switching layers is instant. A listed subset stays as it is:
-   * the other layers are computed only if the user asks for one. A new image cancels this.
+   * the rest follows once the user stays on the image for a moment, so that switching layers is
+   * then instant, while stepping quickly through a folder of images never waits for it. A listed
+   * subset stays as it is: the other layers are computed only if the user asks for one.
    */
   private completeInBackground(result: ExtractionResult): void {
     if (!result.partial || listsLayers(this.settings.layers)) return;
     const completion = new AbortController();
     this.completion = completion;
-    const started = Date.now();
-    this.engine.complete(result.resultKey, completion.signal).then(
-      () => this.log.info(`${result.input.fileName}: the other layers in ${Date.now() - started} ms`),
-      (error: unknown) => {
-        // Cancelled by a newer image, or evicted: a layer asked for later is computed then.
-        if (!(error instanceof CancelledError) && !(error instanceof NotCachedError)) {
-          this.log.warn(`${result.input.fileName}: the other layers were not computed: ${errorText(error)}`);
-        }
-      },
-    );
+    const start = setTimeout(() => {
+      const started = Date.now();
+      this.engine.complete(result.resultKey, completion.signal).then(
+        () => this.log.info(`${result.input.fileName}: the other layers in ${Date.now() - started} ms`),
+        (error: unknown) => {
+          // Cancelled by a newer image, or evicted: a layer asked for later is computed then.
+          if (!(error instanceof CancelledError) && !(error instanceof NotCachedError)) {
+            this.log.warn(`${result.input.fileName}: the other layers were not computed: ${errorText(error)}`);
+          }
+        },
+      );
+    }, COMPLETION_DELAY_MS);
+    completion.signal.addEventListener('abort', () => clearTimeout(start), { once: true });
   }
 
   /** The model to run; a catalogue model is downloaded first (once per machine), with its own progress. */
