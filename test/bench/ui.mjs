@@ -7,6 +7,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { spawn } from 'node:child_process';
 import { parseArgs } from 'node:util';
 import {
   clickContextMenuItem,
@@ -87,6 +88,30 @@ function layerSwitchInFrame(body, { layers, count }) {
   })();
 }
 
+/**
+ * The peer for the extension host's longest block: an idle Node process on the same machine,
+ * whose only work is a 5 ms timer. Its longest gap is how long any thread waited for a core.
+ */
+function startIdleProbe() {
+  const child = spawn(
+    process.execPath,
+    [
+      '-e',
+      `let last = performance.now(), worst = 0;
+       setInterval(() => { const now = performance.now(); worst = Math.max(worst, now - last); last = now; }, 5);
+       process.on('message', () => { process.send(Math.round(worst)); process.exit(0); });`,
+    ],
+    { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] },
+  );
+  return {
+    worstGapMs: () =>
+      new Promise((resolve) => {
+        child.once('message', resolve);
+        child.send('stop');
+      }),
+  };
+}
+
 function extensionHostPids() {
   const pids = [];
   for (const pid of fs.readdirSync('/proc').filter((p) => /^\d+$/.test(p))) {
@@ -133,6 +158,7 @@ async function main() {
     );
   }
   const before = new Set(extensionHostPids());
+  const probe = startIdleProbe();
   const server = await startCodeServer({
     workspace,
     extensionDevelopmentPath: repoRoot,
@@ -188,6 +214,7 @@ async function main() {
         extensionHostPeakRssMB: rss,
         // The longest the extension host's thread was blocked, from activation to the end.
         mainThreadMaxBlockMs: blocks.at(-1) ?? null,
+        idleProcessMaxDelayMs: await probe.worstGapMs(),
         // The result (header, tree, the input image) plus the first layer's 16 channels.
         kbPerImage: resultKB.length && layerKB.length ? Math.round(resultKB[0] + layerKB[0]) : null,
         kbPerLayerSwitch: layerKB.length ? stats(layerKB.slice(1)) : null,
