@@ -125,8 +125,13 @@ export interface OnnxGraphSession {
   release(): void;
 }
 
-/** How many cut-down sessions a graph keeps (one per set of layers asked for), besides the full one. */
-const PRUNED_SESSIONS = 3;
+/**
+ * How many cut-down sessions a graph keeps (one per set of layers asked for: the listed ones, or
+ * the one on screen), besides the full one. Each costs what a session costs (ResNet50: about
+ * 150 MB and 250 ms to make), so only the latest few stay: enough for stepping through images
+ * on one layer, or two in turn.
+ */
+const PRUNED_SESSIONS = 2;
 
 /**
  * Opens ONNX model bytes made in memory (a converted Keras model, see layersToOnnx.ts):
