@@ -2,6 +2,7 @@ import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as tfl from '@tensorflow/tfjs-layers';
+import { onnx } from 'onnx-proto';
 import sharp from 'sharp';
 import { channelsLast } from '../../src/engine/model';
 import { FeatureMapEngine } from '../../src/engine/engine';
@@ -10,6 +11,7 @@ import type { Activation, LoadedModel } from '../../src/engine/model';
 import { loadKerasApplication } from '../../src/engine/models/kerasApplications';
 import { loadKerasModel } from '../../src/engine/models/keras';
 import { layersModelToOnnx, toOnnxRuntime } from '../../src/engine/models/layersToOnnx';
+import { pruneGraph } from '../../src/engine/models/onnx';
 import { loadTfjsLayersModel, wrapLayersModel } from '../../src/engine/models/tfjsLayers';
 import { loadVgg16NoTop } from '../../src/engine/models/vgg16';
 import { preprocess, type PreprocessMode } from '../../src/engine/preprocess';
@@ -125,6 +127,42 @@ describe('TF.js and Keras models on onnxruntime (converted to ONNX in memory)', 
     });
     const { native } = await compareWithTfjs('bundled MobileNetV2', tfjs, await photo('chelsea.png', 224, 'raw01'));
     native.dispose();
+  });
+
+  it('a pass over an early layer runs a graph cut after it: nothing behind it, and its values', async () => {
+    const tfjs = await loadTfjsLayersModel(tf, {
+      ...identity('bundled'),
+      modelJsonPath: BUNDLED(),
+      preprocessing: 'raw01',
+    });
+    const conversion = layersModelToOnnx(tfjs.layersModel!, tfjs.inputSize);
+    assert.ok(!('unsupported' in conversion));
+    const full = onnx.ModelProto.decode(conversion.bytes);
+    const cut = pruneGraph(full, ['block_1_expand_relu']);
+    const kept = new Set(cut.graph!.node!.map((n) => n.name));
+    const fullOrder = full.graph!.node!.map((n) => n.name);
+    // Exactly the nodes up to that layer, and the weights they use.
+    assert.deepEqual([...kept], fullOrder.slice(0, fullOrder.indexOf('block_1_expand_relu') + 1));
+    assert.ok(cut.graph!.initializer!.length < full.graph!.initializer!.length / 5);
+    assert.deepEqual(
+      cut.graph!.output!.map((o) => o.name),
+      ['block_1_expand_relu'],
+    );
+    // And the engine's pass over that layer alone gives tfjs' values.
+    const native = await toOnnxRuntime(tfjs);
+    assert.ok(!('unsupported' in native));
+    const input = await photo('coffee.png', 224, 'raw01');
+    const ours = (await native.run(input, new Set(['block_1_expand_relu']))).get('block_1_expand_relu')!;
+    const reference = await loadTfjsLayersModel(tf, {
+      ...identity('bundled'),
+      modelJsonPath: BUNDLED(),
+      preprocessing: 'raw01',
+    });
+    const expected = (await reference.run(input)).get('block_1_expand_relu')!;
+    assert.ok(relErr(channelsLast(ours), channelsLast(expected)) <= TOLERANCE);
+    native.dispose();
+    reference.dispose();
+    tfjs.dispose();
   });
 
   it('Darknet Tiny (a user’s TF.js LayersModel: LeakyReLU, "same" max pooling) gives tfjs’ activations', async () => {

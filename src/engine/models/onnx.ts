@@ -145,67 +145,93 @@ export async function openOnnxGraph(
   const runtime = requireOrt();
   const full = await createSession(runtime, bytes);
   const forward = forwardPass(runtime, full, input, outputs);
-  // ORT runs every node of a session whichever outputs are fetched, so a pass that needs only
-  // some layers runs on a graph pruned to them: the nodes behind them, and no output in between
-  // that would stop ORT from fusing a convolution with its batch norm and activation.
-  let model: onnx.IModelProto | undefined;
-  const pruned = new Map<string, { session: Promise<ort.InferenceSession>; users: number; evicted: boolean }>();
-  const release = (entry: { session: Promise<ort.InferenceSession>; users: number; evicted: boolean }): void => {
-    if (entry.evicted && entry.users === 0) {
-      entry.session.then(
-        (s) => void s.release(),
-        () => undefined,
-      );
-    }
-  };
-  const prunedFor = (subset: TappedOutput[]) => {
-    const key = subset.map((t) => t.tensor).join('\0');
-    let entry = pruned.get(key);
-    if (entry) {
-      pruned.delete(key); // most recently used last
-    } else {
-      model ??= onnx.ModelProto.decode(bytes);
-      const cut = onnx.ModelProto.encode(
-        pruneGraph(
-          model,
-          subset.map((t) => t.tensor),
-        ),
-      ).finish();
-      entry = { session: createSession(runtime, cut), users: 0, evicted: false };
-      entry.session.catch(() => pruned.delete(key));
-    }
-    pruned.set(key, entry);
-    for (const [oldKey, old] of pruned) {
-      if (pruned.size <= PRUNED_SESSIONS) break;
-      pruned.delete(oldKey);
-      old.evicted = true;
-      release(old);
-    }
-    return entry;
-  };
+  const cut = new CutSessions(runtime, bytes);
   return {
     async run(nhwc, only) {
       const subset = only && outputs.filter((t) => only.has(t.layer));
       if (!subset || subset.length === outputs.length) return forward.activations(await forward.run(nhwc));
-      const entry = prunedFor(subset);
-      entry.users++;
-      try {
-        const part = forwardPass(runtime, await entry.session, input, subset);
+      return cut.use(subset, async (session) => {
+        const part = forwardPass(runtime, session, input, subset);
         return part.activations(await part.run(nhwc));
-      } finally {
-        entry.users--;
-        release(entry);
-      }
+      });
     },
     release() {
       void full.release();
-      for (const entry of pruned.values()) {
-        entry.evicted = true;
-        release(entry);
-      }
-      pruned.clear();
+      cut.releaseAll();
     },
   };
+}
+
+interface CutSession {
+  session: Promise<ort.InferenceSession>;
+  /** Passes running on it: an evicted session is released when the last one ends. */
+  users: number;
+  evicted: boolean;
+}
+
+/**
+ * ORT runs every node of a session whichever outputs are fetched, so a pass that needs only
+ * some layers runs on a copy of the graph pruned to them: the nodes behind them, and no output
+ * in between that would stop ORT from fusing a convolution with its batch norm and activation.
+ * The latest few are kept (PRUNED_SESSIONS), one per set of layers.
+ */
+class CutSessions {
+  private model: onnx.IModelProto | undefined;
+  /** By the fetched tensors, least recently used first. */
+  private readonly sessions = new Map<string, CutSession>();
+
+  constructor(
+    private readonly runtime: typeof ort,
+    private readonly bytes: Uint8Array,
+  ) {}
+
+  async use<T>(subset: TappedOutput[], pass: (session: ort.InferenceSession) => Promise<T>): Promise<T> {
+    const entry = this.acquire(subset.map((t) => t.tensor));
+    entry.users++;
+    try {
+      return await pass(await entry.session);
+    } finally {
+      entry.users--;
+      this.releaseIfDone(entry);
+    }
+  }
+
+  releaseAll(): void {
+    for (const entry of this.sessions.values()) {
+      entry.evicted = true;
+      this.releaseIfDone(entry);
+    }
+    this.sessions.clear();
+  }
+
+  private acquire(tensors: string[]): CutSession {
+    const key = tensors.join('\0');
+    let entry = this.sessions.get(key);
+    if (entry) {
+      this.sessions.delete(key);
+    } else {
+      this.model ??= onnx.ModelProto.decode(this.bytes);
+      const bytes = onnx.ModelProto.encode(pruneGraph(this.model, tensors)).finish();
+      entry = { session: createSession(this.runtime, bytes), users: 0, evicted: false };
+      entry.session.catch(() => this.sessions.delete(key));
+    }
+    this.sessions.set(key, entry);
+    for (const [oldKey, old] of this.sessions) {
+      if (this.sessions.size <= PRUNED_SESSIONS) break;
+      this.sessions.delete(oldKey);
+      old.evicted = true;
+      this.releaseIfDone(old);
+    }
+    return entry;
+  }
+
+  private releaseIfDone(entry: CutSession): void {
+    if (!entry.evicted || entry.users > 0) return;
+    entry.session.then(
+      (session) => void session.release(),
+      () => undefined,
+    );
+  }
 }
 
 /**
