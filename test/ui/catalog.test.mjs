@@ -75,6 +75,7 @@ describe('The model catalogue: VGG16 ImageNet downloaded on first use', () => {
       /#8/,
     );
     assert.match(await frame.locator('body').innerText(), /14×14×512/);
+    await frame.locator('.show-all-toggle').uncheck();
   });
 
   it('says why a download failed, leaves nothing behind, and keeps the current model', async () => {

@@ -113,6 +113,11 @@ describe('Feature Maps panel, used like a person would', () => {
   it('narrows the layer tree to the featureMaps.layers patterns', async () => {
     writeWorkspaceSettings({ 'featureMaps.layers': ['block_1_*'] });
     const frame = webviewFrame(ctx.page);
+    // "Show all layers" appears once some layers are listed; it is off unless someone (an
+    // earlier test, in this panel's remembered state) turned it on.
+    const showAll = frame.locator('.show-all-toggle');
+    await showAll.waitFor({ state: 'visible', timeout: 20_000 });
+    await showAll.uncheck();
     await frame.locator('.layer-row[data-layer="Conv1"]').waitFor({ state: 'hidden', timeout: 20_000 });
     assert.ok(await frame.locator('.layer-row[data-layer="block_1_expand"]').isVisible());
   });
