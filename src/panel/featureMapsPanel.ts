@@ -38,6 +38,8 @@ export interface PanelSnapshot {
   layersShown?: number;
   /** The model of the last result shown. */
   model?: string;
+  /** Whether the result shown has every layer computed, or only those shown first. */
+  layersComputed?: 'shown' | 'all';
 }
 
 /** What every panel shares: the engine worker, the downloaded models and the log. */
@@ -64,6 +66,8 @@ export class FeatureMapsPanel extends Disposable {
   private job: AbortController | undefined;
   /** The background pass that computes the layers the first grid did not need. */
   private completion: AbortController | undefined;
+  /** The result whose every layer is computed. */
+  private completed: string | undefined;
   /** The layer the webview shows: the next image computes it first. */
   private selectedLayer: string | undefined;
   private ready = false;
@@ -159,6 +163,7 @@ export class FeatureMapsPanel extends Disposable {
       settings: this.settings,
       layersShown: this.state?.kind === 'result' ? this.state.result.layers.filter((l) => l.matched).length : undefined,
       model: this.lastResult?.model.name,
+      layersComputed: this.lastResult && (this.completed === this.lastResult.resultKey ? 'all' : 'shown'),
     };
   }
 
@@ -246,6 +251,7 @@ export class FeatureMapsPanel extends Disposable {
         );
         if (job.signal.aborted) return;
         this.lastResult = result;
+        if (!result.partial) this.completed = result.resultKey;
         this.setState({ kind: 'result', result: this.withMatches(result) });
         this.log.info(
           `${fileName}: ${result.layers.length} layers in ${Date.now() - started} ms (forward pass ${result.elapsedMs.toFixed(0)} ms${result.partial ? ', first layer' : ''}); ${kilobytes(messageBytes(result))} KB to the webview`,
@@ -306,7 +312,10 @@ export class FeatureMapsPanel extends Disposable {
     const start = setTimeout(() => {
       const started = Date.now();
       this.engine.complete(result.resultKey, completion.signal).then(
-        () => this.log.info(`${result.input.fileName}: the other layers in ${Date.now() - started} ms`),
+        () => {
+          this.completed = result.resultKey;
+          this.log.info(`${result.input.fileName}: the other layers in ${Date.now() - started} ms`);
+        },
         (error: unknown) => {
           // Cancelled by a newer image, or evicted: a layer asked for later is computed then.
           if (!(error instanceof CancelledError) && !(error instanceof NotCachedError)) {

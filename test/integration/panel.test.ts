@@ -60,6 +60,16 @@ describe('the Feature Maps panel', () => {
     assert.equal(api.panel()?.state, 'result');
   });
 
+  it('computes the layer on screen first, and the other layers once the image stays on screen', async () => {
+    await vscode.commands.executeCommand('featureMaps.show', workspaceFile('horse.png'));
+    assert.equal(api.panel()?.layersComputed, 'shown', 'the grid came from a pass over its own layer');
+    await until(
+      () => api.panel()?.layersComputed,
+      (computed) => computed === 'all',
+      'the other layers to be computed in the background',
+    );
+  });
+
   it('shows the last of ten images picked quickly, and every command finishes (no stuck progress)', async () => {
     const names = ['chelsea.png', 'coffee.png', 'astronaut.png', 'horse.png', 'camera.png'];
     const picks = [...names, ...names.slice(0, 4), 'palette_color.png'];
