@@ -73,8 +73,15 @@ export class Header {
       h('div', { class: 'model-preprocessing', title: 'featureMaps.preprocessing' }, `input: ${model.preprocessing}`),
       h(
         'div',
-        { class: 'elapsed' },
-        result.elapsedMs > 0 ? `forward pass ${formatMs(result.elapsedMs)}` : 'activations from cache',
+        {
+          class: 'elapsed',
+          title: result.partial
+            ? 'The pass stopped at the layers shown; the others are computed when you stay on this image or open one.'
+            : 'One pass computed every layer.',
+        },
+        result.elapsedMs > 0
+          ? `forward pass ${formatMs(result.elapsedMs)}${result.partial ? ' (up to the layers shown)' : ''}`
+          : 'activations from cache',
         model.backend ? ` · ${model.backend}` : '',
       ),
     );
