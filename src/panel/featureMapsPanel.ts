@@ -38,7 +38,7 @@ export interface PanelSnapshot {
   layersShown?: number;
   /** The model of the last result shown. */
   model?: string;
-  /** Whether the result shown has every layer computed, or only those shown first. */
+  /** 'all' when the result shown came with every layer, or the background pass completed it. */
   layersComputed?: 'shown' | 'all';
 }
 
@@ -254,7 +254,7 @@ export class FeatureMapsPanel extends Disposable {
         if (!result.partial) this.completed = result.resultKey;
         this.setState({ kind: 'result', result: this.withMatches(result) });
         this.log.info(
-          `${fileName}: ${result.layers.length} layers in ${Date.now() - started} ms (forward pass ${result.elapsedMs.toFixed(0)} ms${result.partial ? ', first layer' : ''}); ${kilobytes(messageBytes(result))} KB to the webview`,
+          `${fileName}: ${result.layers.length} layers in ${Date.now() - started} ms (forward pass ${result.elapsedMs.toFixed(0)} ms${result.partial ? ', layers shown only' : ''}); ${kilobytes(messageBytes(result))} KB to the webview`,
         );
         this.completeInBackground(result);
       } catch (error) {
