@@ -13,7 +13,7 @@ import {
   openWorkbench,
   repoRoot,
   startCodeServer,
-  webviewFrame,
+  waitForPaintedGrid,
 } from '../test/vscode/harness.mjs';
 
 const fixtures = path.resolve(repoRoot, '..', 'shared', 'fixtures', 'images');
@@ -23,24 +23,7 @@ const VGG16_WEIGHTS = path.join(oracle, 'vgg16_weights_tf_dim_ordering_tf_kernel
 /** Opens `image` from the Explorer menu and waits until its grid is painted and the progress is gone. */
 async function showFeatureMaps(page, image, tiles) {
   await clickContextMenuItem(page, image, 'Show Feature Maps');
-  await webviewFrame(page)
-    .locator('body')
-    .evaluate(
-      (_body, { image, tiles }) =>
-        new Promise((resolve) => {
-          const check = () => {
-            const canvases = [...document.querySelectorAll('.channel-grid .tile canvas')];
-            const done =
-              document.body.dataset.state === 'ready' &&
-              document.querySelector('.file-name')?.textContent === image &&
-              canvases.length === tiles;
-            if (done) resolve(undefined);
-            else setTimeout(check, 50);
-          };
-          check();
-        }),
-      { image, tiles },
-    );
+  await waitForPaintedGrid(page, image, tiles);
   await page.locator('.notification-toast').waitFor({ state: 'detached', timeout: 30_000 });
   await page.waitForTimeout(500);
 }

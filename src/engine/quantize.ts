@@ -15,16 +15,11 @@ export function quantizeChannels(layer: string, activation: Activation, count: n
   const channelsFirst = activation.layout === 'chw';
   const channelStride = channelsFirst ? pixels : 1;
   const pixelStride = channelsFirst ? 1 : totalChannels;
-  const min = new Float32Array(n).fill(Infinity);
-  const max = new Float32Array(n).fill(-Infinity);
+  const min = new Float32Array(n);
+  const max = new Float32Array(n);
   let layerMin = Infinity;
   let layerMax = -Infinity;
-  for (let i = 0; i < src.length; i++) {
-    const v = src[i];
-    if (v < layerMin) layerMin = v;
-    if (v > layerMax) layerMax = v;
-  }
-  for (let c = 0; c < n; c++) {
+  for (let c = 0; c < totalChannels; c++) {
     let lo = Infinity;
     let hi = -Infinity;
     for (let p = 0, i = c * channelStride; p < pixels; p++, i += pixelStride) {
@@ -32,8 +27,12 @@ export function quantizeChannels(layer: string, activation: Activation, count: n
       if (v < lo) lo = v;
       if (v > hi) hi = v;
     }
-    min[c] = lo;
-    max[c] = hi;
+    if (lo < layerMin) layerMin = lo;
+    if (hi > layerMax) layerMax = hi;
+    if (c < n) {
+      min[c] = lo;
+      max[c] = hi;
+    }
   }
   const values = new Uint8Array(n * pixels);
   for (let c = 0; c < n; c++) {

@@ -15,6 +15,7 @@ import {
   openWorkbench,
   repoRoot,
   startCodeServer,
+  waitForPaintedGrid,
   webviewFrame,
 } from '../vscode/harness.mjs';
 
@@ -33,30 +34,10 @@ function stats(values) {
   return { min: r(sorted[0]), median: r(median), max: r(sorted.at(-1)), n: sorted.length };
 }
 
-/** In the webview: are `count` tiles of the current layer painted, for `fileName`? */
-function paintedCheck(_body, { fileName, count }) {
-  const name = document.querySelector('.file-name')?.textContent;
-  const canvases = [...document.querySelectorAll('.channel-grid .tile canvas')];
-  return (
-    document.body.dataset.state === 'ready' &&
-    name === fileName &&
-    canvases.length === count &&
-    canvases.every((c) => c.getContext('2d').getImageData(0, 0, 1, 1).data[3] === 255)
-  );
-}
-
-/** Polls the webview every ~10 ms until the grid for `fileName` is painted; returns ms since `since`. */
+/** Ms from `since` until the grid for `fileName` is painted. */
 async function waitPainted(page, fileName, count, since) {
-  const deadline = Date.now() + TIMEOUT;
-  for (;;) {
-    const done = await webviewFrame(page)
-      .locator('body')
-      .evaluate(paintedCheck, { fileName, count })
-      .catch(() => false);
-    if (done) return performance.now() - since;
-    if (Date.now() > deadline) throw new Error(`no painted grid for ${fileName} after ${TIMEOUT} ms`);
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
+  await waitForPaintedGrid(page, fileName, count, { timeoutMs: TIMEOUT });
+  return performance.now() - since;
 }
 
 /** Clicks each layer row in the webview and times click → all tiles repainted, inside the frame. */

@@ -492,6 +492,32 @@ export function webviewFrame(page, extensionId = 'feature-maps.feature-maps') {
   return page.frameLocator(`iframe.webview.ready[src*="extensionId=${extensionId}"]`).frameLocator('#active-frame');
 }
 
+/** In the webview: are `count` tiles of the current layer painted, for `fileName`? */
+function paintedCheck(_body, { fileName, count }) {
+  const name = document.querySelector('.file-name')?.textContent;
+  const canvases = [...document.querySelectorAll('.channel-grid .tile canvas')];
+  return (
+    document.body.dataset.state === 'ready' &&
+    name === fileName &&
+    canvases.length === count &&
+    canvases.every((c) => c.getContext('2d').getImageData(0, 0, 1, 1).data[3] === 255)
+  );
+}
+
+/** Polls the webview every ~10 ms until `count` tiles of `fileName`'s grid are painted. */
+export async function waitForPaintedGrid(page, fileName, count, { timeoutMs = 120_000 } = {}) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const done = await webviewFrame(page)
+      .locator('body')
+      .evaluate(paintedCheck, { fileName, count })
+      .catch(() => false);
+    if (done) return;
+    if (Date.now() > deadline) throw new Error(`no painted grid for ${fileName} after ${timeoutMs} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
 /** Saves a full-window screenshot to test-results/screenshots/<name>.png and returns its path. */
 export async function screenshot(page, name) {
   const dir = path.join(resultsDir, 'screenshots');
