@@ -42,7 +42,7 @@ const builds = [
     ...common,
     entryPoints: {
       extension: 'src/extension.ts',
-      worker: 'src/engine/worker.ts',
+      engine: 'src/engine/engineProcess.ts',
       cli: 'src/cli.ts',
     },
     outdir: dist,

@@ -18,13 +18,41 @@ export const DEFAULT_SETTINGS: ViewSettings = {
 export const MAX_CHANNELS = 512;
 
 /**
+ * Settings whose workspace values are ignored in Restricted Mode (declared again in package.json,
+ * `capabilities.untrustedWorkspaces.restrictedConfigurations`): an untrusted folder must not make
+ * the engine open its files or size its passes. The user's own values still apply.
+ */
+export const RESTRICTED_SETTINGS = ['model', 'labels', 'inputSize', 'memoryBudget'] as const;
+type RestrictedSetting = (typeof RESTRICTED_SETTINGS)[number];
+
+/** `key`'s value, without a workspace's value when the workspace is not trusted and `key` is restricted. */
+function trustedGet(config: vscode.WorkspaceConfiguration, key: string): unknown {
+  if (vscode.workspace.isTrusted || !RESTRICTED_SETTINGS.includes(key as RestrictedSetting)) {
+    return config.get<unknown>(key);
+  }
+  const inspected = config.inspect<unknown>(key);
+  return inspected?.globalValue ?? inspected?.defaultValue;
+}
+
+/** The restricted settings a workspace sets that Restricted Mode ignores now (to tell the user). */
+export function ignoredInRestrictedMode(scope?: vscode.Uri): string[] {
+  if (vscode.workspace.isTrusted) return [];
+  const config = vscode.workspace.getConfiguration(SECTION, scope);
+  return RESTRICTED_SETTINGS.filter((key) => {
+    const inspected = config.inspect(key);
+    return inspected?.workspaceValue !== undefined || inspected?.workspaceFolderValue !== undefined;
+  }).map((key) => `${SECTION}.${key}`);
+}
+
+/**
  * The typed `featureMaps.*` settings; bad values fall back to the defaults. A catalogue model
  * brings its own default layers and channel count (VGG16: the seed's three layers, 9 channels),
  * used until the user sets `featureMaps.layers` / `featureMaps.channels` themselves.
  */
 export function readSettings(scope?: vscode.Uri): ViewSettings {
   const config = vscode.workspace.getConfiguration(SECTION, scope);
-  const entry = catalogEntry(config.get<string>('model'));
+  const model = trustedGet(config, 'model');
+  const entry = catalogEntry(typeof model === 'string' ? model : undefined);
   const layers = isUserSet(config, 'layers') ? config.get<unknown>('layers') : (entry?.defaultLayers ?? []);
   const channels = isUserSet(config, 'channels')
     ? config.get<unknown>('channels')
@@ -77,6 +105,15 @@ export interface ModelSettings {
   inputSize: { height: number; width: number };
   /** `featureMaps.mean` and `featureMaps.std`, when both are set: they replace the preprocessing preset. */
   customNormalization: CustomNormalization | undefined;
+  /** `featureMaps.memoryBudget`: the most one forward pass may allocate. */
+  memoryBudgetBytes: number;
+}
+
+export const DEFAULT_MEMORY_BUDGET_MB = 2048;
+
+/** Names the model the settings choose, to remember which passes stopped the engine. */
+export function modelIdentity(settings: ModelSettings): string {
+  return settings.modelPath ?? settings.catalogSetting ?? 'bundled';
 }
 
 const PREPROCESS_MODES: readonly (PreprocessMode | 'auto')[] = ['auto', 'raw01', 'tf', 'caffe', 'torch', 'none'];
@@ -86,7 +123,7 @@ export function readModelSettings(scope?: vscode.Uri): ModelSettings {
   const config = vscode.workspace.getConfiguration(SECTION, scope);
   const preprocessing = config.get<unknown>('preprocessing');
   const resize = config.get<unknown>('resize');
-  const model = config.get<unknown>('model');
+  const model = trustedGet(config, 'model');
   const catalog = typeof model === 'string' && isCatalogSetting(model);
   const mirror = config.get<unknown>('modelMirror');
   const proxy = vscode.workspace.getConfiguration('http').get<unknown>('proxy');
@@ -99,9 +136,10 @@ export function readModelSettings(scope?: vscode.Uri): ModelSettings {
       ? (preprocessing as PreprocessMode)
       : 'auto',
     resize: RESIZE_MODES.includes(resize as ResizeMode) ? (resize as ResizeMode) : 'stretch',
-    labelsPath: resolveSettingPath(config.get<unknown>('labels'), scope),
-    inputSize: readInputSize(config.get<unknown>('inputSize')),
+    labelsPath: resolveSettingPath(trustedGet(config, 'labels'), scope),
+    inputSize: readInputSize(trustedGet(config, 'inputSize')),
     customNormalization: readCustomNormalization(config.get<unknown>('mean'), config.get<unknown>('std')),
+    memoryBudgetBytes: readMemoryBudget(trustedGet(config, 'memoryBudget')) * 1024 * 1024,
   };
 }
 
@@ -110,6 +148,10 @@ function readCustomNormalization(mean: unknown, std: unknown): CustomNormalizati
     Array.isArray(v) && v.length === 3 && v.every((n) => typeof n === 'number' && Number.isFinite(n));
   if (!triple(mean) || !triple(std) || std.some((s) => s === 0)) return undefined;
   return { mean, std };
+}
+
+function readMemoryBudget(value: unknown): number {
+  return typeof value === 'number' && Number.isFinite(value) && value >= 256 ? value : DEFAULT_MEMORY_BUDGET_MB;
 }
 
 function readInputSize(value: unknown): { height: number; width: number } {

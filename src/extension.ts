@@ -2,9 +2,10 @@ import { monitorEventLoopDelay } from 'node:perf_hooks';
 import * as vscode from 'vscode';
 import { registerSelectModel } from './commands/selectModel';
 import { registerShowFeatureMaps } from './commands/showFeatureMaps';
-import { onDidChangeSettings } from './config';
-import { EngineClient } from './engine/client';
+import { onDidChangeSettings, readModelSettings } from './config';
+import { EngineClient, type EngineStats } from './engine/client';
 import { ModelStore } from './modelStore';
+import { CrashMemory } from './panel/crashMemory';
 import { PanelManager } from './panel/panelManager';
 import type { PanelSnapshot } from './panel/featureMapsPanel';
 
@@ -12,6 +13,8 @@ import type { PanelSnapshot } from './panel/featureMapsPanel';
 export interface FeatureMapsApi {
   panel(): PanelSnapshot | undefined;
   engineBackend(): Promise<string>;
+  /** The engine process: its pid, memory and how many times it was started. */
+  engineStats(): EngineStats;
   /** Where catalogue models are downloaded. */
   modelCacheDir(): string;
 }
@@ -19,14 +22,17 @@ export interface FeatureMapsApi {
 export function activate(context: vscode.ExtensionContext): FeatureMapsApi {
   const log = vscode.window.createOutputChannel('Feature Maps', { log: true });
   const dist = vscode.Uri.joinPath(context.extensionUri, 'dist').fsPath;
-  // The worker starts on first use, not at activation.
+  // The engine process starts on first use, not at activation.
   const engine = new EngineClient({
-    workerPath: vscode.Uri.joinPath(context.extensionUri, 'dist', 'worker.js').fsPath,
+    enginePath: vscode.Uri.joinPath(context.extensionUri, 'dist', 'engine.js').fsPath,
     assetsDir: dist,
     log: (line) => log.info(line),
+    // An idle engine that keeps more than a pass's budget (plus its caches) resident starts afresh.
+    recycleRssBytes: () => readModelSettings().memoryBudgetBytes + 1024 ** 3,
   });
   const models = new ModelStore(context.globalStorageUri, log);
-  const panels = new PanelManager(context.extensionUri, { engine, models, log });
+  const crashes = new CrashMemory(context.workspaceState);
+  const panels = new PanelManager(context.extensionUri, { engine, models, log, crashes });
 
   context.subscriptions.push(
     log,
@@ -36,6 +42,8 @@ export function activate(context: vscode.ExtensionContext): FeatureMapsApi {
     registerShowFeatureMaps(panels),
     registerSelectModel(models),
     onDidChangeSettings(() => panels.settingsChanged()),
+    // Trusting the folder brings its own model settings into effect.
+    vscode.workspace.onDidGrantWorkspaceTrust(() => panels.settingsChanged()),
   );
 
   // `npm run bench` sets this to read how long the extension host's thread was ever blocked.
@@ -44,6 +52,7 @@ export function activate(context: vscode.ExtensionContext): FeatureMapsApi {
   return {
     panel: () => panels.snapshot(),
     engineBackend: () => engine.backend(),
+    engineStats: () => engine.stats(),
     modelCacheDir: () => models.cacheDir,
   };
 }

@@ -1,137 +1,401 @@
-import { Worker } from 'node:worker_threads';
+import { fork, type ChildProcess } from 'node:child_process';
+import * as path from 'node:path';
 import type { ExtractionResult, LayerData } from '../shared/protocol';
+import { RpcClient, isRpcMessage, tightArrays, type RpcChannel } from '../shared/rpc';
+import { decodeEngineError, type EngineApi, type EngineEvents, type EngineProgress } from './api';
 import type { ExtractRequest } from './engine';
-import { CancelledError, NotCachedError, UserFacingError } from './errors';
-import type { WorkerInit, WorkerLog, WorkerRequest, WorkerResponse } from './workerProtocol';
+import { CancelledError, EngineStoppedError, NotCachedError } from './errors';
+import type { ModelSource } from './model';
 
-type Distribute<T> = T extends unknown ? Omit<T, 'id'> : never;
-type RequestBody = Distribute<WorkerRequest>;
-
-interface Pending {
-  resolve(value: unknown): void;
-  reject(error: unknown): void;
+/** What the engine process is started with (its first argument, as JSON). */
+export interface EngineProcessInit {
+  /** dist/ (wasm binaries and models) */
+  assetsDir: string;
 }
 
 export interface EngineClientOptions {
-  /** dist/worker.js */
-  workerPath: string;
+  /** dist/engine.js */
+  enginePath: string;
   /** dist/ (wasm binaries and models) */
   assetsDir: string;
   log?: (line: string) => void;
+  /** Extra environment for the process (tests). */
+  env?: NodeJS.ProcessEnv;
+  /** The process's JavaScript heap cap, in MB (default 4096). Tensors live outside it. */
+  heapLimitMb?: number;
+  /** An idle process whose resident memory stays above this is replaced by a fresh one (default 3 GiB). */
+  recycleRssBytes?: () => number;
+  /** No heartbeat (nor any other message) for this long: the process is stopped (default 30 s). */
+  heartbeatTimeoutMs?: number;
+  /** A call may take this long before it reports a forward pass (loading, decoding; default 120 s). */
+  callTimeoutMs?: number;
+  /** A forward pass fetching `bytes` may take this long (default 30 s + 1 s per 25 MB). */
+  passTimeoutMs?: (bytes: number) => number;
+  /** A cancelled call the engine has not dropped after this long is ended with the process (default 1 s). */
+  cancelGraceMs?: number;
+  /** The process stops after this long without a call (default 10 min); the next call starts it again. */
+  idleStopMs?: number;
+}
+
+export interface EngineStats {
+  pid: number | undefined;
+  /** The running process's resident memory at its last heartbeat. */
+  rssBytes: number;
+  /** The largest resident memory any engine process of this client reached. */
+  peakRssBytes: number;
+  /** How many processes this client started. */
+  starts: number;
+}
+
+const DEFAULTS = {
+  heapLimitMb: 4096,
+  recycleRssBytes: () => 3 * 1024 ** 3,
+  heartbeatTimeoutMs: 30_000,
+  callTimeoutMs: 120_000,
+  passTimeoutMs: (bytes: number) => 30_000 + bytes / 25_000,
+  cancelGraceMs: 1000,
+  idleStopMs: 10 * 60_000,
+};
+const WATCH_INTERVAL_MS = 250;
+/** How many heartbeats in a row over `recycleRssBytes` make an idle process be replaced. */
+const RECYCLE_BEATS = 2;
+const STDERR_TAIL = 4000;
+
+/** One engine process and the RPC client that talks to it. */
+interface EngineProcess {
+  child: ChildProcess;
+  rpc: RpcClient<EngineApi, EngineEvents>;
+  /** When it last sent anything (a heartbeat, a reply, a log line). */
+  lastSign: number;
+  rssBytes: number;
+  beatsOverLimit: number;
+  /** What it printed on stderr last: the detail of a crash. */
+  stderrTail: string;
+  /** Set once the client stopped it on purpose: its exit is no crash. */
+  stopping: boolean;
+}
+
+/** A call from the extension host, until the engine answers it or it is given up. */
+interface Call {
+  method: keyof EngineApi;
+  args: unknown[];
+  resolve(value: unknown): void;
+  reject(error: unknown): void;
+  /** The process running it (undefined between processes). */
+  process?: EngineProcess;
+  /** Asks that process to drop the call. */
+  stop?: AbortController;
+  deadline: number;
+  /** How long it was given when the deadline was last set (for the message). */
+  allowedMs: number;
+  /** When the caller cancelled it (the caller was answered then; the engine may still be busy). */
+  cancelledAt?: number;
+  /** Sent again once already, after the process was ended for another call's cancel. */
+  retried?: boolean;
 }
 
 /**
- * The extension host's handle on the engine worker thread. Requests are
- * answered asynchronously; a cancelled request is answered at once with a
- * CancelledError and the worker drops that work at its next checkpoint.
+ * The extension host's handle on the engine, which runs in a child process of its own (started on
+ * first use with `fork`, as language servers are). If the process crashes, stops answering (no
+ * heartbeat), or a call outlives its deadline, the process is killed, the calls it was running are
+ * rejected with a plain-words EngineStoppedError, and the next call starts a fresh one. A cancelled
+ * call is answered at once; if the engine has not dropped it a moment later (it is inside a forward
+ * pass), the process is ended and the other calls go to a fresh one.
  */
 export class EngineClient {
-  private worker: Worker | undefined;
-  private nextId = 1;
-  private readonly pending = new Map<number, Pending>();
+  private process: EngineProcess | undefined;
+  private readonly calls = new Set<Call>();
+  private readonly settings: typeof DEFAULTS;
+  private watch: ReturnType<typeof setInterval> | undefined;
+  private idleSince = Date.now();
+  private starts = 0;
+  private peakRssBytes = 0;
+  private disposed = false;
 
-  constructor(private readonly options: EngineClientOptions) {}
+  constructor(private readonly options: EngineClientOptions) {
+    const given = Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined));
+    this.settings = { ...DEFAULTS, ...(given as Partial<typeof DEFAULTS>) };
+  }
 
   extract(request: ExtractRequest, signal?: AbortSignal): Promise<ExtractionResult> {
-    return this.call({ op: 'extract', request }, signal) as Promise<ExtractionResult>;
+    return this.request('extract', [request], signal) as Promise<ExtractionResult>;
   }
 
   layerData(resultKey: string, layer: string, count: number): Promise<LayerData> {
-    return this.call({ op: 'layerData', resultKey, layer, count }) as Promise<LayerData>;
+    return this.request('layerData', [resultKey, layer, count]) as Promise<LayerData>;
   }
 
   /** Computes the layers a partial pass left out, so that switching to them costs nothing. */
   async complete(resultKey: string, signal?: AbortSignal): Promise<void> {
-    await this.call({ op: 'complete', resultKey }, signal);
+    await this.request('complete', [resultKey], signal);
   }
 
   backend(): Promise<string> {
-    return this.call({ op: 'backend' }) as Promise<string>;
+    return this.request('backend', []) as Promise<string>;
+  }
+
+  stats(): EngineStats {
+    return {
+      pid: this.process?.child.pid,
+      rssBytes: this.process?.rssBytes ?? 0,
+      peakRssBytes: this.peakRssBytes,
+      starts: this.starts,
+    };
   }
 
   dispose(): void {
-    this.stopWorker(new CancelledError());
+    this.disposed = true;
+    for (const call of this.calls) call.reject(new CancelledError());
+    this.calls.clear();
+    if (this.process) this.end(this.process);
+    clearInterval(this.watch);
   }
 
-  private call(body: RequestBody, signal?: AbortSignal): Promise<unknown> {
+  private request(method: keyof EngineApi, args: unknown[], signal?: AbortSignal): Promise<unknown> {
     if (signal?.aborted) return Promise.reject(new CancelledError());
-    const worker = this.ensureWorker();
-    const id = this.nextId++;
+    if (this.disposed) return Promise.reject(new CancelledError());
     return new Promise((resolve, reject) => {
-      const onAbort = () => {
-        if (!this.pending.has(id)) return;
-        this.pending.delete(id);
-        reject(new CancelledError());
-        // The worker stops that work at its next checkpoint (before the forward pass, or
-        // right after it). Terminating the thread instead would be quicker, but a native
-        // addon (onnxruntime-node) torn down mid-call aborts the whole extension host.
-        if (this.worker === worker)
-          worker.postMessage({ id: this.nextId++, op: 'cancel', target: id } as WorkerRequest);
-      };
-      this.pending.set(id, {
-        resolve: (value) => {
-          signal?.removeEventListener('abort', onAbort);
-          resolve(value);
-        },
-        reject: (error) => {
-          signal?.removeEventListener('abort', onAbort);
-          reject(error);
-        },
-      });
-      signal?.addEventListener('abort', onAbort, { once: true });
-      worker.postMessage({ ...body, id } as WorkerRequest);
+      const call: Call = { method, args, resolve, reject, deadline: 0, allowedMs: 0 };
+      this.calls.add(call);
+      signal?.addEventListener('abort', () => this.cancel(call), { once: true });
+      this.dispatch(call);
     });
   }
 
-  private ensureWorker(): Worker {
-    if (this.worker) return this.worker;
-    const init: WorkerInit = { assetsDir: this.options.assetsDir };
-    const worker = new Worker(this.options.workerPath, { workerData: init });
-    worker.on('message', (message: WorkerResponse | WorkerLog) => {
-      if ('ok' in message) this.settle(message);
-      else this.options.log?.(message.line);
-    });
-    worker.on('error', (error) => {
-      this.options.log?.(`engine worker error: ${error.stack ?? error.message}`);
-      if (this.worker === worker)
-        this.stopWorker(new UserFacingError('The feature-map engine stopped unexpectedly.', error.message));
-    });
-    worker.on('exit', (code) => {
-      if (this.worker !== worker) return;
-      this.options.log?.(`engine worker exited with code ${code}`);
-      this.worker = undefined;
-      this.rejectAll(new UserFacingError(`The feature-map engine stopped unexpectedly (exit code ${code}).`));
-    });
-    this.worker = worker;
-    return worker;
+  private dispatch(call: Call): void {
+    const running = this.ensureProcess();
+    call.process = running;
+    call.stop = new AbortController();
+    this.allow(call, this.settings.callTimeoutMs);
+    this.idleSince = Infinity;
+    const settle = (outcome: () => void) => {
+      if (call.process !== running) return; // sent again to another process, or given up with this one
+      call.process = undefined;
+      this.calls.delete(call);
+      if (call.cancelledAt === undefined) outcome();
+      if (![...this.calls].some((c) => c.process)) this.idleSince = Date.now();
+    };
+    running.rpc
+      .call(call.method, call.args as never, {
+        stop: call.stop.signal,
+        onProgress: (data) => this.progressed(call, data as EngineProgress),
+      })
+      .then(
+        (value) => settle(() => call.resolve(value)),
+        (error: unknown) => settle(() => call.reject(error)),
+      );
   }
 
-  private settle(response: WorkerResponse): void {
-    const pending = this.pending.get(response.id);
-    if (!pending) return; // cancelled meanwhile
-    this.pending.delete(response.id);
-    if (response.ok) {
-      pending.resolve(response.value);
-    } else if (response.error.notCached) {
-      pending.reject(new NotCachedError());
-    } else if (response.error.userFacing) {
-      pending.reject(new UserFacingError(response.error.message, response.error.detail));
-    } else {
-      this.options.log?.(`engine error: ${response.error.detail ?? response.error.message}`);
-      pending.reject(new Error(response.error.message));
+  /** A forward pass is starting: its deadline scales with what it fetches. */
+  private progressed(call: Call, progress: EngineProgress): void {
+    if (progress.step === 'pass' && progress.bytes !== undefined) {
+      this.allow(call, this.settings.passTimeoutMs(progress.bytes));
     }
   }
 
-  private stopWorker(reason: Error): void {
-    const worker = this.worker;
-    this.worker = undefined;
-    this.rejectAll(reason);
-    void worker?.terminate();
+  private allow(call: Call, ms: number): void {
+    call.allowedMs = ms;
+    call.deadline = Date.now() + ms;
   }
 
-  private rejectAll(reason: Error): void {
-    const all = [...this.pending.values()];
-    this.pending.clear();
-    for (const p of all) p.reject(reason);
+  private cancel(call: Call): void {
+    if (call.cancelledAt !== undefined || !this.calls.has(call)) return;
+    call.cancelledAt = Date.now();
+    call.reject(new CancelledError());
+    // The engine drops it at its next step (before or right after the forward pass); if it is in
+    // the middle of a long pass, the watchdog ends the process after cancelGraceMs.
+    call.stop?.abort();
   }
+
+  private ensureProcess(): EngineProcess {
+    if (this.process) return this.process;
+    const init: EngineProcessInit = { assetsDir: this.options.assetsDir };
+    const child = fork(this.options.enginePath, [JSON.stringify(init)], {
+      // In desktop VS Code process.execPath is Electron: this makes it a plain Node.
+      env: { ...process.env, ...this.options.env, ELECTRON_RUN_AS_NODE: '1' },
+      execArgv: [`--max-old-space-size=${this.settings.heapLimitMb}`],
+      serialization: 'advanced',
+      stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
+    });
+    const channel: RpcChannel = {
+      post(message) {
+        if (child.connected) child.send(message);
+      },
+      onMessage(listener) {
+        const onMessage = (message: unknown) => {
+          if (isRpcMessage(message)) listener(tightArrays(message));
+        };
+        child.on('message', onMessage);
+        return () => child.off('message', onMessage);
+      },
+    };
+    const running: EngineProcess = {
+      child,
+      rpc: new RpcClient<EngineApi, EngineEvents>(channel, {
+        decodeError: decodeEngineError,
+        cancelledError: () => new CancelledError(),
+        onEvent: (event, data) => this.onEvent(running, event, data),
+      }),
+      lastSign: Date.now(),
+      rssBytes: 0,
+      beatsOverLimit: 0,
+      stderrTail: '',
+      stopping: false,
+    };
+    child.on('message', () => (running.lastSign = Date.now()));
+    child.stdout?.setEncoding('utf8').on('data', (text: string) => this.logLines(text));
+    child.stderr?.setEncoding('utf8').on('data', (text: string) => {
+      running.stderrTail = (running.stderrTail + text).slice(-STDERR_TAIL);
+      this.logLines(text);
+    });
+    child.on('error', (error) => {
+      this.options.log?.(`engine process error: ${error.message}`);
+      if (!running.stopping) this.stopped(running, 'crashed', `could not start (${error.message})`);
+    });
+    child.on('exit', (code, signal) => {
+      if (running.stopping) return;
+      this.options.log?.(`engine process ${child.pid} exited (${signal ?? `code ${code}`})`);
+      this.stopped(running, 'crashed', exitText(code, signal));
+    });
+    this.process = running;
+    this.starts++;
+    this.options.log?.(`engine process ${child.pid} started`);
+    this.watch ??= setInterval(() => this.check(), WATCH_INTERVAL_MS);
+    return running;
+  }
+
+  private onEvent(running: EngineProcess, event: string, data: unknown): void {
+    if (event === 'log') {
+      this.options.log?.(data as EngineEvents['log']);
+    } else if (event === 'heartbeat') {
+      const beat = data as EngineEvents['heartbeat'];
+      running.rssBytes = beat.rssBytes;
+      this.peakRssBytes = Math.max(this.peakRssBytes, beat.peakRssBytes, beat.rssBytes);
+      running.beatsOverLimit = beat.rssBytes > this.settings.recycleRssBytes() ? running.beatsOverLimit + 1 : 0;
+    }
+  }
+
+  /** The watchdog: every WATCH_INTERVAL_MS while a process runs. */
+  private check(): void {
+    const running = this.process;
+    if (!running) {
+      clearInterval(this.watch);
+      this.watch = undefined;
+      return;
+    }
+    const now = Date.now();
+    const calls = [...this.calls].filter((c) => c.process === running);
+    const silentMs = now - running.lastSign;
+    if (silentMs > this.settings.heartbeatTimeoutMs) {
+      return this.stopped(running, 'unresponsive', `sent no sign of life for ${seconds(silentMs)}`);
+    }
+    const late = calls.find((c) => c.cancelledAt === undefined && now > c.deadline);
+    if (late) return this.stopped(running, 'timeout', undefined, late);
+    if (calls.some((c) => c.cancelledAt !== undefined && now - c.cancelledAt > this.settings.cancelGraceMs)) {
+      // A cancelled forward pass still running: end it with the process; the rest go to a fresh one.
+      this.options.log?.('engine process ended to stop a cancelled forward pass');
+      return this.restartFor(running);
+    }
+    if (calls.length > 0) return;
+    if (running.beatsOverLimit >= RECYCLE_BEATS) {
+      this.options.log?.(
+        `engine process ${running.child.pid} recycled: ${megabytes(running.rssBytes)} MB resident, over ${megabytes(this.settings.recycleRssBytes())} MB`,
+      );
+      this.end(running);
+    } else if (now - this.idleSince > this.settings.idleStopMs) {
+      this.options.log?.(`engine process ${running.child.pid} stopped after ${seconds(now - this.idleSince)} idle`);
+      this.end(running);
+    }
+  }
+
+  /** Ends `running` on purpose; its calls still wanted go to a fresh process (once), or fail. */
+  private restartFor(running: EngineProcess): void {
+    const calls = [...this.calls].filter((c) => c.process === running);
+    this.end(running);
+    for (const call of calls) {
+      call.process = undefined;
+      if (call.cancelledAt !== undefined) {
+        this.calls.delete(call);
+      } else if (!call.retried && (call.method === 'extract' || call.method === 'backend')) {
+        call.retried = true;
+        this.dispatch(call);
+      } else {
+        // Its cached activations went with the process.
+        this.calls.delete(call);
+        call.reject(new NotCachedError());
+      }
+    }
+  }
+
+  /** The process crashed or the watchdog gave up on it: every call it ran fails with the reason. */
+  private stopped(
+    running: EngineProcess,
+    reason: 'crashed' | 'unresponsive' | 'timeout',
+    what?: string,
+    late?: Call,
+  ): void {
+    if (running.stopping) return;
+    const calls = [...this.calls].filter((c) => c.process === running);
+    this.end(running);
+    const waiting = calls.filter((c) => c.cancelledAt === undefined);
+    const culprit = late ?? waiting.find((c) => c.method === 'extract') ?? waiting[0];
+    const doing = culprit ? describe(culprit) : 'idle';
+    const detail = running.stderrTail.trim() || undefined;
+    const message =
+      reason === 'crashed'
+        ? `The feature-map engine crashed (${what}) while ${doing}.`
+        : reason === 'unresponsive'
+          ? `The feature-map engine stopped responding (it ${what}) while ${doing}, so it was stopped.`
+          : `The feature-map engine was stopped: ${doing} took longer than ${seconds(late?.allowedMs ?? 0)}.`;
+    const full = `${message} It runs in a process of its own, so VS Code and your other extensions are not affected; the next request starts it again.`;
+    for (const call of calls) {
+      call.process = undefined;
+      this.calls.delete(call);
+      if (call.cancelledAt === undefined) call.reject(new EngineStoppedError(full, detail));
+    }
+  }
+
+  private end(running: EngineProcess): void {
+    running.stopping = true;
+    if (this.process === running) this.process = undefined;
+    running.rpc.dispose(new CancelledError());
+    // SIGKILL: a process inside a native call (onnxruntime, a blocking read) ignores anything gentler.
+    running.child.kill('SIGKILL');
+  }
+
+  private logLines(text: string): void {
+    for (const line of text.split('\n')) if (line.trim()) this.options.log?.(`engine: ${line}`);
+  }
+}
+
+/** What a call was doing, for the user: "computing the feature maps of chelsea.png with squeezenet.onnx". */
+function describe(call: Call): string {
+  if (call.method !== 'extract') return 'drawing a layer';
+  const request = call.args[0] as ExtractRequest;
+  return `computing the feature maps of ${path.basename(request.imagePath)} with ${modelName(request.model)}`;
+}
+
+export function modelName(model: ModelSource): string {
+  switch (model.kind) {
+    case 'bundled':
+      return 'the bundled MobileNetV2';
+    case 'catalog':
+      return `catalog:${model.id}`;
+    case 'file':
+      return path.basename(model.path);
+  }
+}
+
+function exitText(code: number | null, signal: NodeJS.Signals | null): string {
+  if (signal === 'SIGKILL') return 'killed by the system, usually for running out of memory';
+  if (signal) return `signal ${signal}`;
+  return `exit code ${code}`;
+}
+
+function seconds(ms: number): string {
+  return `${Math.round(ms / 1000)} s`;
+}
+
+function megabytes(bytes: number): string {
+  return (bytes / 1024 ** 2).toFixed(0);
 }

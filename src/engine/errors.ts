@@ -32,3 +32,11 @@ export class CancelledError extends Error {
     this.name = 'CancelledError';
   }
 }
+
+/** The engine process crashed, stopped answering or outlived its deadline, and was stopped. */
+export class EngineStoppedError extends UserFacingError {
+  constructor(message: string, detail?: string) {
+    super(message, detail);
+    this.name = 'EngineStoppedError';
+  }
+}

@@ -1,11 +1,18 @@
 import * as path from 'node:path';
 import * as vscode from 'vscode';
-import { readModelSettings, readSettings, SECTION, type ModelSettings } from '../config';
+import {
+  ignoredInRestrictedMode,
+  modelIdentity,
+  readModelSettings,
+  readSettings,
+  SECTION,
+  type ModelSettings,
+} from '../config';
 import { CATALOG, CATALOG_PREFIX, catalogEntry } from '../engine/catalog';
 import type { EngineClient } from '../engine/client';
 import type { ModelSource } from '../engine/model';
 import type { ModelStore } from '../modelStore';
-import { CancelledError, NotCachedError, UserFacingError, errorText } from '../engine/errors';
+import { CancelledError, EngineStoppedError, NotCachedError, UserFacingError, errorText } from '../engine/errors';
 import { SELECT_MODEL_COMMAND } from '../commands/selectModel';
 import { listsLayers, matchLayers } from '../engine/layers';
 import {
@@ -15,6 +22,7 @@ import {
   type ToWebview,
   type ViewSettings,
 } from '../shared/protocol';
+import type { CrashMemory } from './crashMemory';
 import { Disposable } from './disposable';
 import { panelHtml } from './html';
 
@@ -42,11 +50,12 @@ export interface PanelSnapshot {
   layersComputed?: 'shown' | 'all';
 }
 
-/** What every panel shares: the engine worker, the downloaded models and the log. */
+/** What every panel shares: the engine process, the downloaded models, the log, the passes that stopped the engine. */
 export interface PanelServices {
   engine: EngineClient;
   models: ModelStore;
   log: vscode.LogOutputChannel;
+  crashes: CrashMemory;
 }
 
 /**
@@ -58,6 +67,7 @@ export class FeatureMapsPanel extends Disposable {
   private readonly engine: EngineClient;
   private readonly models: ModelStore;
   private readonly log: vscode.LogOutputChannel;
+  private readonly crashes: CrashMemory;
   private state: PanelState | undefined;
   private lastResult: ExtractionResult | undefined;
   private imageUri: vscode.Uri | undefined;
@@ -104,6 +114,7 @@ export class FeatureMapsPanel extends Disposable {
     this.engine = services.engine;
     this.models = services.models;
     this.log = services.log;
+    this.crashes = services.crashes;
     panel.iconPath = vscode.Uri.joinPath(extensionUri, 'media', 'icon.svg');
     panel.webview.options = FeatureMapsPanel.webviewOptions(extensionUri);
     panel.webview.html = panelHtml(panel.webview, extensionUri, 'Feature Maps');
@@ -173,12 +184,31 @@ export class FeatureMapsPanel extends Disposable {
 
   /** Shows the feature maps of `imageUri`, replacing whatever the panel showed. */
   show(imageUri: vscode.Uri): Promise<void> {
+    this.follow(imageUri);
+    return this.extract({ progress: true });
+  }
+
+  /**
+   * A panel revived after a window reload: it shows its image again, unless that very pass
+   * (image and model) stopped the engine last time. That one runs again only when the user asks.
+   */
+  restore(imageUri: vscode.Uri): Promise<void> {
+    this.follow(imageUri);
+    const stoppedIt = this.crashes.find(imageUri.fsPath, modelIdentity(this.modelSettings));
+    if (!stoppedIt) return this.extract({ progress: true });
+    this.setState({
+      kind: 'error',
+      fileName: path.basename(imageUri.fsPath),
+      message: `Not run again after the reload: last time, this image with this model stopped the engine. ${stoppedIt} Retry runs it again.`,
+    });
+    return Promise.resolve();
+  }
+
+  private follow(imageUri: vscode.Uri): void {
     this.imageUri = imageUri;
     this.modelSettings = readModelSettings(imageUri);
-    const fileName = path.basename(imageUri.fsPath);
-    this.panel.title = `Feature Maps: ${fileName}`;
+    this.panel.title = `Feature Maps: ${path.basename(imageUri.fsPath)}`;
     this.postIdentity();
-    return this.extract({ progress: true });
   }
 
   /** Settings changed: redraw, mark again which layers the tree lists, or run the new model. */
@@ -194,10 +224,22 @@ export class FeatureMapsPanel extends Disposable {
     }
   }
 
-  /** Marks the layers the `featureMaps.layers` setting lists; cheap, so no trip to the worker. */
+  /**
+   * The result as the panel shows it: the layers the `featureMaps.layers` setting lists marked
+   * (cheap, so no trip to the engine), and a word on settings Restricted Mode ignores.
+   */
   private withMatches(result: ExtractionResult): ExtractionResult {
     const matched = matchLayers(result.layers, this.settings.layers);
-    return { ...result, layers: result.layers.map((layer, i) => ({ ...layer, matched: matched[i] })) };
+    const ignored = ignoredInRestrictedMode(this.imageUri);
+    const notice =
+      ignored.length > 0
+        ? `Restricted Mode: this workspace's ${ignored.join(', ')} ${ignored.length > 1 ? 'are' : 'is'} ignored until you trust the folder.`
+        : undefined;
+    return {
+      ...result,
+      model: { ...result.model, notice },
+      layers: result.layers.map((layer, i) => ({ ...layer, matched: matched[i] })),
+    };
   }
 
   override dispose(): void {
@@ -250,6 +292,7 @@ export class FeatureMapsPanel extends Disposable {
           job.signal,
         );
         if (job.signal.aborted) return;
+        void this.crashes.forget(imageUri.fsPath, modelIdentity(this.modelSettings));
         this.lastResult = result;
         if (!result.partial) this.completed = result.resultKey;
         this.setState({ kind: 'result', result: this.withMatches(result) });
@@ -267,6 +310,9 @@ export class FeatureMapsPanel extends Disposable {
             message: `Cancelled: the feature maps of ${fileName} were not computed.`,
           });
           return;
+        }
+        if (error instanceof EngineStoppedError) {
+          void this.crashes.remember(imageUri.fsPath, modelIdentity(this.modelSettings), error.message);
         }
         if (this.job !== job) return;
         const detail = error instanceof UserFacingError ? error.detail : (error as Error)?.stack;

@@ -38,7 +38,7 @@ export class PanelManager extends Disposable implements vscode.WebviewPanelSeria
 
   async deserializeWebviewPanel(webviewPanel: vscode.WebviewPanel, state: RestoredState | undefined): Promise<void> {
     const restored = this.adopt(new FeatureMapsPanel(webviewPanel, this.extensionUri, this.services));
-    if (typeof state?.imagePath === 'string') await restored.show(vscode.Uri.file(state.imagePath));
+    if (typeof state?.imagePath === 'string') await restored.restore(vscode.Uri.file(state.imagePath));
     else restored.showNothing();
   }
 

@@ -52,6 +52,8 @@ export interface ModelSummary {
   path?: string;
   /** What ran the forward pass: 'onnxruntime', 'tfjs-wasm' or 'tfjs-node'. */
   backend?: string;
+  /** A word from the host on how the model was chosen, e.g. that Restricted Mode ignores the workspace's model. */
+  notice?: string;
 }
 
 /** One of the model's top classes for the image, when it has a classifier head and labels. */

@@ -1,5 +1,5 @@
 // One model, one engine path, in a fresh process: extraction of every layer through the real
-// engine worker (as the extension host runs it), timed over several images after warm-up.
+// engine process (as the extension host runs it), timed over several images after warm-up.
 // Prints one JSON line. Run by test/bench/run.mjs; by hand:
 //   node dist/test/bench/engine.bench.js --model vgg16|mobilenet_v2|bundled --weights FILE --runs 10
 // FEATURE_MAPS_NATIVE=0 in the environment forces the tfjs path (see src/engine/engine.ts).
@@ -40,7 +40,7 @@ async function main(): Promise<void> {
     return file;
   });
 
-  const client = new EngineClient({ workerPath: path.join(DIST, 'worker.js'), assetsDir: DIST });
+  const client = new EngineClient({ enginePath: path.join(DIST, 'engine.js'), assetsDir: DIST });
   const loop = monitorEventLoopDelay({ resolution: 5 });
   try {
     const started = performance.now();

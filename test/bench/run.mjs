@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // `npm run bench`: our engine against its peers, in one run on this machine, side by side.
 //   - every layer of VGG16 (no top), MobileNetV2 and the bundled model at 224×224, through our
-//     engine worker, native (onnxruntime) and tfjs-wasm, against PyTorch on the same
+//     engine process, native (onnxruntime) and tfjs-wasm, against PyTorch on the same
 //     architectures (random weights) and against the seed's Keras script (three sub-models);
 //   - the real VS Code UI: right-click → first grid painted (cold, warm), layer switch → repaint,
 //     the extension host's peak RSS and the bytes sent to the webview per image.
@@ -145,7 +145,7 @@ function report(r) {
   lines.push(`Feature Maps benchmark, ${r.date.slice(0, 10)}, ${r.machine}`);
   lines.push('');
   lines.push(
-    `**Every layer at 224×224, one image** (ms, min / median / max of ${r.runs} passes after ${r.warmup} warm-up; forward pass in the engine worker, all activations copied out)`,
+    `**Every layer at 224×224, one image** (ms, min / median / max of ${r.runs} passes after ${r.warmup} warm-up; forward pass in the engine process, all activations copied out)`,
   );
   lines.push('');
   lines.push(
@@ -182,7 +182,7 @@ function report(r) {
     `Keras itself with one all-layers model (\`model(x)\`): ${ms(r.seed.all_18_outputs_call.median_s)} ms median.`,
   );
   lines.push('');
-  lines.push('**In the engine worker, per model** (native path)');
+  lines.push('**In the engine process, per model** (native path)');
   lines.push('');
   lines.push(
     '| model | first image (load + pass) | layer switch (16 channels, quantised) | main thread max blocked | peak RSS |',

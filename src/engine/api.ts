@@ -1,0 +1,71 @@
+/**
+ * The engine's contract: what the extension host (and the bench) may ask of the engine process,
+ * declared once. The host calls it through `RpcClient<EngineApi>` (client.ts); the process
+ * answers it with `serve<EngineApi>` (engineProcess.ts).
+ */
+import type { ExtractionResult, LayerData } from '../shared/protocol';
+import type { RpcError } from '../shared/rpc';
+import type { ExtractRequest } from './engine';
+import { CancelledError, NotCachedError, UserFacingError, errorText } from './errors';
+
+export interface EngineApi {
+  /** Decodes the image, runs the model (loading it first) and describes every layer. */
+  extract(request: ExtractRequest): Promise<ExtractionResult>;
+  /** The first `count` channels of a layer of a cached result, quantised for drawing. */
+  layerData(resultKey: string, layer: string, count: number): Promise<LayerData>;
+  /** Computes the layers a partial pass left out (cancellable until it starts). */
+  complete(resultKey: string): Promise<null>;
+  /** Which TensorFlow.js backend the process has ('wasm', or 'tensorflow' with tfjs-node). */
+  backend(): Promise<string>;
+}
+
+/** A call's progress: which step it is at, and for a forward pass how many bytes it fetches. */
+export interface EngineProgress {
+  step: 'load' | 'decode' | 'pass';
+  /** For `pass`: the bytes of the input and the layers fetched (what the memory budget checks). */
+  bytes?: number;
+}
+
+/** What the engine process sends on its own. */
+export interface EngineEvents extends Record<string, unknown> {
+  /** A line for the extension's log (which runtime a model runs on, and why). */
+  log: string;
+  /** Sent every second: the process is alive, and this is its memory. */
+  heartbeat: { rssBytes: number; peakRssBytes: number };
+}
+
+/** Set on the engine process: `FEATURE_MAPS_TEST_FAULTS=1` lets the tests crash or hang it on purpose. */
+export const TEST_FAULTS_ENV = 'FEATURE_MAPS_TEST_FAULTS';
+/** With TEST_FAULTS_ENV, an image whose file name contains this aborts the process (as a native crash would). */
+export const CRASH_IMAGE_MARK = 'crash-the-engine';
+/** With TEST_FAULTS_ENV, an image whose file name contains this blocks the process's thread forever. */
+export const HANG_IMAGE_MARK = 'hang-the-engine';
+
+/** Engine errors as they cross to the host: the class survives, so the panel can tell them apart. */
+export function encodeEngineError(error: unknown): RpcError {
+  if (error instanceof UserFacingError) return { name: error.name, message: error.message, detail: error.detail };
+  if (error instanceof CancelledError) return { name: error.name, message: error.message };
+  // Anything else is a bug, whatever its class: it crosses as a plain Error.
+  return { name: 'Error', message: errorText(error), detail: error instanceof Error ? error.stack : undefined };
+}
+
+export function decodeEngineError(error: RpcError): Error {
+  switch (error.name) {
+    case 'NotCachedError':
+      return new NotCachedError();
+    case 'CancelledError':
+      return new CancelledError();
+    case 'Error': {
+      // A bug, not a bad input: the message is not written for the user.
+      const bug = new Error(error.message);
+      bug.stack = error.detail ?? bug.stack;
+      return bug;
+    }
+    default: {
+      // UserFacingError and its kinds (DownloadInterruptedError, …).
+      const decoded = new UserFacingError(error.message, error.detail);
+      decoded.name = error.name;
+      return decoded;
+    }
+  }
+}

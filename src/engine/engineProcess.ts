@@ -1,0 +1,72 @@
+// Entry point of the engine process (dist/engine.js): model loading, decoding and inference run
+// here, in an OS process of their own, so that no model, image or setting can take the extension
+// host (and every other extension in it) down. Started by client.ts with an IPC channel; answers
+// the EngineApi contract and sends a heartbeat every second.
+import { serve, isRpcMessage, type RpcChannel } from '../shared/rpc';
+import {
+  CRASH_IMAGE_MARK,
+  HANG_IMAGE_MARK,
+  TEST_FAULTS_ENV,
+  encodeEngineError,
+  type EngineApi,
+  type EngineEvents,
+} from './api';
+import { FeatureMapEngine } from './engine';
+import type { EngineProcessInit } from './client';
+
+if (!process.send)
+  throw new Error('engineProcess.ts runs as a child process with an IPC channel (client.ts starts it)');
+
+const init = JSON.parse(process.argv[2] ?? '{}') as EngineProcessInit;
+
+const channel: RpcChannel = {
+  post(message) {
+    if (process.connected) process.send?.(message);
+  },
+  onMessage(listener) {
+    const onMessage = (message: unknown) => {
+      if (isRpcMessage(message)) listener(message);
+    };
+    process.on('message', onMessage);
+    return () => process.off('message', onMessage);
+  },
+};
+
+const engine = new FeatureMapEngine({
+  assetsDir: init.assetsDir,
+  log: (line) => server.emit('log', line),
+});
+
+const testFaults = process.env[TEST_FAULTS_ENV] === '1';
+
+const server = serve<EngineApi, EngineEvents>(
+  channel,
+  {
+    async extract({ signal }, request) {
+      if (testFaults && request.imagePath.includes(CRASH_IMAGE_MARK)) process.abort();
+      if (testFaults && request.imagePath.includes(HANG_IMAGE_MARK)) for (;;);
+      return engine.extract(request, signal);
+    },
+    async layerData(_context, resultKey, layer, count) {
+      await engine.ensureLayer(resultKey, layer);
+      return engine.layerData(resultKey, layer, count);
+    },
+    async complete({ signal }, resultKey) {
+      await engine.complete(resultKey, signal);
+      return null;
+    },
+    backend: () => engine.backend(),
+  },
+  { encodeError: encodeEngineError },
+);
+
+const heartbeat = () =>
+  server.emit('heartbeat', {
+    rssBytes: process.memoryUsage.rss(),
+    peakRssBytes: process.resourceUsage().maxRSS * 1024,
+  });
+heartbeat();
+setInterval(heartbeat, 1000);
+
+// The extension host went away (closed window, crash): nothing is left to answer.
+process.on('disconnect', () => process.exit(0));
