@@ -347,11 +347,10 @@ export class EngineClient {
         : reason === 'unresponsive'
           ? `The feature-map engine stopped responding (it ${what}) while ${doing}, so it was stopped.`
           : `The feature-map engine was stopped: ${doing} took longer than ${seconds(late?.allowedMs ?? 0)}.`;
-    const full = `${message} It runs in a process of its own, so VS Code and your other extensions are not affected; the next request starts it again.`;
     for (const call of calls) {
       call.process = undefined;
       this.calls.delete(call);
-      if (call.cancelledAt === undefined) call.reject(new EngineStoppedError(full, detail));
+      if (call.cancelledAt === undefined) call.reject(new EngineStoppedError(message, detail));
     }
   }
 

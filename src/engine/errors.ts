@@ -35,8 +35,15 @@ export class CancelledError extends Error {
 
 /** The engine process crashed, stopped answering or outlived its deadline, and was stopped. */
 export class EngineStoppedError extends UserFacingError {
-  constructor(message: string, detail?: string) {
-    super(message, detail);
+  constructor(
+    /** What happened, in one sentence ("The feature-map engine crashed (signal SIGABRT) while …."). */
+    readonly summary: string,
+    detail?: string,
+  ) {
+    super(
+      `${summary} It runs in a process of its own, so VS Code and your other extensions are not affected; the next request starts it again.`,
+      detail,
+    );
     this.name = 'EngineStoppedError';
   }
 }

@@ -312,7 +312,7 @@ export class FeatureMapsPanel extends Disposable {
           return;
         }
         if (error instanceof EngineStoppedError) {
-          void this.crashes.remember(imageUri.fsPath, modelIdentity(this.modelSettings), error.message);
+          void this.crashes.remember(imageUri.fsPath, modelIdentity(this.modelSettings), error.summary);
         }
         if (this.job !== job) return;
         const detail = error instanceof UserFacingError ? error.detail : (error as Error)?.stack;

@@ -102,6 +102,8 @@ function makeWorkspace() {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fm-workspace-'));
   for (const name of FIXTURES) fs.copyFileSync(path.join(fixturesDir, name), path.join(dir, name));
   fs.writeFileSync(path.join(dir, 'notes.txt'), 'Not an image: the Feature Maps menu item must not show here.\n');
+  // With FEATURE_MAPS_TEST_FAULTS=1 (the dev server), this image aborts the engine process (test/ui/engine.test.mjs).
+  fs.copyFileSync(path.join(fixturesDir, 'chelsea.png'), path.join(dir, 'crash-the-engine.png'));
   // A user's own model in the workspace, as "Select Model…" finds it.
   const models = path.resolve(fixturesDir, '..', 'models');
   for (const model of ['darknet-tiny-imagenet.tfjs', 'squeezenet-imagenet.onnx']) {
@@ -247,7 +249,7 @@ async function main() {
       workspace,
       extensionDevelopmentPath: extensionPath,
       label: 'code-server-dev',
-      env: mirror ? { [MIRROR_ENV]: mirror.base } : {},
+      env: { FEATURE_MAPS_TEST_FAULTS: '1', ...(mirror ? { [MIRROR_ENV]: mirror.base } : {}) },
     });
     if (!flag('--skip-in-host')) {
       console.log('\n=== in-host suite (dist/test/integration) ===');
