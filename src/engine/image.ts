@@ -1,8 +1,12 @@
-import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import sharp from 'sharp';
 import { decode as decodeBmp } from 'bmp-ts';
 import { UserFacingError, errorText } from './errors';
+import { formatBytes, readFileHead, readRegularFile } from './files';
+
+// Images are read by libvips from their path (only the header before the pixel check), not
+// into memory first; a file rewritten under the same name must not come from libvips' cache.
+sharp.cache(false);
 
 /** File extensions the extension offers "Show Feature Maps" for. */
 export const IMAGE_EXTENSIONS = ['.png', '.jpg', '.jpeg', '.webp', '.gif', '.bmp', '.tif', '.tiff'];
@@ -12,6 +16,12 @@ export const IMAGE_EXTENSIONS = ['.png', '.jpg', '.jpeg', '.webp', '.gif', '.bmp
  * bomb can be a few kB on disk and gigabytes in memory). 10k × 10k.
  */
 export const MAX_INPUT_PIXELS = 100_000_000;
+
+/** The largest image file read (libvips reads it from disk, a BMP is read whole). */
+export const MAX_IMAGE_FILE_BYTES = 2e9;
+
+/** A BMP of MAX_INPUT_PIXELS at 32 bits per pixel, plus the largest header and palette. */
+const MAX_BMP_FILE_BYTES = MAX_INPUT_PIXELS * 4 + 2048;
 
 export type ResizeMode = 'stretch' | 'center-crop' | 'letterbox';
 
@@ -44,20 +54,27 @@ export interface DecodedImage {
  */
 export async function decodeImage(filePath: string, options: DecodeOptions): Promise<DecodedImage> {
   const fileName = path.basename(filePath);
-  let bytes: Buffer;
-  try {
-    bytes = await fs.readFile(filePath);
-  } catch (error) {
-    throw new UserFacingError(`Cannot read ${fileName}: ${describeFsError(error)}`, errorText(error));
-  }
-  if (bytes.length === 0) throw new UserFacingError(`${fileName} is empty (0 bytes).`);
+  // A regular file (not a FIFO, a device such as /dev/zero, a folder), of a sane size; only its
+  // first bytes are read here.
+  const { head, file } = await readFileHead(filePath, BMP_HEADER_BYTES, {
+    describe: fileName,
+    maxBytes: MAX_IMAGE_FILE_BYTES,
+  });
+  if (file.size === 0) throw new UserFacingError(`${fileName} is empty (0 bytes).`);
 
   const notes: string[] = [];
   let source: sharp.Sharp;
-  try {
-    source = isBmp(bytes) ? bmpToSharp(bytes) : sharp(bytes, { limitInputPixels: MAX_INPUT_PIXELS, pages: 1 });
-  } catch (error) {
-    throw decodeFailure(fileName, error);
+  if (isBmp(head)) {
+    // bmp-ts allocates the whole picture before it reads a pixel: check its header first.
+    checkBmpHeader(head, file.size, fileName);
+    const bytes = await readRegularFile(file.realPath, { describe: fileName, maxBytes: MAX_BMP_FILE_BYTES });
+    try {
+      source = bmpToSharp(bytes);
+    } catch (error) {
+      throw decodeFailure(fileName, error);
+    }
+  } else {
+    source = sharp(file.realPath, { limitInputPixels: MAX_INPUT_PIXELS, pages: 1 });
   }
 
   let meta: sharp.Metadata;
@@ -172,8 +189,63 @@ function bitsOf(depth: string): number {
   }
 }
 
+/** The BMP file header (14 bytes) and the fields of the info header read below. */
+const BMP_HEADER_BYTES = 54;
+
 function isBmp(bytes: Buffer): boolean {
   return bytes.length > 26 && bytes[0] === 0x42 && bytes[1] === 0x4d; // "BM"
+}
+
+/** Info header sizes bmp-ts reads (BITMAPINFOHEADER and its V2–V5 successors). */
+const BMP_INFO_HEADERS = new Set([40, 52, 56, 108, 124]);
+
+/**
+ * Checks a BMP's header before bmp-ts decodes it (it allocates width × height × 4 bytes first):
+ * the pixel count against MAX_INPUT_PIXELS, the bit depth and compression it can read, and, for
+ * uncompressed pixels, that the file holds the rows the header promises.
+ */
+function checkBmpHeader(head: Buffer, fileSize: number, fileName: string): void {
+  const damaged = (why: string) =>
+    new UserFacingError(`${fileName} could not be decoded: the file looks damaged or incomplete.`, why);
+  if (head.length < BMP_HEADER_BYTES)
+    throw damaged(`a BMP header needs ${BMP_HEADER_BYTES} bytes; the file has ${head.length}`);
+  const pixelOffset = head.readUInt32LE(10);
+  const infoSize = head.readUInt32LE(14);
+  if (!BMP_INFO_HEADERS.has(infoSize)) {
+    throw new UserFacingError(
+      `${fileName} is a BMP with a ${infoSize}-byte header, a variant this extension cannot read.`,
+    );
+  }
+  const width = head.readInt32LE(18);
+  const height = Math.abs(head.readInt32LE(22));
+  const bitsPerPixel = head.readUInt16LE(28);
+  const compression = head.readUInt32LE(30);
+  if (width <= 0 || height === 0) throw new UserFacingError(`${fileName} has no pixels to show.`);
+  if (width * height > MAX_INPUT_PIXELS) {
+    throw new UserFacingError(
+      `${fileName} is too large: ${width}×${height} pixels is more than the ${MAX_INPUT_PIXELS / 1e6} million this extension decodes.`,
+    );
+  }
+  const readable =
+    [1, 4, 8, 16, 24, 32].includes(bitsPerPixel) &&
+    (compression === 0 ||
+      (compression === 1 && bitsPerPixel === 8) ||
+      (compression === 2 && bitsPerPixel === 4) ||
+      ((compression === 3 || compression === 6) && (bitsPerPixel === 16 || bitsPerPixel === 32)));
+  if (!readable) {
+    throw new UserFacingError(
+      `${fileName} is a BMP with ${bitsPerPixel} bits per pixel and compression ${compression}, a variant this extension cannot read.`,
+    );
+  }
+  if (compression === 0 || compression === 3 || compression === 6) {
+    const rowBytes = Math.ceil((width * bitsPerPixel) / 32) * 4;
+    const needed = pixelOffset + rowBytes * height;
+    if (needed > fileSize) {
+      throw damaged(
+        `its header promises ${width}×${height} pixels at ${bitsPerPixel} bits, ${formatBytes(needed)} with the headers; the file has ${formatBytes(fileSize)}`,
+      );
+    }
+  }
 }
 
 /** libvips has no BMP reader: decode with bmp-ts, then hand sharp raw RGB. */
@@ -208,19 +280,4 @@ function decodeFailure(fileName: string, error: unknown): UserFacingError {
     return new UserFacingError(`${fileName} could not be decoded: the file looks damaged or incomplete.`, text);
   }
   return new UserFacingError(`${fileName} could not be decoded.`, text);
-}
-
-function describeFsError(error: unknown): string {
-  const code = (error as NodeJS.ErrnoException).code;
-  switch (code) {
-    case 'ENOENT':
-      return 'the file does not exist.';
-    case 'EACCES':
-    case 'EPERM':
-      return 'permission denied.';
-    case 'EISDIR':
-      return 'it is a folder, not an image.';
-    default:
-      return errorText(error);
-  }
 }

@@ -1,29 +1,37 @@
-import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
-import { UserFacingError, errorText } from './errors';
+import { UserFacingError } from './errors';
+import { MAX_LABELS_BYTES, readRegularFile } from './files';
 
 const INDEXED_LINE = /^\s*(\d+)\s*,(.*)$/;
+
+/** The highest class index an `index,name` labels file may use (a million classes). */
+export const MAX_LABEL_INDEX = 999_999;
 
 /**
  * Class names from a labels file, indexed by class. Two formats: one name per line
  * (line order is class order), or "index,name" per line (the name may hold commas).
  */
 export async function readLabels(filePath: string): Promise<string[]> {
-  let text: string;
-  try {
-    text = await fs.readFile(filePath, 'utf8');
-  } catch (error) {
-    throw new UserFacingError(`Cannot read the labels file ${path.basename(filePath)}.`, errorText(error));
-  }
+  const fileName = path.basename(filePath);
+  const text = (
+    await readRegularFile(filePath, { describe: `the labels file ${fileName}`, maxBytes: MAX_LABELS_BYTES })
+  ).toString('utf8');
   const lines = text.replace(/^\uFEFF/, '').split(/\r?\n/);
   while (lines.length > 0 && lines[lines.length - 1].trim() === '') lines.pop();
   const nonEmpty = lines.filter((line) => line.trim() !== '');
-  if (nonEmpty.length === 0) throw new UserFacingError(`The labels file ${path.basename(filePath)} is empty.`);
+  if (nonEmpty.length === 0) throw new UserFacingError(`The labels file ${fileName} is empty.`);
 
   if (!nonEmpty.every((line) => INDEXED_LINE.test(line))) return lines.map((line) => line.trim());
   const labels: string[] = [];
-  for (const line of nonEmpty) {
+  for (const [i, line] of lines.entries()) {
+    if (line.trim() === '') continue;
     const [, index, name] = INDEXED_LINE.exec(line) ?? [];
+    // The array is as long as the highest index: bound it, or one line could ask for gigabytes.
+    if (Number(index) > MAX_LABEL_INDEX) {
+      throw new UserFacingError(
+        `The labels file ${fileName} gives the class index ${index} on line ${i + 1}; class indices go up to ${MAX_LABEL_INDEX.toLocaleString('en-US')}.`,
+      );
+    }
     labels[Number(index)] = name.trim();
   }
   // Indices the file skips get an empty name rather than a hole.

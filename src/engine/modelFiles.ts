@@ -1,6 +1,7 @@
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import { UserFacingError, errorText } from './errors';
+import { MAX_JSON_BYTES, MAX_MODEL_FILE_BYTES, checkRegularFile } from './files';
 import type { LayerMeta } from './layers';
 import type { PreprocessMode } from './preprocess';
 
@@ -19,7 +20,11 @@ export interface ModelFile {
   mtimeMs: number;
 }
 
-/** Finds what kind of model a path holds, refusing what cannot be a model with a clear message. */
+/**
+ * Finds what kind of model a path holds, refusing what cannot be a model with a clear message:
+ * before anything is read, the file (symlinks followed) must be a regular file, not a folder,
+ * FIFO or device such as /dev/zero, and no larger than Feature Maps reads.
+ */
 export async function resolveModelFile(modelPath: string): Promise<ModelFile> {
   let target = modelPath;
   let stat = await statOrExplain(target);
@@ -41,7 +46,11 @@ export async function resolveModelFile(modelPath: string): Promise<ModelFile> {
       `${path.basename(target)} is not a model file this extension reads (TF.js model.json, Keras .h5/.hdf5/.keras, ONNX .onnx).`,
     );
   }
-  return { path: target, format, mtimeMs: stat.mtimeMs };
+  const checked = await checkRegularFile(target, {
+    describe: `the model file ${path.basename(target)}`,
+    maxBytes: format === 'tfjs' ? MAX_JSON_BYTES : MAX_MODEL_FILE_BYTES,
+  });
+  return { path: target, format, mtimeMs: checked.mtimeMs };
 }
 
 async function statOrExplain(file: string, missingMessage?: string) {

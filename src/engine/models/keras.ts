@@ -1,11 +1,11 @@
-import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
-import { unzipSync } from 'fflate';
+import { Inflate } from 'fflate';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import { UserFacingError, errorText } from '../errors';
+import { MAX_JSON_BYTES, MAX_MODEL_FILE_BYTES, formatBytes, readRegularFile } from '../files';
 import type { LoadedModel } from '../model';
 import type { Tf } from '../tf';
-import { type TfjsLayersOptions, wrapLayersModel } from './tfjsLayers';
+import { type TfjsLayersOptions, checkLayerGraph, wrapLayersModel } from './tfjsLayers';
 
 // h5wasm's plain ESM build (not `h5wasm/node`): its wasm is embedded and it needs neither
 // `import.meta.url` nor `fs`, so it survives esbuild's CJS bundle and worker threads.
@@ -41,12 +41,10 @@ export type KerasOptions = Omit<TfjsLayersOptions, 'modelJsonPath'> & { modelPat
  */
 export async function loadKerasModel(tf: Tf, options: KerasOptions): Promise<LoadedModel> {
   const fileName = path.basename(options.modelPath);
-  let bytes: Uint8Array;
-  try {
-    bytes = await fs.readFile(options.modelPath);
-  } catch (error) {
-    throw new UserFacingError(`Cannot read the Keras model ${fileName}.`, errorText(error));
-  }
+  const bytes = await readRegularFile(options.modelPath, {
+    describe: `the Keras model ${fileName}`,
+    maxBytes: MAX_MODEL_FILE_BYTES,
+  });
   const { config, weights } = isZip(bytes)
     ? await readKerasZip(bytes, fileName)
     : isHdf5(bytes)
@@ -88,11 +86,23 @@ export function isHdf5(bytes: Uint8Array): boolean {
 
 let h5FileCounter = 0;
 
+/**
+ * An open HDF5 file being read: what it is called, how big it is, and how many bytes its
+ * datasets have declared so far, so that a dataset claiming a huge shape is refused before
+ * h5wasm allocates for it.
+ */
+export interface H5Context {
+  h5: H5;
+  fileName: string;
+  fileBytes: number;
+  declaredBytes: number;
+}
+
 /** Opens HDF5 bytes in h5wasm's in-memory file system, runs `read`, then closes and frees it. */
 export async function withH5File<T>(
   bytes: Uint8Array,
   fileName: string,
-  read: (file: H5Group, h5: H5) => T,
+  read: (file: H5Group, context: H5Context) => T,
 ): Promise<T> {
   const h5 = await import('h5wasm');
   const module = await h5.ready;
@@ -106,13 +116,42 @@ export async function withH5File<T>(
       throw new UserFacingError(`${fileName} is not a readable HDF5 file.`, errorText(error));
     }
     try {
-      return read(file, h5);
+      return read(file, { h5, fileName, fileBytes: bytes.length, declaredBytes: 0 });
     } finally {
       file.close();
     }
   } finally {
     module.FS.unlink(memPath);
   }
+}
+
+/** HDF5 filters that change how many bytes data takes on disk (all but shuffle, 2, and fletcher32, 3). */
+function isCompressed(filters: readonly { id: number }[]): boolean {
+  return filters.some((filter) => filter.id !== 2 && filter.id !== 3);
+}
+
+/**
+ * Refuses a dataset whose declared shape needs more bytes than the file can hold (uncompressed
+ * data is stored in full, so it cannot exceed the file) or than Feature Maps loads in total.
+ * Reads only the metadata: HDF5 lets a tiny file declare a dataset of any shape.
+ */
+function checkDeclaredSize(context: H5Context, dataset: InstanceType<H5['Dataset']>, where: string): void {
+  const metadata = dataset.metadata;
+  const count = metadata.total_size;
+  const bytes = count * metadata.size;
+  const shape = JSON.stringify(dataset.shape ?? []);
+  const total = context.declaredBytes + bytes;
+  if (!isCompressed(dataset.filters) && bytes > context.fileBytes) {
+    throw new UserFacingError(
+      `${context.fileName}: the weight "${where}" declares ${shape} values (${formatBytes(bytes)}), more than the whole file holds (${formatBytes(context.fileBytes)}): the file is damaged.`,
+    );
+  }
+  if (total > MAX_MODEL_FILE_BYTES) {
+    throw new UserFacingError(
+      `${context.fileName}: the weight "${where}" declares ${shape} values (${formatBytes(bytes)}), which brings the weights to more than the ${formatBytes(MAX_MODEL_FILE_BYTES)} Feature Maps loads.`,
+    );
+  }
+  context.declaredBytes = total;
 }
 
 /** A string attribute, or undefined when absent. */
@@ -148,20 +187,24 @@ function trimNul(text: string): string {
   return text.replace(/\0+$/, '');
 }
 
-function readDataset(h5: H5, entity: unknown, where: string, fileName: string): WeightArray {
+function readDataset(context: H5Context, entity: unknown, where: string): WeightArray {
+  const { h5, fileName } = context;
   if (!(entity instanceof h5.Dataset)) {
     throw new UserFacingError(`${fileName} lists the weight "${where}" but does not contain it.`);
   }
+  const notFloat = () =>
+    new UserFacingError(
+      `${fileName}: the weight "${where}" is not stored as float32 or float64, which Feature Maps cannot read.`,
+      `HDF5 dtype ${JSON.stringify(entity.dtype)}`,
+    );
+  // Checked from the metadata, before h5wasm allocates for the values.
+  if (typeof entity.dtype !== 'string' || !/^[<>]?[fd]$/.test(entity.dtype)) throw notFloat();
+  checkDeclaredSize(context, entity, where);
   const value = entity.value;
   let data: Float32Array;
   if (value instanceof Float32Array) data = value;
   else if (value instanceof Float64Array) data = Float32Array.from(value);
-  else {
-    throw new UserFacingError(
-      `${fileName}: the weight "${where}" is not stored as float32 or float64, which Feature Maps cannot read.`,
-      `HDF5 dtype ${JSON.stringify(entity.dtype)}`,
-    );
-  }
+  else throw notFloat();
   return { path: where, shape: entity.shape ?? [], data };
 }
 
@@ -181,7 +224,8 @@ function parseConfig(text: string, fileName: string, what: string): JsonObject {
 
 /** A full-model HDF5 file: the `model_config` root attribute plus the legacy `/model_weights` group. */
 function readLegacyH5(bytes: Uint8Array, fileName: string): Promise<KerasModelData> {
-  return withH5File(bytes, fileName, (file, h5) => {
+  return withH5File(bytes, fileName, (file, context) => {
+    const { h5 } = context;
     const configText = stringAttr(file, 'model_config');
     if (configText === undefined) {
       const weightsOnly = file.attrs['layer_names'] !== undefined || file.get('layers') instanceof h5.Group;
@@ -197,7 +241,7 @@ function readLegacyH5(bytes: Uint8Array, fileName: string): Promise<KerasModelDa
     if (!(group instanceof h5.Group)) {
       throw new UserFacingError(`${fileName} has a model architecture but no weights (no /model_weights group).`);
     }
-    return { config, weights: readLegacyWeights(h5, group, fileName) };
+    return { config, weights: readLegacyWeights(group, context) };
   });
 }
 
@@ -205,7 +249,8 @@ function readLegacyH5(bytes: Uint8Array, fileName: string): Promise<KerasModelDa
  * The legacy layout's weights under `group` (the root of a weights-only file, or `/model_weights`),
  * keyed by layer name in the file's layer order.
  */
-export function readLegacyWeights(h5: H5, group: H5Group, fileName: string): LayerWeights {
+export function readLegacyWeights(group: H5Group, context: H5Context): LayerWeights {
+  const { h5, fileName } = context;
   const weights: LayerWeights = new Map();
   // Walk `layer_names` (HDF5 lists groups sorted, and Keras 3 adds groups that are not layers).
   for (const layerName of stringListAttr(group, 'layer_names')) {
@@ -215,31 +260,185 @@ export function readLegacyWeights(h5: H5, group: H5Group, fileName: string): Lay
     }
     // Weight names are paths relative to the layer group (`conv2d_1/kernel:0`, `block1_conv1/kernel`).
     const arrays = stringListAttr(layerGroup, 'weight_names').map((weightName) =>
-      readDataset(h5, layerGroup.get(weightName), `${layerName}/${weightName}`, fileName),
+      readDataset(context, layerGroup.get(weightName), `${layerName}/${weightName}`),
     );
     if (arrays.length > 0) weights.set(layerName, arrays);
   }
   return weights;
 }
 
-/** A Keras 3 `.keras` zip: `config.json` plus `model.weights.h5`, weights keyed by class-name counters. */
-async function readKerasZip(bytes: Uint8Array, fileName: string): Promise<KerasModelData> {
-  let entries: Record<string, Uint8Array>;
+// ---------------------------------------------------------------- .keras zips
+
+/** One entry of a zip's central directory. */
+interface ZipEntry {
+  name: string;
+  /** 0 stored, 8 deflated. */
+  compression: number;
+  flags: number;
+  compressedSize: number;
+  /** The uncompressed size the directory declares: checked before inflating, enforced while inflating. */
+  size: number;
+  /** Where the entry's local header starts. */
+  offset: number;
+}
+
+/** Above this size, an entry may be compressed at most WEIGHTS_MAX_RATIO:1 (weights barely compress). */
+const WEIGHTS_RATIO_FREE_BYTES = 64e6;
+const WEIGHTS_MAX_RATIO = 20;
+
+class DamagedZip extends Error {}
+
+/** The entries of a zip's central directory (zip64 too), read without inflating anything. */
+function zipEntries(bytes: Uint8Array): ZipEntry[] {
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const u16 = (at: number) => {
+    if (at < 0 || at + 2 > bytes.length) throw new DamagedZip(`offset ${at} is outside the file`);
+    return view.getUint16(at, true);
+  };
+  const u32 = (at: number) => {
+    if (at < 0 || at + 4 > bytes.length) throw new DamagedZip(`offset ${at} is outside the file`);
+    return view.getUint32(at, true);
+  };
+  const u64 = (at: number) => u32(at) + u32(at + 4) * 2 ** 32;
+  // The end-of-central-directory record, within the last 64 kB (its comment is at most 65535 bytes).
+  let end = bytes.length - 22;
+  while (end >= 0 && u32(end) !== 0x06054b50) {
+    if (bytes.length - end > 65557 || end === 0) throw new DamagedZip('no end of central directory');
+    end--;
+  }
+  if (end < 0) throw new DamagedZip('no end of central directory');
+  let count = u16(end + 10);
+  let at = u32(end + 16);
+  if (end >= 20 && u32(end - 20) === 0x07064b50) {
+    const zip64End = u64(end - 12);
+    if (u32(zip64End) === 0x06064b50) {
+      count = u64(zip64End + 32);
+      at = u64(zip64End + 48);
+    }
+  }
+  if (count > bytes.length / 46) throw new DamagedZip(`${count} entries cannot fit in the file`);
+  const entries: ZipEntry[] = [];
+  for (let i = 0; i < count; i++) {
+    if (u32(at) !== 0x02014b50) throw new DamagedZip(`central directory entry ${i} has no signature`);
+    const nameLength = u16(at + 28);
+    const extraLength = u16(at + 30);
+    const commentLength = u16(at + 32);
+    if (at + 46 + nameLength > bytes.length) throw new DamagedZip(`entry ${i}'s name is outside the file`);
+    const entry: ZipEntry = {
+      name: new TextDecoder().decode(bytes.subarray(at + 46, at + 46 + nameLength)),
+      flags: u16(at + 8),
+      compression: u16(at + 10),
+      compressedSize: u32(at + 20),
+      size: u32(at + 24),
+      offset: u32(at + 42),
+    };
+    // Zip64: the sizes and offset that do not fit 32 bits are in extra field 0x0001, in this order.
+    for (let extra = at + 46 + nameLength; extra + 4 <= at + 46 + nameLength + extraLength;) {
+      const id = u16(extra);
+      const length = u16(extra + 2);
+      if (id === 0x0001) {
+        let field = extra + 4;
+        for (const key of ['size', 'compressedSize', 'offset'] as const) {
+          if (entry[key] === 0xffffffff) {
+            entry[key] = u64(field);
+            field += 8;
+          }
+        }
+      }
+      extra += 4 + length;
+    }
+    entries.push(entry);
+    at += 46 + nameLength + extraLength + commentLength;
+  }
+  return entries;
+}
+
+/**
+ * One entry's bytes, inflated in slices into a buffer of its declared size: an entry whose data
+ * inflates to more than it declares (a lying header) is stopped at that size, so a zip bomb
+ * never costs more than `maxBytes`.
+ */
+function inflateEntry(bytes: Uint8Array, entry: ZipEntry, maxBytes: number, fileName: string): Uint8Array {
+  const where = `${fileName}: its ${entry.name}`;
+  if (entry.size > maxBytes) {
+    throw new UserFacingError(
+      `${where} declares ${formatBytes(entry.size)} uncompressed, more than the ${formatBytes(maxBytes)} Feature Maps reads.`,
+    );
+  }
+  if (entry.size > WEIGHTS_RATIO_FREE_BYTES && entry.size > WEIGHTS_MAX_RATIO * entry.compressedSize) {
+    throw new UserFacingError(
+      `${where} declares ${formatBytes(entry.size)} uncompressed from ${formatBytes(entry.compressedSize)} (${Math.round(entry.size / Math.max(1, entry.compressedSize))}:1): model files do not compress like that, so it is refused as a zip bomb.`,
+    );
+  }
+  if (entry.flags & 1) throw new UserFacingError(`${where} is encrypted, which Feature Maps cannot read.`);
+  const damaged = (why: string) => new UserFacingError(`${fileName} is a damaged zip file.`, `${entry.name}: ${why}`);
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  if (entry.offset + 30 > bytes.length || view.getUint32(entry.offset, true) !== 0x04034b50) {
+    throw damaged('no local header where the central directory says');
+  }
+  const start = entry.offset + 30 + view.getUint16(entry.offset + 26, true) + view.getUint16(entry.offset + 28, true);
+  const end = start + entry.compressedSize;
+  if (end > bytes.length) throw damaged('its data runs past the end of the file');
+  const data = bytes.subarray(start, end);
+  if (entry.compression === 0) {
+    if (entry.compressedSize !== entry.size) throw damaged('a stored entry whose two sizes differ');
+    return data;
+  }
+  if (entry.compression !== 8) {
+    throw new UserFacingError(
+      `${where} is compressed with method ${entry.compression}; Feature Maps reads stored and deflated entries.`,
+    );
+  }
+  const out = new Uint8Array(entry.size);
+  let written = 0;
+  let tooLong = false;
+  const inflate = new Inflate((chunk) => {
+    if (written + chunk.length > out.length) {
+      tooLong = true;
+      throw damaged(`it inflates to more than the ${entry.size} bytes it declares`);
+    }
+    out.set(chunk, written);
+    written += chunk.length;
+  });
+  const SLICE = 64 * 1024; // at most about 64 MB of output per slice, even for a bomb
   try {
-    entries = unzipSync(bytes, { filter: (f) => f.name === 'config.json' || f.name === 'model.weights.h5' });
+    for (let at = 0; at < data.length; at += SLICE) {
+      inflate.push(data.subarray(at, Math.min(at + SLICE, data.length)), at + SLICE >= data.length);
+    }
+    if (data.length === 0) inflate.push(data, true);
+  } catch (error) {
+    if (tooLong || error instanceof UserFacingError) throw error;
+    throw damaged(errorText(error));
+  }
+  if (written !== entry.size) throw damaged(`it inflates to ${written} bytes, not the ${entry.size} it declares`);
+  return out;
+}
+
+/**
+ * A Keras 3 `.keras` zip: `config.json` plus `model.weights.h5`, weights keyed by class-name
+ * counters. `config.json` is read and checked first; each entry's declared size is capped
+ * before it is inflated, and enforced while it is.
+ */
+async function readKerasZip(bytes: Uint8Array, fileName: string): Promise<KerasModelData> {
+  let entries: ZipEntry[];
+  try {
+    entries = zipEntries(bytes);
   } catch (error) {
     throw new UserFacingError(`${fileName} is a damaged zip file.`, errorText(error));
   }
-  const configBytes = entries['config.json'];
-  const weightBytes = entries['model.weights.h5'];
-  if (!configBytes || !weightBytes) {
+  const configEntry = entries.find((e) => e.name === 'config.json');
+  const weightsEntry = entries.find((e) => e.name === 'model.weights.h5');
+  if (!configEntry || !weightsEntry) {
     throw new UserFacingError(
       `${fileName} is a zip file but not a Keras 3 model (it needs config.json and model.weights.h5).`,
     );
   }
+  const configBytes = inflateEntry(bytes, configEntry, MAX_JSON_BYTES, fileName);
   const config = parseConfig(new TextDecoder().decode(configBytes), fileName, 'config.json');
   const layers = rawLayers(config, fileName);
-  const weights = await withH5File(weightBytes, fileName, (file, h5) => {
+  const weightBytes = inflateEntry(bytes, weightsEntry, MAX_MODEL_FILE_BYTES, fileName);
+  const weights = await withH5File(weightBytes, fileName, (file, context) => {
+    const { h5 } = context;
     const result: LayerWeights = new Map();
     const used = new Map<string, number>();
     for (const layer of layers) {
@@ -251,7 +450,7 @@ async function readKerasZip(bytes: Uint8Array, fileName: string): Promise<KerasM
       const vars = file.get(`layers/${key}/vars`);
       if (!(vars instanceof h5.Group)) continue;
       const indices = vars.keys().sort((a, b) => Number(a) - Number(b));
-      const arrays = indices.map((i) => readDataset(h5, vars.get(i), `layers/${key}/vars/${i}`, fileName));
+      const arrays = indices.map((i) => readDataset(context, vars.get(i), `layers/${key}/vars/${i}`));
       if (arrays.length > 0) result.set(layerName(layer), arrays);
     }
     return result;
@@ -457,6 +656,8 @@ function inboundNodes(value: Json, name: string, fileName: string): Json[] {
 async function buildModel(tf: Tf, raw: JsonObject, fileName: string): Promise<tfl.LayersModel> {
   const registry = tf.serialization.SerializationMap.getMap().classNameMap;
   const config = normaliseModel(raw, fileName, (className) => className in registry);
+  // tfjs loops forever on a layer call that can never be made (a cycle, a wrong node index).
+  checkLayerGraph(config, fileName);
   try {
     return await tf.models.modelFromJSON({ modelTopology: config });
   } catch (error) {

@@ -1,7 +1,7 @@
-import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import { UserFacingError, errorText } from '../errors';
+import { MAX_MODEL_FILE_BYTES, readRegularFile } from '../files';
 import type { Tf } from '../tf';
 import { type LayerWeights, type WeightArray, isHdf5, readLegacyWeights, stringListAttr, withH5File } from './keras';
 
@@ -194,24 +194,23 @@ export async function readLegacyWeightsFile(
   label: string,
 ): Promise<{ fileName: string; weights: LayerWeights }> {
   const fileName = path.basename(weightsPath);
-  let bytes: Uint8Array;
-  try {
-    bytes = await fs.readFile(weightsPath);
-  } catch (error) {
-    throw new UserFacingError(`Cannot read the ${label} weights ${fileName}.`, errorText(error));
-  }
+  const bytes = await readRegularFile(weightsPath, {
+    describe: `the ${label} weights ${fileName}`,
+    maxBytes: MAX_MODEL_FILE_BYTES,
+  });
   if (!isHdf5(bytes)) {
     throw new UserFacingError(
       `${fileName} is not a Keras HDF5 weights file (.h5), so it cannot hold ${label} weights.`,
       `The file starts with bytes ${Buffer.from(bytes.subarray(0, 8)).toString('hex')}.`,
     );
   }
-  const weights = await withH5File(bytes, fileName, (file, h5) => {
+  const weights = await withH5File(bytes, fileName, (file, context) => {
+    const { h5 } = context;
     try {
       // Sniff the layout by content: Keras itself picks a loader by file name (oracle gotcha 1).
-      if (stringListAttr(file, 'layer_names').length > 0) return readLegacyWeights(h5, file, fileName);
+      if (stringListAttr(file, 'layer_names').length > 0) return readLegacyWeights(file, context);
       const modelWeights = file.get('model_weights');
-      if (modelWeights instanceof h5.Group) return readLegacyWeights(h5, modelWeights, fileName);
+      if (modelWeights instanceof h5.Group) return readLegacyWeights(modelWeights, context);
     } catch (error) {
       if (error instanceof UserFacingError) throw error;
       throw new UserFacingError(`${fileName} is damaged: its ${label} weights cannot be read.`, errorText(error));

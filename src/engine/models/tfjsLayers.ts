@@ -1,56 +1,276 @@
-import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import type * as tfc from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import { UserFacingError, errorText } from '../errors';
+import { MAX_JSON_BYTES, MAX_MODEL_FILE_BYTES, checkRegularFile, formatBytes, readRegularFile } from '../files';
 import type { LayerMeta } from '../layers';
 import type { Activation, LoadedModel, ModelIdentity } from '../model';
 import type { PreprocessMode } from '../preprocess';
 import { type Tf, tfjsBackendLabel } from '../tf';
 
+interface ManifestGroup {
+  paths: string[];
+  weights: tfc.io.WeightsManifestEntry[];
+}
+
 interface ModelJson {
   modelTopology?: unknown;
-  weightsManifest?: { paths: string[]; weights: tfc.io.WeightsManifestEntry[] }[];
+  weightsManifest?: ManifestGroup[];
   format?: string;
 }
 
+/** Bytes per stored value, by dtype (tfjs' DTYPE_VALUE_SIZE_MAP); strings have no fixed size. */
+const BYTES_PER_VALUE: Record<string, number> = {
+  float32: 4,
+  float16: 2,
+  int32: 4,
+  uint16: 2,
+  uint8: 1,
+  bool: 1,
+  complex64: 8,
+};
+
 /**
- * An IOHandler that reads a TF.js model.json and the weight shards its
- * manifest names, from disk (tfjs' own file:// handler lives in tfjs-node).
+ * The bytes `group` declares for its weights: each weight's element count times the size of its
+ * stored (maybe quantised) dtype. A string weight stores a 4-byte length before each string, so
+ * the total is then only a lower bound (`exact` false).
  */
-export function fileHandler(modelJsonPath: string): tfc.io.IOHandler {
+function declaredBytes(group: ManifestGroup, fileName: string): { bytes: number; exact: boolean } {
+  let bytes = 0;
+  let exact = true;
+  for (const weight of group.weights) {
+    const shape: unknown = weight?.shape;
+    if (
+      !Array.isArray(shape) ||
+      !shape.every((d): d is number => typeof d === 'number' && Number.isSafeInteger(d) && d >= 0)
+    ) {
+      throw new UserFacingError(
+        `${fileName}: the weight "${String(weight?.name)}" has no valid shape in the weights manifest.`,
+        JSON.stringify(shape),
+      );
+    }
+    const count = shape.reduce((a, b) => a * b, 1);
+    const dtype = weight.quantization?.dtype ?? weight.dtype;
+    if (dtype === 'string') {
+      bytes += 4 * count;
+      exact = false;
+      continue;
+    }
+    const size = BYTES_PER_VALUE[dtype];
+    if (size === undefined) {
+      throw new UserFacingError(
+        `${fileName}: the weight "${weight.name}" has the data type "${String(dtype)}", which TensorFlow.js does not know.`,
+      );
+    }
+    bytes += count * size;
+    if (bytes > MAX_MODEL_FILE_BYTES) {
+      throw new UserFacingError(
+        `${fileName}: its weights manifest declares more than ${formatBytes(MAX_MODEL_FILE_BYTES)} of weights (the weight "${weight.name}" alone is ${JSON.stringify(shape)}), more than Feature Maps loads.`,
+      );
+    }
+  }
+  return { bytes, exact };
+}
+
+/**
+ * Reads a TF.js model.json and its weight shards, refusing hostile or damaged files before it
+ * allocates for them: every shard must be a regular file inside the model's folder (a path like
+ * `../../dev/zero` or a FIFO is refused), and each manifest group's shards must hold exactly the
+ * bytes its weights declare (one byte more or less would shift every later weight).
+ */
+export async function readTfjsArtifacts(modelJsonPath: string): Promise<tfc.io.ModelArtifacts> {
   const fileName = path.basename(modelJsonPath);
+  const bytes = await readRegularFile(modelJsonPath, {
+    describe: `the model file ${fileName}`,
+    maxBytes: MAX_JSON_BYTES,
+  });
+  let json: ModelJson;
+  try {
+    json = JSON.parse(bytes.toString('utf8')) as ModelJson;
+  } catch (error) {
+    throw new UserFacingError(`${fileName} is not a readable TF.js model.json.`, errorText(error));
+  }
+  if (!json || typeof json !== 'object' || !json.modelTopology || !Array.isArray(json.weightsManifest)) {
+    throw new UserFacingError(`${fileName} is not a TF.js model (it has no modelTopology or weightsManifest).`);
+  }
+  const groups = json.weightsManifest;
+  const dir = path.dirname(modelJsonPath);
+
+  // Everything is checked from the manifest and the shards' sizes before a shard is read.
+  let total = 0;
+  const shards: { file: string; name: string; size: number; offset: number }[] = [];
+  for (const [index, group] of groups.entries()) {
+    if (!Array.isArray(group?.paths) || !Array.isArray(group.weights)) {
+      throw new UserFacingError(`${fileName}: weight group ${index + 1} of its manifest has no paths or weights.`);
+    }
+    const declared = declaredBytes(group, fileName);
+    let held = 0;
+    const sizes: string[] = [];
+    for (const name of group.paths) {
+      if (typeof name !== 'string' || name === '') {
+        throw new UserFacingError(`${fileName}: weight group ${index + 1} names a weight file that is not a path.`);
+      }
+      const file = path.join(dir, name);
+      const checked = await checkRegularFile(file, {
+        describe: `the weight file "${name}" named in ${fileName}`,
+        maxBytes: MAX_MODEL_FILE_BYTES,
+        within: dir,
+      });
+      shards.push({ file, name, size: checked.size, offset: total + held });
+      held += checked.size;
+      sizes.push(`${name}: ${checked.size} bytes`);
+      if (total + held > MAX_MODEL_FILE_BYTES) {
+        throw new UserFacingError(
+          `${fileName}: its weight files hold more than ${formatBytes(MAX_MODEL_FILE_BYTES)}, more than Feature Maps loads.`,
+        );
+      }
+    }
+    if (declared.exact ? held !== declared.bytes : held < declared.bytes) {
+      const difference = held - declared.bytes;
+      const files =
+        group.paths.length === 1 ? `"${group.paths[0]}"` : `the ${group.paths.length} files of group ${index + 1}`;
+      throw new UserFacingError(
+        `${fileName}: the weight file${group.paths.length === 1 ? '' : 's'} ${files} ${group.paths.length === 1 ? 'holds' : 'hold'} ${held} bytes, but the manifest's weights take ${declared.bytes} bytes (${Math.abs(difference)} bytes too ${difference > 0 ? 'many' : 'few'}): the files do not belong together, or one is damaged.`,
+        `Weights: ${group.weights.map((w) => `${w.name} ${JSON.stringify(w.shape)} ${w.quantization?.dtype ?? w.dtype}`).join(', ')}. Files: ${sizes.join(', ')}.`,
+      );
+    }
+    total += held;
+  }
+
+  const weightData = new Uint8Array(total);
+  for (const shard of shards) {
+    await readRegularFile(shard.file, {
+      describe: `the weight file "${shard.name}" named in ${fileName}`,
+      maxBytes: MAX_MODEL_FILE_BYTES,
+      within: dir,
+      into: weightData.subarray(shard.offset, shard.offset + shard.size),
+    });
+  }
   return {
-    async load() {
-      let json: ModelJson;
-      try {
-        json = JSON.parse(await fs.readFile(modelJsonPath, 'utf8')) as ModelJson;
-      } catch (error) {
-        throw new UserFacingError(`${fileName} is not a readable TF.js model.json.`, errorText(error));
+    modelTopology: json.modelTopology as tfc.io.ModelArtifacts['modelTopology'],
+    format: json.format,
+    weightSpecs: groups.flatMap((group) => group.weights),
+    weightData: weightData.buffer,
+  };
+}
+
+const CONTAINERS = new Set(['Model', 'Functional', 'Sequential']);
+
+function asObject(value: unknown): Record<string, unknown> | undefined {
+  return typeof value === 'object' && value !== null && !Array.isArray(value)
+    ? (value as Record<string, unknown>)
+    : undefined;
+}
+
+/**
+ * Refuses a Keras-style layer graph (a TF.js LayersModel's topology, or a Keras config in the
+ * form tfjs reads) that tfjs could never put together. tfjs' `Container.fromConfig` queues each
+ * layer call until the calls it takes inputs from exist, and loops until the queue is empty: a
+ * call that names a layer the model does not define, a call that never happens, or a cycle keeps
+ * it at 100 % CPU forever. This runs the same queue on names and counts only, and stops with a
+ * message at the first round that makes no progress. Nested models are checked too.
+ */
+export function checkLayerGraph(modelConfig: unknown, fileName: string): void {
+  const model = asObject(modelConfig);
+  if (!model) return; // not a Keras topology: tfjs gives its own error
+  const inner = model.config;
+  const layers: unknown = Array.isArray(inner) ? inner : asObject(inner)?.layers;
+  if (!Array.isArray(layers)) return;
+  for (const layer of layers) {
+    const entry = asObject(layer);
+    if (entry && typeof entry.class_name === 'string' && CONTAINERS.has(entry.class_name)) {
+      checkLayerGraph(entry, fileName);
+    }
+  }
+  if (model.class_name === 'Sequential') return; // a stack: its layers take no named inputs
+
+  const fail = (message: string, detail: unknown): never => {
+    throw new UserFacingError(
+      `${fileName}: the model architecture cannot be put together: ${message}`,
+      JSON.stringify(detail),
+    );
+  };
+  // As tfjs: layers found by their entry's `name`; queues kept under the name the layer gets
+  // (its config's `name`); every call with inputs adds one inbound node to its layer.
+  const created = new Map<string, number>();
+  const queueName: string[] = [];
+  const calls: number[] = [];
+  const queues = new Map<string, unknown[]>();
+  const entries = layers.map((raw, i) => {
+    const entry = asObject(raw) ?? {};
+    const config = asObject(entry.config);
+    const name = String(entry.name ?? config?.name);
+    created.set(name, i);
+    queueName.push(typeof config?.name === 'string' ? config.name : `\0unnamed ${i}`);
+    const className = String(entry.class_name);
+    calls.push(className === 'InputLayer' || CONTAINERS.has(className) ? 1 : 0);
+    const nodes: unknown = entry.inbound_nodes ?? entry.inboundNodes ?? [];
+    if (Array.isArray(nodes)) {
+      for (const node of nodes) {
+        if (!Array.isArray(node)) continue; // tfjs refuses it with its own error
+        queues.set(queueName[i], [...(queues.get(queueName[i]) ?? []), node]);
       }
-      if (!json.modelTopology || !Array.isArray(json.weightsManifest)) {
-        throw new UserFacingError(`${fileName} is not a TF.js model (it has no modelTopology or weightsManifest).`);
-      }
-      const dir = path.dirname(modelJsonPath);
-      const shards: Buffer[] = [];
-      for (const group of json.weightsManifest) {
-        for (const shard of group.paths) {
-          try {
-            shards.push(await fs.readFile(path.join(dir, shard)));
-          } catch (error) {
-            throw new UserFacingError(`Weight file "${shard}" named in ${fileName} cannot be read.`, errorText(error));
-          }
+    }
+    return { name };
+  });
+  /** Why tfjs cannot make this call yet, or undefined when it can. */
+  const blocker = (node: unknown[]): { ref: unknown; missing: boolean } | undefined => {
+    for (const ref of node) {
+      if (!Array.isArray(ref)) return { ref, missing: true };
+      const source = created.get(String(ref[0]));
+      if (source === undefined) return { ref, missing: true };
+      // tfjs waits while `inboundNodes.length <= index`; an index that is not a number does not wait.
+      if (calls[source] <= Number(ref[1])) return { ref, missing: false };
+    }
+    return undefined;
+  };
+  while (queues.size > 0) {
+    let progress = false;
+    for (const { name } of entries) {
+      const layer = created.get(name)!;
+      const queue = queues.get(queueName[layer]);
+      if (!queue) continue;
+      queues.delete(queueName[layer]);
+      for (const node of queue as unknown[][]) {
+        if (blocker(node)) {
+          queues.set(queueName[layer], [...(queues.get(queueName[layer]) ?? []), node]);
+        } else {
+          progress = true;
+          if (node.length > 0) calls[layer]++;
         }
       }
-      const weightData = Buffer.concat(shards);
-      return {
-        modelTopology: json.modelTopology as tfc.io.ModelArtifacts['modelTopology'],
-        format: json.format,
-        weightSpecs: json.weightsManifest.flatMap((group) => group.weights),
-        weightData: weightData.buffer.slice(weightData.byteOffset, weightData.byteOffset + weightData.byteLength),
-      };
-    },
-  };
+    }
+    if (!progress) {
+      const [waiting, queue] = [...queues.entries()][0];
+      const stuck = blocker(queue[0] as unknown[])!;
+      const ref = stuck.ref;
+      const source = Array.isArray(ref) ? String(ref[0]) : JSON.stringify(ref);
+      const layerName = waiting.startsWith('\0') ? 'a layer without a name' : `layer "${waiting}"`;
+      fail(
+        stuck.missing
+          ? `${layerName} takes its input from "${source}", which the model does not define.`
+          : `${layerName} takes its input from call ${Number((ref as unknown[])[1]) + 1} of layer "${source}", which never happens (the layers form a cycle, or the call index is wrong).`,
+        queue[0],
+      );
+    }
+  }
+  const config = asObject(inner) ?? {};
+  for (const key of ['input_layers', 'output_layers', 'inputLayers', 'outputLayers']) {
+    const refs = config[key];
+    if (!Array.isArray(refs)) continue;
+    // Keras 3 writes one [name, 0, 0] where Keras 2 wrote a list of them.
+    for (const ref of typeof refs[0] === 'string' ? [refs] : refs) {
+      const source = Array.isArray(ref) ? created.get(String(ref[0])) : undefined;
+      if (source === undefined || !(calls[source] > Number(ref[1] ?? 0))) {
+        fail(`its ${key.startsWith('input') ? 'input' : 'output'} is a layer it does not define.`, ref);
+      }
+    }
+  }
+}
+
+/** An IOHandler that reads a TF.js model.json and its weight shards from disk, checked (readTfjsArtifacts). */
+export function fileHandler(modelJsonPath: string): tfc.io.IOHandler {
+  return { load: () => readTfjsArtifacts(modelJsonPath) };
 }
 
 export interface TfjsLayersOptions {
@@ -66,15 +286,18 @@ const DEFAULT_INPUT_SIZE = 224;
 
 /** Loads a TF.js LayersModel and wraps it so one call returns every layer's output. */
 export async function loadTfjsLayersModel(tf: Tf, options: TfjsLayersOptions): Promise<LoadedModel> {
+  const fileName = path.basename(options.modelJsonPath);
+  const artifacts = await readTfjsArtifacts(options.modelJsonPath);
+  // tfjs loops forever on a layer graph it cannot finish: refuse such a graph first.
+  const topology = artifacts.modelTopology as Record<string, unknown> | undefined;
+  checkLayerGraph(topology?.model_config ?? topology, fileName);
   let model: tfl.LayersModel;
   try {
-    model = await tf.loadLayersModel(fileHandler(options.modelJsonPath));
+    // The artifacts are already read and checked: hand them over rather than reading the files again.
+    model = await tf.loadLayersModel({ load: () => Promise.resolve(artifacts) });
   } catch (error) {
     if (error instanceof UserFacingError) throw error;
-    throw new UserFacingError(
-      `${path.basename(options.modelJsonPath)} could not be loaded as a TF.js LayersModel.`,
-      errorText(error),
-    );
+    throw new UserFacingError(`${fileName} could not be loaded as a TF.js LayersModel.`, errorText(error));
   }
   return wrapLayersModel(tf, model, options);
 }
