@@ -1,6 +1,7 @@
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import type { ExtractionResult, LayerData, LayerInfo, Prediction } from '../shared/protocol';
+import { budgetBytes, checkInputBudget, checkPassBudget, estimatePass } from './budget';
 import { NotCachedError, UserFacingError, errorText } from './errors';
 import { decodeImage, type ResizeMode } from './image';
 import { readLabels, topK } from './labels';
@@ -11,7 +12,7 @@ import { findLabelsBeside, guessPreprocessing, resolveModelFile, type ModelFile,
 import { CATALOG_PREFIX, type CatalogEntry, IMAGENET_LABELS, catalogEntry } from './catalog';
 import { loadKerasModel } from './models/keras';
 import { loadKerasApplication } from './models/kerasApplications';
-import { toOnnxRuntime } from './models/layersToOnnx';
+import { TRIAL_PASS_BYTES, toOnnxRuntime } from './models/layersToOnnx';
 import { loadOnnxModel } from './models/onnx';
 import { loadTfjsGraphModel } from './models/tfjsGraph';
 import { loadTfjsLayersModel } from './models/tfjsLayers';
@@ -39,6 +40,12 @@ export interface EngineOptions {
   nativeLayers?: boolean;
   /** Where the engine says which runtime each model runs on, and why. */
   log?: (line: string) => void;
+  /**
+   * The most a forward pass may allocate, in bytes, where a request does not say (default
+   * DEFAULT_MEMORY_BUDGET_BYTES, 2 GB; Infinity for none). A pass over it is refused, naming its
+   * biggest layer (budget.ts).
+   */
+  memoryBudgetBytes?: number;
 }
 
 export interface ExtractRequest {
@@ -62,6 +69,12 @@ export interface ExtractRequest {
   onlyListedLayers?: boolean;
   /** The layer the panel will show first (the one it showed last); default: the one it picks for a new panel. */
   firstLayer?: string;
+  /**
+   * The most this request's passes may allocate, in bytes (`featureMaps.memoryBudget` × 2^20);
+   * it wins over EngineOptions.memoryBudgetBytes. It also holds for `complete` and `ensureLayer`
+   * on the result.
+   */
+  memoryBudgetBytes?: number;
 }
 
 interface CachedActivations {
@@ -72,6 +85,12 @@ interface CachedActivations {
   input: Float32Array | undefined;
   /** The pass that computes them, while it runs: every caller waits for the same one. */
   completing?: Promise<void>;
+  /** Passes over one layer each, while they run (when every layer at once is over the budget). */
+  computing: Map<string, Promise<void>>;
+  /** The memory budget of the request that made the result, for the passes that complete it. */
+  budget: number;
+  /** The image's file name, for messages. */
+  fileName: string;
 }
 
 const DEFAULT_CACHE_BYTES = 512 * 1024 * 1024;
@@ -87,10 +106,12 @@ export class FeatureMapEngine {
   private readonly cache = new Map<string, CachedActivations>();
   private readonly cacheBytes: number;
   private readonly nativeLayers: boolean;
+  private readonly memoryBudget: number;
 
   constructor(private readonly options: EngineOptions) {
     this.cacheBytes = options.cacheBytes ?? DEFAULT_CACHE_BYTES;
     this.nativeLayers = options.nativeLayers ?? process.env.FEATURE_MAPS_NATIVE !== '0';
+    this.memoryBudget = budgetBytes(options.memoryBudgetBytes);
   }
 
   async backend(): Promise<string> {
@@ -133,7 +154,10 @@ export class FeatureMapEngine {
     return loading;
   }
 
-  /** `signal`: checked between the steps (load, decode, forward pass), which run to their end. */
+  /**
+   * `signal`: checked between the steps (load, decode, forward pass), which run to their end.
+   * The memory budget is checked before the image is decoded: the input's size, then the pass.
+   */
   async extract(request: ExtractRequest, signal?: AbortSignal): Promise<ExtractionResult> {
     const model = await this.loadModel(request.model);
     signal?.throwIfAborted();
@@ -144,36 +168,58 @@ export class FeatureMapEngine {
     const custom = request.customNormalization;
     const normalization = custom ? `mean ${custom.mean.join(',')} std ${custom.std.join(',')}` : chosen.mode;
     const resultKey = `${model.key}|${normalization}|${resize}|${kernel}|${request.imagePath}|${stat.mtimeMs}|${stat.size}`;
+    const fileName = path.basename(request.imagePath);
+    const budget = budgetBytes(request.memoryBudgetBytes, this.memoryBudget);
 
     const { height, width, channels } = model.inputSize;
-    const image = await decodeImage(request.imagePath, { width, height, resize, kernel });
     if (channels !== 1 && channels !== 3) {
       throw new UserFacingError(
         `The model takes ${channels}-channel input; only 1 (grayscale) and 3 (RGB) are supported.`,
       );
     }
-    let elapsedMs = 0;
-    signal?.throwIfAborted();
+    const setting = request.model.kind === 'file' ? request.model.inputSize : undefined;
+    checkInputBudget(model, budget, model.summary.name, setting?.height === height && setting.width === width);
     const matched = matchLayers(model.layers, request.layerPatterns);
     const wanted = request.onlyListedLayers
       ? wantedLayers(model, matched, listsLayers(request.layerPatterns), request.firstLayer)
       : undefined;
     const cached = this.touch(resultKey);
-    if (!cached || [...(wanted ?? model.layers.map((l) => l.name))].some((l) => !cached.activations.has(l))) {
+    const needsPass =
+      !cached || [...(wanted ?? model.layers.map((l) => l.name))].some((l) => !cached.activations.has(l));
+    // A cached partial pass that lacks a layer now listed is simply completed.
+    const only = cached ? undefined : wanted;
+    if (needsPass) {
+      checkPassBudget(
+        estimatePass(model, only),
+        budget,
+        `The forward pass of ${model.summary.name} on ${fileName}${only ? ` (${only.size} of its ${model.layers.length} layers)` : ''}`,
+      );
+    }
+    const image = await decodeImage(request.imagePath, { width, height, resize, kernel });
+    let elapsedMs = 0;
+    signal?.throwIfAborted();
+    if (needsPass) {
       const started = performance.now();
       let activations: Map<string, Activation>;
       let input: Float32Array;
       try {
         const pixels = channels === 1 ? toGray(image.rgb) : image.rgb;
         input = custom ? preprocessCustom(pixels, custom, channels) : preprocess(pixels, chosen.mode, channels);
-        // A cached partial pass that lacks a layer now listed is simply completed.
-        activations = await model.run(input, cached ? undefined : wanted);
+        activations = await model.run(input, only);
       } catch (error) {
         throw new UserFacingError(`The model failed to run on ${image.fileName}.`, errorText(error));
       }
       elapsedMs = performance.now() - started;
       const complete = model.layers.every((l) => activations.has(l.name));
-      this.store(resultKey, { model, activations, bytes: sumBytes(activations), input: complete ? undefined : input });
+      this.store(resultKey, {
+        model,
+        activations,
+        bytes: sumBytes(activations),
+        input: complete ? undefined : input,
+        computing: new Map(),
+        budget,
+        fileName,
+      });
     }
 
     const groups = groupLayers(model.layers);
@@ -240,17 +286,52 @@ export class FeatureMapEngine {
     return topK(scores.data, 5).map(({ index, score }) => ({ label: labels[index], score }));
   }
 
-  /** Makes sure `layer` of a cached result is computed: a partial pass is completed, once. */
+  /**
+   * Makes sure `layer` of a cached result is computed: a partial pass is completed, once. When
+   * every layer at once is over the memory budget, a pass computes this layer alone; when even
+   * that is over, the UserFacingError says so (the layers already computed stay available).
+   */
   async ensureLayer(resultKey: string, layer: string): Promise<void> {
     const entry = this.touch(resultKey);
     if (!entry) throw new NotCachedError();
     if (entry.activations.has(layer) || !entry.model.layers.some((l) => l.name === layer)) return;
-    await this.complete(resultKey);
+    const input = entry.input;
+    if (!input) return;
+    // Every layer at once when that fits (switching layers is then instant), else this one alone.
+    if (entry.completing || estimatePass(entry.model).bytes <= entry.budget) {
+      await this.complete(resultKey);
+      return;
+    }
+    let computing = entry.computing.get(layer);
+    if (!computing) {
+      const only = new Set([layer]);
+      checkPassBudget(
+        estimatePass(entry.model, only),
+        entry.budget,
+        `Computing layer "${layer}" of ${entry.model.summary.name} on ${entry.fileName}`,
+      );
+      computing = entry.model.run(input, only).then(
+        (activations) => {
+          entry.computing.delete(layer);
+          const activation = activations.get(layer);
+          if (activation) entry.activations.set(layer, activation);
+          entry.bytes = sumBytes(entry.activations);
+          if (this.cache.has(resultKey)) this.store(resultKey, entry);
+        },
+        (error: unknown) => {
+          entry.computing.delete(layer);
+          throw new UserFacingError(`The model failed to run on ${entry.fileName}.`, errorText(error));
+        },
+      );
+      entry.computing.set(layer, computing);
+    }
+    await computing;
   }
 
   /**
    * Computes every layer a partial pass left out, in one full pass shared by every caller
    * (the panel starts it once the first grid is drawn). `signal` is checked before it starts.
+   * Refused, with a UserFacingError, when that pass is over the memory budget.
    */
   async complete(resultKey: string, signal?: AbortSignal): Promise<void> {
     const entry = this.touch(resultKey);
@@ -259,6 +340,11 @@ export class FeatureMapEngine {
     if (!input) return;
     if (!entry.completing) {
       signal?.throwIfAborted();
+      checkPassBudget(
+        estimatePass(entry.model),
+        entry.budget,
+        `Computing every layer of ${entry.model.summary.name} on ${entry.fileName}`,
+      );
       entry.completing = entry.model.run(input).then(
         (activations) => {
           for (const [name, activation] of activations) entry.activations.set(name, activation);
@@ -317,7 +403,8 @@ export class FeatureMapEngine {
     const started = performance.now();
     let native: LoadedModel | { unsupported: string };
     try {
-      native = await toOnnxRuntime(model);
+      // A trial pass at load stays well within the budget (see TRIAL_PASS_BYTES).
+      native = await toOnnxRuntime(model, { trialPassBytes: Math.min(TRIAL_PASS_BYTES, this.memoryBudget) });
     } catch (error) {
       native = { unsupported: errorText(error) };
     }
@@ -392,7 +479,8 @@ export class FeatureMapEngine {
         model = await loadKerasModel(tf, { ...options, modelPath: file.path });
         break;
     }
-    if (!model.layers.some((layer) => isSpatial(layer.shape))) {
+    // An empty shape is one the runtime tells only by running (onnx.ts): it may have maps.
+    if (!model.layers.some((layer) => isSpatial(layer.shape) || layer.shape.length === 0)) {
       model.dispose();
       throw new UserFacingError(`${path.basename(file.path)} has no layer with spatial maps (H×W×C) to show.`);
     }

@@ -5,7 +5,9 @@
 // Anything this file does not know stays on TensorFlow.js: see `toOnnxRuntime`.
 import { onnx } from 'onnx-proto';
 import type * as tfl from '@tensorflow/tfjs-layers';
+import { type PassCosts, estimatePass } from '../budget';
 import { errorText } from '../errors';
+import type { LayerMeta } from '../layers';
 import type { LoadedModel } from '../model';
 import { type OnnxGraphSession, openOnnxGraph } from './onnx';
 
@@ -816,11 +818,24 @@ function concatenate(c: LayerContext): Value {
 // ---------------------------------------------------------------- running it
 
 /**
+ * The most a trial pass at load may allocate (as budget.ts estimates it). Below it, one pass on a
+ * blank image checks that the converted graph runs like the original (and warms ORT up for the
+ * user's first image); above it, a pass at load would cost what the user's own pass costs, before
+ * the budget is checked, so only the shapes ORT infers are checked, and a graph that fails when
+ * run fails on the first image.
+ */
+export const TRIAL_PASS_BYTES = 256 * 1024 * 1024;
+
+/**
  * The same model on onnxruntime when every layer converts: same key, layers, preprocessing and
  * so on, with `run` on ORT. Otherwise the reason it stays on TensorFlow.js. The caller disposes
- * the TensorFlow.js model when it is replaced.
+ * the TensorFlow.js model when it is replaced. `trialPassBytes`: at most what the trial pass may
+ * allocate (default TRIAL_PASS_BYTES).
  */
-export async function toOnnxRuntime(model: LoadedModel): Promise<LoadedModel | { unsupported: string }> {
+export async function toOnnxRuntime(
+  model: LoadedModel,
+  options: { trialPassBytes?: number } = {},
+): Promise<(LoadedModel & PassCosts) | { unsupported: string }> {
   if (!model.layersModel) return { unsupported: 'it is not a TensorFlow.js Layers model' };
   const conversion = layersModelToOnnx(model.layersModel, model.inputSize);
   if ('unsupported' in conversion) return conversion;
@@ -844,15 +859,22 @@ export async function toOnnxRuntime(model: LoadedModel): Promise<LoadedModel | {
   } catch (error) {
     return { unsupported: `ONNX Runtime refused the converted model: ${errorText(error)}` };
   }
-  // A first pass checks every shape against tfjs' (and warms ORT up for the user's first image).
+  const differs = (layer: LayerMeta, shape: number[] | undefined) =>
+    shape?.join() !== layer.shape.join()
+      ? `layer "${layer.name}" is ${JSON.stringify(shape)} on ONNX Runtime, ${JSON.stringify(layer.shape)} on TensorFlow.js`
+      : undefined;
   try {
-    const activations = await session.run(new Float32Array(height * width * channels));
+    // Every shape ORT infers at load must be tfjs' (it infers them all: the input's size is fixed).
     for (const layer of model.layers) {
-      const shape = activations.get(layer.name)?.shape;
-      if (shape?.join() !== layer.shape.join()) {
-        throw new Error(
-          `layer "${layer.name}" is ${JSON.stringify(shape)} on ONNX Runtime, ${JSON.stringify(layer.shape)} on TensorFlow.js`,
-        );
+      const inferred = session.shapes.get(layer.name);
+      const difference = inferred && differs(layer, inferred);
+      if (difference) throw new Error(difference);
+    }
+    if (estimatePass(model).bytes <= (options.trialPassBytes ?? TRIAL_PASS_BYTES)) {
+      const activations = await session.run(new Float32Array(height * width * channels));
+      for (const layer of model.layers) {
+        const difference = differs(layer, activations.get(layer.name)?.shape);
+        if (difference) throw new Error(difference);
       }
     }
   } catch (error) {
@@ -863,6 +885,8 @@ export async function toOnnxRuntime(model: LoadedModel): Promise<LoadedModel | {
     ...model,
     backend: 'onnxruntime',
     layersModel: undefined,
+    // A pass over some layers runs on a graph cut down to them (openOnnxGraph).
+    prunesPartialPasses: true,
     run: (input, only) => session.run(input, only),
     dispose: () => session.release(),
   };

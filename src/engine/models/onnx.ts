@@ -79,12 +79,7 @@ const FLOAT_TYPES = new Set<string>(['float32', 'float16', 'float64']);
  */
 export async function loadOnnxModel(options: OnnxOptions): Promise<LoadedModel> {
   const fileName = path.basename(options.modelPath);
-  let bytes: Buffer;
-  try {
-    bytes = await fs.readFile(options.modelPath);
-  } catch (error) {
-    throw new UserFacingError(`Cannot read ${fileName}.`, errorText(error));
-  }
+  const bytes = await readModelFile(options.modelPath, fileName);
   const graph = decodeGraph(bytes, fileName);
   const input = findImageInput(graph, fileName, options.inputSize);
   const candidates = featureMapCandidates(graph, input);
@@ -94,7 +89,7 @@ export async function loadOnnxModel(options: OnnxOptions): Promise<LoadedModel> 
   try {
     session = await createSession(
       runtime,
-      withExtraOutputs(bytes, graph, candidates),
+      sessionModelBytes(bytes, graph, input, candidates),
       // Weights stored beside the model are looked up relative to the model, not the working directory.
       hasExternalData(graph)
         ? { extra: { session: { model_external_initializers_file_folder_path: path.dirname(options.modelPath) } } }
@@ -107,11 +102,30 @@ export async function loadOnnxModel(options: OnnxOptions): Promise<LoadedModel> 
     );
   }
 
+  return wrapSession(runtime, session, input, candidates, options);
+}
+
+/** The largest ONNX file read: ONNX Runtime itself refuses protobufs over 2 GB (larger models keep their weights beside). */
+const MAX_ONNX_FILE_BYTES = 2e9;
+
+/**
+ * The model file's bytes, refused unless it is a regular file (a symlink to /dev/zero, a FIFO or
+ * a folder is not) of at most MAX_ONNX_FILE_BYTES, checked before anything is read.
+ * TODO(files.ts): read through files.ts' readRegularFile, which also checks the opened descriptor.
+ */
+async function readModelFile(modelPath: string, fileName: string): Promise<Buffer> {
   try {
-    return await wrapSession(runtime, session, input, candidates, options, fileName);
+    const stat = await fs.stat(modelPath);
+    if (!stat.isFile()) throw new UserFacingError(`Cannot read ${fileName}: it is not a regular file.`);
+    if (stat.size > MAX_ONNX_FILE_BYTES) {
+      throw new UserFacingError(
+        `Cannot read ${fileName}: it is ${(stat.size / 1e9).toFixed(1)} GB, more than the 2 GB an ONNX file can hold.`,
+      );
+    }
+    return await fs.readFile(modelPath);
   } catch (error) {
-    void session.release();
-    throw error;
+    if (error instanceof UserFacingError) throw error;
+    throw new UserFacingError(`Cannot read ${fileName}.`, errorText(error));
   }
 }
 
@@ -122,6 +136,8 @@ export interface OnnxGraphSession {
    * by a copy of the graph cut down to what they need (the pass stops at the deepest of them).
    */
   run(nhwc: Float32Array, only?: ReadonlySet<string>): Promise<Map<string, Activation>>;
+  /** Each layer's shape (H×W×C or [N]) as ORT's shape inference gives it at load; absent where it cannot tell. */
+  readonly shapes: ReadonlyMap<string, number[]>;
   release(): void;
 }
 
@@ -146,7 +162,14 @@ export async function openOnnxGraph(
   const full = await createSession(runtime, bytes);
   const forward = forwardPass(runtime, full, input, outputs);
   const cut = new CutSessions(runtime, bytes);
+  const metadata = new Map(full.outputMetadata.map((m) => [m.name, m]));
+  const shapes = new Map<string, number[]>();
+  for (const t of outputs) {
+    const shape = staticShape(metadata.get(t.tensor));
+    if (shape) shapes.set(t.layer, activationShape(shape, t.layout));
+  }
   return {
+    shapes,
     async run(nhwc, only) {
       const subset = only && outputs.filter((t) => only.has(t.layer));
       if (!subset || subset.length === outputs.length) return forward.activations(await forward.run(nhwc));
@@ -428,37 +451,171 @@ function outputLayout(node: onnx.INodeProto, inputLayout: Layout): Layout {
 }
 
 /**
- * The model bytes plus the candidates as extra graph outputs. Protobuf merges a repeated
- * embedded message field, so appending `graph { output … }` to the original bytes adds
- * outputs without re-encoding the model: fields that onnx-proto (ONNX 1.10) does not
- * know survive, and the weights are not copied through JavaScript objects.
+ * The bytes ONNX Runtime loads: the model with its image input's free dimensions fixed to what it
+ * will be fed (batch 1, and the input size where H and W are symbolic), so that ORT's shape
+ * inference knows every layer's shape at load, and the candidates as extra graph outputs.
+ *
+ * The model is edited as protobuf, not re-encoded: fields onnx-proto (ONNX 1.10) does not know
+ * survive, and the weights are not copied through JavaScript objects. Protobuf merges a repeated
+ * embedded message field, so appending `graph { output … }` adds outputs. The input's shape
+ * cannot be changed that way (its dims would be appended to the old ones), so that one
+ * ValueInfoProto is re-encoded in place and the graph's length rewritten. The session option
+ * made for this, `freeDimensionOverrides`, is ignored by onnxruntime-node 1.30 (its binding
+ * does not read it: a model created with it still takes any size, and its outputs stay symbolic).
  */
-function withExtraOutputs(bytes: Uint8Array, graph: onnx.IGraphProto, candidates: TappedOutput[]): Uint8Array {
+function sessionModelBytes(
+  bytes: Uint8Array,
+  graph: onnx.IGraphProto,
+  input: ImageInput,
+  candidates: TappedOutput[],
+): Uint8Array {
+  const chunks = withFixedInput(bytes, graph, input) ?? [bytes];
   const existing = new Set((graph.output ?? []).map((o) => o.name));
   const valueInfo = new Map((graph.valueInfo ?? []).map((v) => [v.name, v]));
   // ORT infers the type of an untyped output; value_info, when present, says the same.
   const output = candidates
     .filter((c) => !existing.has(c.tensor))
     .map((c) => valueInfo.get(c.tensor) ?? { name: c.tensor });
-  const suffix = onnx.ModelProto.encode({ graph: { output } }).finish();
-  const merged = new Uint8Array(bytes.length + suffix.length);
-  merged.set(bytes, 0);
-  merged.set(suffix, bytes.length);
-  return merged;
+  chunks.push(onnx.ModelProto.encode({ graph: { output } }).finish());
+  return concatBytes(chunks);
+}
+
+// Field numbers and wire types of onnx.proto, for editing a model's bytes (sessionModelBytes).
+const MODEL_GRAPH = 7;
+const GRAPH_INPUT = 11;
+const WIRE_LENGTH_DELIMITED = 2;
+
+/**
+ * The model's bytes as chunks (slices of `bytes`, and the new parts) with the image input's
+ * shape fixed to the one it is fed; undefined when none of its dimensions is free.
+ */
+function withFixedInput(bytes: Uint8Array, graph: onnx.IGraphProto, input: ImageInput): Uint8Array[] | undefined {
+  const declared = (graph.input ?? []).find((i) => i.name === input.name);
+  const dims = declared?.type?.tensorType?.shape?.dim ?? [];
+  const fed =
+    input.layout === 'NCHW'
+      ? [1, input.channels, input.height, input.width]
+      : [1, input.height, input.width, input.channels];
+  if (!declared || dims.length !== 4 || dims.every((d) => Number(d.dimValue ?? 0) > 0)) return undefined;
+  // A fixed dimension stays as the model declares it.
+  const fixed: onnx.IValueInfoProto = {
+    ...declared,
+    type: {
+      ...declared.type,
+      tensorType: {
+        ...declared.type?.tensorType,
+        shape: {
+          dim: dims.map((d, i) => (Number(d.dimValue ?? 0) > 0 ? d : { dimValue: fed[i], denotation: d.denotation })),
+        },
+      },
+    },
+  };
+  const inputField = lengthDelimited(GRAPH_INPUT, onnx.ValueInfoProto.encode(fixed).finish());
+
+  const chunks: Uint8Array[] = [];
+  for (const field of protoFields(bytes, 0, bytes.length)) {
+    if (field.number !== MODEL_GRAPH || field.wireType !== WIRE_LENGTH_DELIMITED) {
+      chunks.push(bytes.subarray(field.start, field.end));
+      continue;
+    }
+    const graphChunks = protoFields(bytes, field.body, field.end).map((g) =>
+      g.number === GRAPH_INPUT &&
+      g.wireType === WIRE_LENGTH_DELIMITED &&
+      onnx.ValueInfoProto.decode(bytes.subarray(g.body, g.end)).name === input.name
+        ? inputField
+        : bytes.subarray(g.start, g.end),
+    );
+    const length = graphChunks.reduce((total, c) => total + c.length, 0);
+    chunks.push(Uint8Array.of(MODEL_GRAPH * 8 + WIRE_LENGTH_DELIMITED, ...varint(length)), ...graphChunks);
+  }
+  return chunks;
+}
+
+interface ProtoField {
+  number: number;
+  wireType: number;
+  /** Where the field starts (its tag), its value starts (after a length, if any) and it ends. */
+  start: number;
+  body: number;
+  end: number;
+}
+
+/** The fields of the protobuf message in bytes[start, end), in order. */
+function protoFields(bytes: Uint8Array, start: number, end: number): ProtoField[] {
+  const fields: ProtoField[] = [];
+  for (let at = start; at < end;) {
+    const [tag, afterTag] = readVarint(bytes, at);
+    const wireType = tag % 8;
+    let body = afterTag;
+    let fieldEnd: number;
+    switch (wireType) {
+      case 0:
+        fieldEnd = readVarint(bytes, afterTag)[1];
+        break;
+      case 1:
+        fieldEnd = afterTag + 8;
+        break;
+      case WIRE_LENGTH_DELIMITED: {
+        const [length, afterLength] = readVarint(bytes, afterTag);
+        body = afterLength;
+        fieldEnd = afterLength + length;
+        break;
+      }
+      case 5:
+        fieldEnd = afterTag + 4;
+        break;
+      default:
+        throw new Error(`protobuf wire type ${wireType} at byte ${at}`);
+    }
+    if (fieldEnd > end) throw new Error(`a protobuf field at byte ${at} runs past its message`);
+    fields.push({ number: Math.floor(tag / 8), wireType, start: at, body, end: fieldEnd });
+    at = fieldEnd;
+  }
+  return fields;
+}
+
+function readVarint(bytes: Uint8Array, at: number): [value: number, next: number] {
+  let value = 0;
+  for (let scale = 1; at < bytes.length && scale <= 2 ** 49; scale *= 128) {
+    const byte = bytes[at++];
+    value += (byte & 0x7f) * scale;
+    if (byte < 0x80) return [value, at];
+  }
+  throw new Error(`a protobuf varint at byte ${at} is cut short or too long`);
+}
+
+function varint(value: number): number[] {
+  const out: number[] = [];
+  for (; value >= 0x80; value = Math.floor(value / 128)) out.push((value % 128) | 0x80);
+  out.push(value);
+  return out;
+}
+
+function lengthDelimited(field: number, body: Uint8Array): Uint8Array {
+  return concatBytes([Uint8Array.of(field * 8 + WIRE_LENGTH_DELIMITED, ...varint(body.length)), body]);
+}
+
+function concatBytes(chunks: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(chunks.reduce((total, c) => total + c.length, 0));
+  let at = 0;
+  for (const chunk of chunks) {
+    out.set(chunk, at);
+    at += chunk.length;
+  }
+  return out;
 }
 
 function hasExternalData(graph: onnx.IGraphProto): boolean {
   return (graph.initializer ?? []).some((t) => t.dataLocation === DATA_LOCATION_EXTERNAL);
 }
 
-async function wrapSession(
+function wrapSession(
   runtime: typeof ort,
   session: ort.InferenceSession,
   input: ImageInput,
   candidates: TappedOutput[],
   options: OnnxOptions,
-  fileName: string,
-): Promise<LoadedModel> {
+): LoadedModel {
   const { height, width, channels } = input;
   const metadata = new Map(session.outputMetadata.map((m) => [m.name, m]));
   // Integer and boolean tensors (indices, masks, shapes) are not feature maps.
@@ -469,24 +626,16 @@ async function wrapSession(
   uniqueLayerNames(tapped);
   const forward = forwardPass(runtime, session, input, tapped);
 
-  let layers: LayerMeta[];
-  const staticShapes = tapped.map((t) => staticShape(metadata.get(t.tensor)));
-  if (staticShapes.every((s) => s !== undefined)) {
-    layers = tapped.map((t, i) => ({ name: t.layer, op: t.op, shape: activationShape(staticShapes[i], t.layout) }));
-  } else {
-    // Symbolic sizes: one pass on a blank image tells the real ones.
-    let results: ort.InferenceSession.OnnxValueMapType;
-    try {
-      results = await forward.run(new Float32Array(height * width * channels));
-    } catch (error) {
-      throw new UserFacingError(`${fileName} fails to run on a ${width}×${height} image.`, errorText(error));
-    }
-    layers = tapped.map((t) => ({
-      name: t.layer,
-      op: t.op,
-      shape: activationShape(results[t.tensor].dims, t.layout),
-    }));
-  }
+  // Every shape comes from ORT's shape inference, which knows them once the input's size is
+  // fixed (sessionModelBytes): no pass runs at load. An op whose output size depends on the
+  // data (NonZero, a Resize to computed sizes, a Loop) leaves its shape unknown: the layer is
+  // listed with an empty shape (no maps to select yet), the memory budget counts it as a large
+  // map (budget.ts), and the first pass that computes it tells its real shape.
+  const layers: LayerMeta[] = tapped.map((t) => {
+    const shape = staticShape(metadata.get(t.tensor));
+    return { name: t.layer, op: t.op, shape: shape ? activationShape(shape, t.layout) : [] };
+  });
+  const unknown = layers.filter((l) => l.shape.length === 0);
 
   return {
     key: options.key,
@@ -497,7 +646,11 @@ async function wrapSession(
     backend: 'onnxruntime',
     layers,
     async run(nhwc: Float32Array, only?: ReadonlySet<string>): Promise<Map<string, Activation>> {
-      return forward.activations(await forward.run(nhwc, only), only);
+      const activations = forward.activations(await forward.run(nhwc, only), only);
+      for (const layer of unknown) {
+        if (layer.shape.length === 0) layer.shape = activations.get(layer.name)?.shape ?? [];
+      }
+      return activations;
     },
     dispose() {
       void session.release();
