@@ -11,11 +11,13 @@ import {
   type CatalogEntry,
   cachedPath,
   catalogEntry,
+  discardDownloaded,
   downloadedBytes,
   ensureDownloaded,
   isCatalogSetting,
   normalizeBaseUrl,
 } from './engine/catalog';
+import { redactCredentials } from './engine/download';
 import { FeatureMapEngine } from './engine/engine';
 import { UserFacingError, errorText } from './engine/errors';
 import { isSpatial } from './engine/layers';
@@ -119,17 +121,19 @@ async function main(argv: string[]): Promise<number> {
     );
   }
 
+  const cacheDir = path.resolve(values['cache-dir'] ?? defaultCacheDir());
   const model: ModelSource = entry
     ? {
         kind: 'catalog',
         id: entry.id,
-        weightsPath: await download(entry, values['cache-dir'], values.mirror ?? process.env[MIRROR_ENV]),
+        weightsPath: await download(entry, cacheDir, values.mirror ?? process.env[MIRROR_ENV]),
       }
     : values.model
       ? { kind: 'file', path: path.resolve(values.model) }
       : { kind: 'bundled' };
   const engine = new FeatureMapEngine({ assetsDir: __dirname });
   try {
+    if (entry) await loadCatalogModel(engine, model, entry, cacheDir);
     const result = await engine.extract({
       imagePath,
       model,
@@ -171,19 +175,17 @@ function defaultCacheDir(): string {
 }
 
 /** The catalogue model's weights, downloaded once (progress on stderr, like Keras' own get_file). */
-async function download(
-  entry: CatalogEntry,
-  cacheDir: string | undefined,
-  mirror: string | undefined,
-): Promise<string> {
-  const dir = path.resolve(cacheDir ?? defaultCacheDir());
+async function download(entry: CatalogEntry, dir: string, mirror: string | undefined): Promise<string> {
   if ((await downloadedBytes(entry, dir)) !== undefined) return cachedPath(entry, dir);
-  const from = new URL(entry.urlPath, normalizeBaseUrl(mirror)).href;
+  const from = redactCredentials(new URL(entry.urlPath, normalizeBaseUrl(mirror)).href);
   process.stderr.write(`Downloading ${entry.name} from ${from}\n`);
   const interactive = process.stderr.isTTY;
   let lastLine = 0;
   const file = await ensureDownloaded(entry, dir, {
     baseUrl: mirror,
+    onWaiting: () => {
+      process.stderr.write(`${interactive ? '\n' : ''}Another process is downloading it to ${dir}; waiting for it.\n`);
+    },
     onProgress: (received, total) => {
       const now = Date.now();
       if (!interactive && now - lastLine < 2000 && received !== total) return;
@@ -194,6 +196,28 @@ async function download(
   });
   if (interactive) process.stderr.write('\n');
   return file;
+}
+
+/**
+ * Loads the downloaded catalogue model; when the loader rejects the file, removes it from the
+ * cache, so the next run downloads it afresh instead of failing on it forever.
+ */
+async function loadCatalogModel(
+  engine: FeatureMapEngine,
+  model: ModelSource,
+  entry: CatalogEntry,
+  cacheDir: string,
+): Promise<void> {
+  try {
+    await engine.loadModel(model);
+  } catch (error) {
+    if (!(error instanceof UserFacingError)) throw error;
+    await discardDownloaded(entry, cacheDir);
+    throw new UserFacingError(
+      `${error.message} The downloaded file was removed from ${cacheDir}; the next run downloads it again.`,
+      error.detail,
+    );
+  }
 }
 
 function mb(bytes: number): string {

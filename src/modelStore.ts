@@ -1,5 +1,5 @@
 import * as vscode from 'vscode';
-import { type CatalogEntry, cachedPath, downloadedBytes, ensureDownloaded } from './engine/catalog';
+import { type CatalogEntry, cachedPath, discardDownloaded, downloadedBytes, ensureDownloaded } from './engine/catalog';
 import { modelCacheEntries, removeCached, type CacheEntry } from './engine/download';
 import { CancelledError } from './engine/errors';
 
@@ -55,16 +55,24 @@ export class ModelStore implements vscode.Disposable {
         async (progress, token) => {
           const subscription = token.onCancellationRequested(() => controller.abort());
           let reported = 0;
+          let waiting = false;
           try {
             const file = await ensureDownloaded(entry, this.cacheDir, {
               baseUrl: settings.mirror,
               proxy: settings.proxy,
               signal: controller.signal,
+              onWaiting: () => {
+                waiting = true;
+                this.log.info(`Another window or process is downloading ${entry.name}; waiting for it.`);
+              },
               onProgress: (received, total) => {
+                // Our own transfer (after the other one failed) knows the size; waiting does not.
+                if (total !== undefined) waiting = false;
                 const size = total ?? entry.approxBytes;
                 const percent = Math.min(100, (received / size) * 100);
+                const prefix = waiting ? 'another window is downloading it: ' : '';
                 progress.report({
-                  message: `${megabytes(received)} of ${megabytes(size)} MB`,
+                  message: `${prefix}${megabytes(received)} of ${megabytes(size)} MB`,
                   increment: percent - reported,
                 });
                 reported = percent;
@@ -91,6 +99,17 @@ export class ModelStore implements vscode.Disposable {
 
   remove(file: string): Promise<void> {
     return removeCached(this.cacheDir, file);
+  }
+
+  /**
+   * Removes `entry`'s downloaded weights after the engine rejected them, so the next use
+   * downloads them afresh instead of failing on the same file forever.
+   */
+  async discard(entry: CatalogEntry, reason?: string): Promise<void> {
+    await discardDownloaded(entry, this.cacheDir);
+    this.log.warn(
+      `Removed ${entry.fileName} from ${this.cacheDir}: the engine rejected it${reason ? ` (${reason})` : ''}.`,
+    );
   }
 
   dispose(): void {

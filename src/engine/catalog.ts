@@ -1,9 +1,7 @@
 import * as fs from 'node:fs/promises';
-import * as http from 'node:http';
-import * as https from 'node:https';
 import * as path from 'node:path';
-import { type Checksum, DownloadInterruptedError, downloadVerified, proxyAgent } from './download';
-import { CancelledError, UserFacingError, errorText } from './errors';
+import { type Checksum, downloadVerified, fetchText, redactCredentials } from './download';
+import { UserFacingError, errorText } from './errors';
 import type { ApplicationId } from './models/kerasApplications';
 import type { PreprocessMode } from './preprocess';
 
@@ -112,15 +110,49 @@ export interface FetchOptions {
   proxy?: string;
   signal?: AbortSignal;
   onProgress?: (received: number, total: number | undefined) => void;
+  /** Called once when another window or process is downloading the same model and this call waits for it. */
+  onWaiting?: () => void;
   timeoutMs?: number;
   /** Transfers that break off are resumed this many times before giving up (default 3). */
   retries?: number;
 }
 
 /**
+ * A test-only switch: `sha256sum`-style lines (`<hex>  <file name>`, MD5 or SHA-256) that stand in
+ * for the hashes Keras publishes, so tests can serve weights Keras did not publish (the oracle's
+ * seeded random ones) through the real download path. A mirror's SHA256SUMS can never do that.
+ */
+export const TEST_PUBLISHED_HASHES_ENV = 'FEATURE_MAPS_TEST_PUBLISHED_HASHES';
+
+/** A catalogue file may be at most this many times its published size; the transfer stops there. */
+export const MAX_SIZE_FACTOR = 2;
+
+/** The hash Keras publishes for `entry`'s file, if it publishes one. */
+export function publishedChecksum(entry: CatalogEntry, env: NodeJS.ProcessEnv = process.env): Checksum | undefined {
+  const override = env[TEST_PUBLISHED_HASHES_ENV];
+  if (override) {
+    for (const line of override.split(/\r?\n/)) {
+      const match = /^([0-9a-f]{32}|[0-9a-f]{64})\s+\*?(.+)$/i.exec(line.trim());
+      if (match && (match[2] === entry.fileName || match[2] === entry.urlPath)) {
+        return {
+          algorithm: match[1].length === 32 ? 'md5' : 'sha256',
+          hex: match[1].toLowerCase(),
+          publisher: 'Keras',
+        };
+      }
+    }
+  }
+  return entry.checksum && { ...entry.checksum, publisher: 'Keras' };
+}
+
+/**
  * Makes sure `entry`'s weights are in `cacheDir` and returns their path: downloads them
- * once per machine, verified, resuming a transfer that breaks off. On failure nothing
- * partial stays behind; on cancel the `.part` stays, so choosing the model again resumes.
+ * once per machine (one download across windows and processes), verified, resuming a transfer
+ * that breaks off. On failure nothing partial stays behind; on cancel the `.part` stays, so
+ * choosing the model again resumes. The file is checked against Keras' published hash; only
+ * where Keras publishes none does a mirror's SHA256SUMS apply, and a file without either must
+ * come complete and within MAX_SIZE_FACTOR of its published size (the loader then checks every
+ * weight's shape).
  */
 export async function ensureDownloaded(
   entry: CatalogEntry,
@@ -132,17 +164,30 @@ export async function ensureDownloaded(
   const url = new URL(entry.urlPath, baseUrl).href;
   // A file already in the cache was verified when it arrived.
   if ((await downloadedBytes(entry, cacheDir)) !== undefined) return destination;
-  const checksum = baseUrl === KERAS_BASE_URL ? entry.checksum : await mirrorChecksum(entry, baseUrl, options);
-  const retries = options.retries ?? 3;
-  for (let attempt = 0; ; attempt++) {
-    try {
-      await downloadVerified({ ...options, url, destination, checksum });
-      return destination;
-    } catch (error) {
-      if (error instanceof DownloadInterruptedError && attempt < retries && !options.signal?.aborted) continue;
-      if (!(error instanceof CancelledError)) await fs.rm(destination + '.part', { force: true });
-      throw error;
-    }
+  const checksum =
+    publishedChecksum(entry) ??
+    (baseUrl === KERAS_BASE_URL ? undefined : await mirrorChecksum(entry, baseUrl, options));
+  await downloadVerified({
+    ...options,
+    url,
+    destination,
+    checksum,
+    maxBytes: MAX_SIZE_FACTOR * entry.approxBytes,
+    retries: options.retries ?? 3,
+    keepPartOnFailure: false,
+  });
+  return destination;
+}
+
+/**
+ * Removes `entry`'s downloaded file from the cache, for when the loader rejects it: the next
+ * use downloads it afresh instead of failing on the same file forever.
+ */
+export async function discardDownloaded(entry: CatalogEntry, cacheDir: string): Promise<void> {
+  try {
+    await fs.rm(cachedPath(entry, cacheDir), { force: true });
+  } catch (error) {
+    throw new UserFacingError(`Cannot remove ${entry.fileName} from the model cache ${cacheDir}.`, errorText(error));
   }
 }
 
@@ -154,17 +199,20 @@ export function normalizeBaseUrl(baseUrl: string | undefined): string {
   try {
     parsed = new URL(trimmed);
   } catch {
-    throw new UserFacingError(`The model mirror "${trimmed}" is not a URL (featureMaps.modelMirror or ${MIRROR_ENV}).`);
+    throw new UserFacingError(
+      `The model mirror "${redactCredentials(trimmed)}" is not a URL (featureMaps.modelMirror or ${MIRROR_ENV}).`,
+    );
   }
   if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') {
-    throw new UserFacingError(`The model mirror "${trimmed}" must be an http or https URL.`);
+    throw new UserFacingError(`The model mirror "${redactCredentials(trimmed)}" must be an http or https URL.`);
   }
   return parsed.href.replace(/\/*$/, '/');
 }
 
 /**
- * A mirror's own SHA-256 for the file from its SHA256SUMS, else Keras' published hash (a
- * faithful copy of Keras' files passes it). A mirror that lists the file but cannot be read is an error.
+ * The mirror's own SHA-256 for a file Keras publishes no hash for, from its SHA256SUMS (fetched
+ * like the file itself: same proxy, same redirects). Undefined when it has no list or the list
+ * does not name the file; a list that cannot be read is an error.
  */
 async function mirrorChecksum(
   entry: CatalogEntry,
@@ -172,73 +220,13 @@ async function mirrorChecksum(
   options: FetchOptions,
 ): Promise<Checksum | undefined> {
   const url = new URL(MIRROR_CHECKSUMS, baseUrl).href;
-  const text = await fetchSmallText(url, options);
-  if (text === undefined) return entry.checksum;
+  const text = await fetchText(url, { ...options, maxBytes: 1024 * 1024 });
+  if (text === undefined) return undefined;
   for (const line of text.split(/\r?\n/)) {
     const match = /^([0-9a-f]{64})\s+\*?(.+)$/i.exec(line.trim());
     if (match && (match[2] === entry.fileName || match[2] === entry.urlPath)) {
-      return { algorithm: 'sha256', hex: match[1].toLowerCase() };
+      return { algorithm: 'sha256', hex: match[1].toLowerCase(), publisher: `the mirror's ${MIRROR_CHECKSUMS}` };
     }
   }
-  return entry.checksum;
-}
-
-/** GETs a small text file; undefined on 404. */
-function fetchSmallText(url: string, options: FetchOptions): Promise<string | undefined> {
-  const target = new URL(url);
-  const client = target.protocol === 'https:' ? https : http;
-  const agent = proxyAgent(target, options.proxy);
-  return new Promise((resolve, reject) => {
-    const req = client.get(target, { headers: { 'user-agent': 'feature-maps-vscode' }, ...(agent ? { agent } : {}) });
-    const timer = setTimeout(() => req.destroy(new Error('timed out')), options.timeoutMs ?? 30_000);
-    const onAbort = (): void => void req.destroy(new CancelledError());
-    options.signal?.addEventListener('abort', onAbort, { once: true });
-    const finish = (): void => {
-      clearTimeout(timer);
-      options.signal?.removeEventListener('abort', onAbort);
-    };
-    req.once('error', (error) => {
-      finish();
-      reject(
-        error instanceof CancelledError
-          ? error
-          : new UserFacingError(
-              `Cannot reach the model mirror ${target.host} (offline?).`,
-              `${errorText(error)} (${url})`,
-            ),
-      );
-    });
-    req.once('response', (response) => {
-      if (response.statusCode === 404) {
-        finish();
-        response.resume();
-        return resolve(undefined);
-      }
-      if (response.statusCode !== 200) {
-        finish();
-        response.resume();
-        return reject(
-          new UserFacingError(
-            `The model mirror answered HTTP ${response.statusCode} for its ${MIRROR_CHECKSUMS}.`,
-            `GET ${url}`,
-          ),
-        );
-      }
-      const chunks: Buffer[] = [];
-      let size = 0;
-      response.on('data', (chunk: Buffer) => {
-        size += chunk.length;
-        if (size > 1024 * 1024) response.destroy(new Error(`${MIRROR_CHECKSUMS} is larger than 1 MB`));
-        else chunks.push(chunk);
-      });
-      response.once('error', (error) => {
-        finish();
-        reject(new UserFacingError(`Cannot read the model mirror's ${MIRROR_CHECKSUMS}.`, errorText(error)));
-      });
-      response.once('end', () => {
-        finish();
-        resolve(Buffer.concat(chunks).toString('utf8'));
-      });
-    });
-  });
+  return undefined;
 }

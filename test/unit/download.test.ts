@@ -3,8 +3,18 @@ import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import * as os from 'node:os';
 import * as path from 'node:path';
-import { downloadVerified, modelCacheEntries, removeCached, bypassProxy } from '../../src/engine/download';
+import { spawnSync } from 'node:child_process';
+import {
+  STALE_LOCK_MS,
+  bypassProxy,
+  downloadVerified,
+  fetchText,
+  modelCacheEntries,
+  redactCredentials,
+  removeCached,
+} from '../../src/engine/download';
 import { CancelledError, UserFacingError } from '../../src/engine/errors';
 import { tempDir } from './fixtures';
 
@@ -174,7 +184,7 @@ describe('download of model weights', function () {
       downloadVerified({ url: `${server.base}/file`, destination, checksum: { algorithm: 'sha256', hex: wrong } }),
     );
     assert.ok(error instanceof UserFacingError);
-    assert.match(error.message, /weights\.h5 was corrupt/);
+    assert.match(error.message, /weights\.h5 was corrupt: its SHA-256 does not match the expected hash/);
     assert.match(error.detail ?? '', new RegExp(`Expected SHA-256 ${wrong}, got ${SHA}`));
     assert.deepEqual(fs.readdirSync(dir), []);
   });
@@ -275,16 +285,167 @@ describe('download of model weights', function () {
     assert.equal(server.requests, before);
   });
 
+  it('hashes the bytes on disk: a part another process wrote into too is refused, not cached', async () => {
+    server.mode = 'slow';
+    let meddled = false;
+    const error = await rejection(
+      downloadVerified({
+        url: `${server.base}/file`,
+        destination,
+        checksum: { algorithm: 'sha256', hex: SHA },
+        onProgress: (received) => {
+          // What a second, unlocked downloader did to the shared .part: its own bytes in the middle.
+          if (!meddled && received >= 1024 * 1024) {
+            meddled = true;
+            const fd = fs.openSync(destination + '.part', 'r+');
+            fs.writeSync(fd, Buffer.alloc(CHUNK, 1), 0, CHUNK, 0);
+            fs.closeSync(fd);
+          }
+        },
+      }),
+    );
+    assert.ok(error instanceof UserFacingError);
+    assert.match(error.message, /weights\.h5 was corrupt/);
+    assert.deepEqual(fs.readdirSync(dir), [], 'neither file, nor .part, nor lock');
+  });
+
+  it('refuses an unhashed file whose size on disk is not the size the server sent', async () => {
+    server.mode = 'slow';
+    let meddled = false;
+    const error = await rejection(
+      downloadVerified({
+        url: `${server.base}/file`,
+        destination,
+        onProgress: (received) => {
+          if (!meddled && received >= 1024 * 1024) {
+            meddled = true;
+            fs.appendFileSync(destination + '.part', Buffer.alloc(10));
+          }
+        },
+      }),
+    );
+    assert.ok(error instanceof UserFacingError);
+    assert.match(
+      error.message,
+      /download of weights\.h5 was damaged: 3,145,738 bytes on disk for a 3,145,728-byte file/,
+    );
+    assert.deepEqual(fs.readdirSync(dir), []);
+  });
+
+  it('stops a transfer as soon as it passes maxBytes, keeping nothing', async () => {
+    const error = await rejection(downloadVerified({ url: `${server.base}/file`, destination, maxBytes: SIZE - 1 }));
+    assert.ok(error instanceof UserFacingError);
+    assert.match(error.message, /weights\.h5 was stopped at 3\.0 MB: the file is larger than the 3\.0 MB it can be/);
+    assert.deepEqual(fs.readdirSync(dir), []);
+  });
+
+  it('downloads once when two calls ask for the same file at the same time', async () => {
+    server.mode = 'slow';
+    const waited: string[] = [];
+    const download = (who: string) =>
+      downloadVerified({
+        url: `${server.base}/file`,
+        destination,
+        checksum: { algorithm: 'sha256', hex: SHA },
+        onWaiting: () => waited.push(who),
+      });
+    await Promise.all([download('first'), download('second')]);
+    assert.deepEqual(server.ranges, [''], 'one transfer');
+    assert.deepEqual(waited, ['second']);
+    assert.ok(fs.readFileSync(destination).equals(BODY));
+    assert.deepEqual(fs.readdirSync(dir), ['weights.h5']);
+  });
+
+  it('waits while a live process holds the lock, and uses the file it leaves', async () => {
+    const lock = destination + '.lock';
+    fs.writeFileSync(lock, JSON.stringify({ pid: process.pid, host: os.hostname(), token: 'another download' }));
+    fs.writeFileSync(destination + '.part', BODY.subarray(0, 1000));
+    const progress: number[] = [];
+    let waiting = false;
+    const download = downloadVerified({
+      url: `${server.base}/file`,
+      destination,
+      checksum: { algorithm: 'sha256', hex: SHA },
+      onWaiting: () => (waiting = true),
+      onProgress: (received) => progress.push(received),
+    });
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    assert.ok(waiting, 'it says it waits');
+    assert.equal(progress.at(-1), 1000, 'and shows the other download’s progress');
+    // The other process finishes: the verified file appears, then its lock goes.
+    fs.writeFileSync(destination, BODY);
+    fs.rmSync(destination + '.part');
+    fs.rmSync(lock);
+    await download;
+    assert.equal(server.ranges.length, 0, 'no transfer of its own');
+  });
+
+  it('stops waiting on cancel and leaves the other process’s lock alone', async () => {
+    const lock = destination + '.lock';
+    const held = JSON.stringify({ pid: process.pid, host: os.hostname(), token: 'another download' });
+    fs.writeFileSync(lock, held);
+    const controller = new AbortController();
+    const download = downloadVerified({
+      url: `${server.base}/file`,
+      destination,
+      signal: controller.signal,
+      onWaiting: () => setTimeout(() => controller.abort(), 300),
+    });
+    await assert.rejects(download, CancelledError);
+    assert.equal(fs.readFileSync(lock, 'utf8'), held);
+    assert.equal(server.ranges.length, 0);
+  });
+
+  it('breaks the lock of a process that died and resumes its part', async () => {
+    const dead = spawnSync(process.execPath, ['-e', '']).pid;
+    fs.writeFileSync(destination + '.lock', JSON.stringify({ pid: dead, host: os.hostname(), token: 'crashed' }));
+    fs.writeFileSync(destination + '.part', BODY.subarray(0, 1024 * 1024));
+    await downloadVerified({ url: `${server.base}/file`, destination, checksum: { algorithm: 'sha256', hex: SHA } });
+    assert.deepEqual(server.ranges, [`bytes=${1024 * 1024}-`]);
+    assert.ok(fs.readFileSync(destination).equals(BODY));
+    assert.deepEqual(fs.readdirSync(dir), ['weights.h5']);
+  });
+
+  it('breaks a lock nobody touched for 30 s and starts over (its part may still be written to)', async () => {
+    const lock = destination + '.lock';
+    fs.writeFileSync(lock, JSON.stringify({ pid: process.pid, host: 'another-machine', token: 'frozen' }));
+    const old = new Date(Date.now() - STALE_LOCK_MS - 5000);
+    fs.utimesSync(lock, old, old);
+    fs.writeFileSync(destination + '.part', Buffer.alloc(1024 * 1024, 7));
+    await downloadVerified({ url: `${server.base}/file`, destination, checksum: { algorithm: 'sha256', hex: SHA } });
+    assert.deepEqual(server.ranges, [''], 'from the start');
+    assert.ok(fs.readFileSync(destination).equals(BODY));
+    assert.deepEqual(fs.readdirSync(dir), ['weights.h5']);
+  });
+
+  it('fetches a small text file through redirects, and says 404 by returning nothing', async () => {
+    const text = await fetchText(`${server.base}/moved`, { maxBytes: SIZE });
+    assert.equal(text, BODY.toString('utf8'));
+    assert.equal(await fetchText(`${server.base}/missing`, { maxBytes: 1024 }), undefined);
+    await assert.rejects(
+      fetchText(`${server.base}/file`, { maxBytes: 1024 }),
+      /file at 127\.0\.0\.1:\d+ is larger than 1 KB/,
+    );
+  });
+
+  it('hides the credentials of URLs in messages', () => {
+    assert.equal(
+      redactCredentials('GET http://me:pw@mirror.example/keras/ via https://u:p@proxy:3128 (http://plain/x@y)'),
+      'GET http://***@mirror.example/keras/ via https://***@proxy:3128 (http://plain/x@y)',
+    );
+  });
+
   it('lists and removes cached files', async () => {
     fs.writeFileSync(destination, Buffer.alloc(10));
     fs.writeFileSync(path.join(dir, 'other.h5.part'), Buffer.alloc(4));
+    fs.writeFileSync(path.join(dir, 'other.h5.lock'), '{}');
     assert.deepEqual(await modelCacheEntries(dir), [
       { file: 'other.h5.part', bytes: 4, partial: true },
       { file: 'weights.h5', bytes: 10, partial: false },
     ]);
     await removeCached(dir, 'weights.h5');
     await assert.rejects(removeCached(dir, '../x'), UserFacingError);
-    assert.deepEqual(fs.readdirSync(dir), ['other.h5.part']);
+    assert.deepEqual(fs.readdirSync(dir).sort(), ['other.h5.lock', 'other.h5.part']);
     assert.deepEqual(await modelCacheEntries(path.join(dir, 'absent')), []);
   });
 
