@@ -416,7 +416,11 @@ function get(url: URL, offset: number, options: RequestOptions, name: string): P
     const headers: http.OutgoingHttpHeaders = { 'user-agent': 'feature-maps-vscode' };
     if (offset > 0) headers.range = `bytes=${offset}-`;
     let req: http.ClientRequest;
+    // When a proxy is used, a connection that fails is a connection to the proxy.
+    let reached = url.host;
     try {
+      const via = proxyFor(url, options.proxy);
+      if (via) reached = `the proxy ${new URL(via).host}`;
       const agent = proxyAgent(url, options.proxy);
       const client = url.protocol === 'https:' ? https : http;
       req = client.get(url, { headers, ...(agent ? { agent } : {}) });
@@ -439,7 +443,7 @@ function get(url: URL, offset: number, options: RequestOptions, name: string): P
     });
     req.once('error', (error) => {
       done();
-      reject(mapError(error, url.href, name, url.host, offset, false, options.timeoutMs));
+      reject(mapError(error, url.href, name, reached, offset, false, options.timeoutMs));
     });
   });
 }
@@ -663,8 +667,8 @@ function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
   });
 }
 
-/** The agent for `url`: the explicit proxy, else https_proxy/http_proxy unless no_proxy matches. */
-export function proxyAgent(url: URL, proxy: string | undefined): http.Agent | undefined {
+/** The proxy URL for `url`: the explicit proxy, else https_proxy/http_proxy unless no_proxy matches. */
+export function proxyFor(url: URL, proxy: string | undefined): string | undefined {
   const secure = url.protocol === 'https:';
   let proxyUrl = proxy?.trim();
   if (!proxyUrl) {
@@ -676,9 +680,15 @@ export function proxyAgent(url: URL, proxy: string | undefined): http.Agent | un
     if (!proxyUrl) return undefined;
   }
   // VS Code accepts "host:port" without a scheme.
-  if (!/^[a-z][a-z0-9+.-]*:\/\//i.test(proxyUrl)) proxyUrl = `http://${proxyUrl}`;
+  return /^[a-z][a-z0-9+.-]*:\/\//i.test(proxyUrl) ? proxyUrl : `http://${proxyUrl}`;
+}
+
+/** The agent for `url` when it goes through a proxy (proxyFor). */
+export function proxyAgent(url: URL, proxy: string | undefined): http.Agent | undefined {
+  const proxyUrl = proxyFor(url, proxy);
+  if (!proxyUrl) return undefined;
   try {
-    return secure ? new HttpsProxyAgent(proxyUrl) : new HttpProxyAgent(proxyUrl);
+    return url.protocol === 'https:' ? new HttpsProxyAgent(proxyUrl) : new HttpProxyAgent(proxyUrl);
   } catch (error) {
     throw new UserFacingError(
       `The proxy "${redactCredentials(proxyUrl)}" is not a valid URL (check http.proxy or https_proxy).`,

@@ -73,6 +73,7 @@ describe('one catalogue download shared by several processes (real CLI processes
       bytesPerSecond: 5 * 1024 * 1024,
     });
     const cache = tempDir();
+    const started = Date.now();
     const first = startCli(mirror, cache, '--list');
     const second = startCli(mirror, cache, '--list');
     const [a, b] = await Promise.all([first.done, second.done]);
@@ -91,6 +92,10 @@ describe('one catalogue download shared by several processes (real CLI processes
     );
     assert.deepEqual(fs.readdirSync(cache), [MOBILENET.fileName], 'no .part, .lock or temporary file is left');
     assert.ok(fs.readFileSync(path.join(cache, MOBILENET.fileName)).equals(weights), 'the served bytes, exactly');
+    const served = transfers().reduce((sum, t) => sum + t.sent, 0);
+    console.log(
+      `      ${(weights.length / 1e6).toFixed(1)} MB file, ${(served / 1e6).toFixed(1)} MB served, both CLIs done in ${((Date.now() - started) / 1000).toFixed(1)} s`,
+    );
   });
 
   it('a CLI killed mid-download leaves its part and lock; the next CLI breaks the dead lock and resumes', async () => {
