@@ -50,6 +50,8 @@ const builds = [
     format: 'cjs',
     target: 'node20',
     external: nodeExternal,
+    // jsonc-parser's UMD build requires its parts at run time, which a bundle cannot; its ESM build bundles.
+    alias: { 'jsonc-parser': 'jsonc-parser/lib/esm/main.js' },
   },
   {
     ...common,

@@ -1,5 +1,6 @@
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { parse as parseJsonc } from 'jsonc-parser';
 import * as vscode from 'vscode';
 import { MIRROR_ENV, catalogEntry, isCatalogSetting } from './engine/catalog';
 import type { ResizeMode } from './engine/image';
@@ -18,30 +19,39 @@ export const DEFAULT_SETTINGS: ViewSettings = {
 export const MAX_CHANNELS = 512;
 
 /**
- * Settings whose workspace values are ignored in Restricted Mode (declared again in package.json,
- * `capabilities.untrustedWorkspaces.restrictedConfigurations`): an untrusted folder must not make
+ * Settings whose workspace values VS Code ignores in Restricted Mode, as package.json declares
+ * (`capabilities.untrustedWorkspaces.restrictedConfigurations`): an untrusted folder must not make
  * the engine open its files or size its passes. The user's own values still apply.
  */
 export const RESTRICTED_SETTINGS = ['model', 'labels', 'inputSize', 'memoryBudget'] as const;
-type RestrictedSetting = (typeof RESTRICTED_SETTINGS)[number];
-
-/** `key`'s value, without a workspace's value when the workspace is not trusted and `key` is restricted. */
-function trustedGet(config: vscode.WorkspaceConfiguration, key: string): unknown {
-  if (vscode.workspace.isTrusted || !RESTRICTED_SETTINGS.includes(key as RestrictedSetting)) {
-    return config.get<unknown>(key);
-  }
-  const inspected = config.inspect<unknown>(key);
-  return inspected?.globalValue ?? inspected?.defaultValue;
-}
-
-/** The restricted settings a workspace sets that Restricted Mode ignores now (to tell the user). */
-export function ignoredInRestrictedMode(scope?: vscode.Uri): string[] {
+/**
+ * The restricted settings the workspace sets that Restricted Mode ignores now, to tell the user.
+ * VS Code hides those values from extensions altogether (`inspect()` does not show them), so the
+ * workspace's own settings files are read: each folder's `.vscode/settings.json` and the
+ * `.code-workspace` file's `settings`.
+ */
+export async function ignoredInRestrictedMode(): Promise<string[]> {
   if (vscode.workspace.isTrusted) return [];
-  const config = vscode.workspace.getConfiguration(SECTION, scope);
-  return RESTRICTED_SETTINGS.filter((key) => {
-    const inspected = config.inspect(key);
-    return inspected?.workspaceValue !== undefined || inspected?.workspaceFolderValue !== undefined;
-  }).map((key) => `${SECTION}.${key}`);
+  const sources: { uri: vscode.Uri; inWorkspaceFile: boolean }[] = (vscode.workspace.workspaceFolders ?? []).map(
+    (folder) => ({ uri: vscode.Uri.joinPath(folder.uri, '.vscode', 'settings.json'), inWorkspaceFile: false }),
+  );
+  const workspaceFile = vscode.workspace.workspaceFile;
+  if (workspaceFile?.scheme === 'file') sources.push({ uri: workspaceFile, inWorkspaceFile: true });
+  const found = new Set<string>();
+  for (const { uri, inWorkspaceFile } of sources) {
+    let text: string;
+    try {
+      text = new TextDecoder().decode(await vscode.workspace.fs.readFile(uri));
+    } catch {
+      continue; // no settings file there
+    }
+    const parsed = parseJsonc(text) as Record<string, unknown> | undefined;
+    const settings = (inWorkspaceFile ? parsed?.settings : parsed) as Record<string, unknown> | undefined;
+    for (const key of RESTRICTED_SETTINGS) {
+      if (settings && typeof settings === 'object' && `${SECTION}.${key}` in settings) found.add(`${SECTION}.${key}`);
+    }
+  }
+  return [...found];
 }
 
 /**
@@ -51,7 +61,7 @@ export function ignoredInRestrictedMode(scope?: vscode.Uri): string[] {
  */
 export function readSettings(scope?: vscode.Uri): ViewSettings {
   const config = vscode.workspace.getConfiguration(SECTION, scope);
-  const model = trustedGet(config, 'model');
+  const model = config.get<unknown>('model');
   const entry = catalogEntry(typeof model === 'string' ? model : undefined);
   const layers = isUserSet(config, 'layers') ? config.get<unknown>('layers') : (entry?.defaultLayers ?? []);
   const channels = isUserSet(config, 'channels')
@@ -123,7 +133,7 @@ export function readModelSettings(scope?: vscode.Uri): ModelSettings {
   const config = vscode.workspace.getConfiguration(SECTION, scope);
   const preprocessing = config.get<unknown>('preprocessing');
   const resize = config.get<unknown>('resize');
-  const model = trustedGet(config, 'model');
+  const model = config.get<unknown>('model');
   const catalog = typeof model === 'string' && isCatalogSetting(model);
   const mirror = config.get<unknown>('modelMirror');
   const proxy = vscode.workspace.getConfiguration('http').get<unknown>('proxy');
@@ -136,10 +146,10 @@ export function readModelSettings(scope?: vscode.Uri): ModelSettings {
       ? (preprocessing as PreprocessMode)
       : 'auto',
     resize: RESIZE_MODES.includes(resize as ResizeMode) ? (resize as ResizeMode) : 'stretch',
-    labelsPath: resolveSettingPath(trustedGet(config, 'labels'), scope),
-    inputSize: readInputSize(trustedGet(config, 'inputSize')),
+    labelsPath: resolveSettingPath(config.get<unknown>('labels'), scope),
+    inputSize: readInputSize(config.get<unknown>('inputSize')),
     customNormalization: readCustomNormalization(config.get<unknown>('mean'), config.get<unknown>('std')),
-    memoryBudgetBytes: readMemoryBudget(trustedGet(config, 'memoryBudget')) * 1024 * 1024,
+    memoryBudgetBytes: readMemoryBudget(config.get<unknown>('memoryBudget')) * 1024 * 1024,
   };
 }
 

@@ -81,6 +81,8 @@ export class FeatureMapsPanel extends Disposable {
   /** The layer the webview shows: the next image computes it first. */
   private selectedLayer: string | undefined;
   private ready = false;
+  /** What Restricted Mode ignores of the workspace's settings, shown with the model. */
+  private restrictedNotice: string | undefined;
   private readyWatch: ReturnType<typeof setTimeout> | undefined;
 
   private readonly onDidDisposeEmitter = this.register(new vscode.EventEmitter<void>());
@@ -230,14 +232,9 @@ export class FeatureMapsPanel extends Disposable {
    */
   private withMatches(result: ExtractionResult): ExtractionResult {
     const matched = matchLayers(result.layers, this.settings.layers);
-    const ignored = ignoredInRestrictedMode(this.imageUri);
-    const notice =
-      ignored.length > 0
-        ? `Restricted Mode: this workspace's ${ignored.join(', ')} ${ignored.length > 1 ? 'are' : 'is'} ignored until you trust the folder.`
-        : undefined;
     return {
       ...result,
-      model: { ...result.model, notice },
+      model: { ...result.model, notice: this.restrictedNotice },
       layers: result.layers.map((layer, i) => ({ ...layer, matched: matched[i] })),
     };
   }
@@ -273,6 +270,11 @@ export class FeatureMapsPanel extends Disposable {
     const run = async (): Promise<void> => {
       const started = Date.now();
       try {
+        const ignored = await ignoredInRestrictedMode();
+        this.restrictedNotice =
+          ignored.length > 0
+            ? `Restricted Mode: this workspace's ${ignored.join(', ')} ${ignored.length > 1 ? 'are' : 'is'} ignored until you trust the folder.`
+            : undefined;
         const { preprocessing, resize, labelsPath, customNormalization } = this.modelSettings;
         const model = await this.modelSource(fileName);
         if (job.signal.aborted) return;

@@ -38,6 +38,13 @@ export const quietSettings = {
   'workbench.editor.enablePreview': false,
 };
 
+/** Workspace Trust on, with no prompt: an untrusted folder opens in Restricted Mode. */
+const restrictedModeSettings = {
+  'security.workspace.trust.enabled': true,
+  'security.workspace.trust.startupPrompt': 'never',
+  'security.workspace.trust.emptyWindow': false,
+};
+
 /** Every process group this module started and has not stopped yet (killed on exit as a last resort). */
 const liveGroups = new Set();
 process.on('exit', () => {
@@ -103,6 +110,9 @@ export async function startCodeServer({
   port,
   host = '127.0.0.1',
   timeoutMs = 90_000,
+  // false: Workspace Trust is off (every folder trusted); true: it is on and the folder is not
+  // trusted, so the workbench is in Restricted Mode (without the modal prompt).
+  restrictedMode = false,
 }) {
   assertCodeServerInstalled();
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'fm-code-server-'));
@@ -112,7 +122,7 @@ export async function startCodeServer({
   fs.mkdirSync(extDir, { recursive: true });
   fs.writeFileSync(
     path.join(userDataDir, 'User', 'settings.json'),
-    JSON.stringify({ ...quietSettings, ...settings }, null, 2),
+    JSON.stringify({ ...quietSettings, ...(restrictedMode ? restrictedModeSettings : {}), ...settings }, null, 2),
   );
   port ??= await freePort();
   fs.writeFileSync(path.join(tmp, 'config.yaml'), `bind-addr: ${host}:${port}\nauth: none\ncert: false\n`);
@@ -130,7 +140,7 @@ export async function startCodeServer({
     `${host}:${port}`,
     '--disable-telemetry',
     '--disable-update-check',
-    '--disable-workspace-trust',
+    ...(restrictedMode ? [] : ['--disable-workspace-trust']),
     '--disable-getting-started-override',
     '--ignore-last-opened',
     '--user-data-dir',

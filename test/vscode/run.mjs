@@ -285,7 +285,20 @@ async function main() {
     cleanups.push(() => fs.rmSync(extensionsDir, { recursive: true, force: true }));
     console.log(installVsix(vsix, extensionsDir).trim());
     checkInstalledExtension(extensionsDir);
-    const server = await startServer({ workspace, extensionsDir, label: 'code-server-vsix' });
+    // In Restricted Mode, with a workspace that names its own model: the packaged extension must
+    // still work there, on the bundled model, and say why (test/ui/packaged.vsix.mjs).
+    const untrusted = makeWorkspace();
+    fs.mkdirSync(path.join(untrusted, '.vscode'));
+    fs.writeFileSync(
+      path.join(untrusted, '.vscode', 'settings.json'),
+      JSON.stringify({ 'featureMaps.model': 'models/squeezenet-imagenet.onnx/SqueezeNet_fp16.onnx' }),
+    );
+    const server = await startServer({
+      workspace: untrusted,
+      extensionsDir,
+      label: 'code-server-vsix',
+      restrictedMode: true,
+    });
     const page = await browser.newPage();
     const reload = () => openWorkbench(page, server);
     Object.assign(ctx, { page, server, mode: 'vsix', reload });
