@@ -182,10 +182,12 @@ export function resolveSettingPath(value: unknown, scope?: vscode.Uri): string |
 
 /**
  * Where "Select Model…" writes `featureMaps.model`: the workspace when one is open, else the user
- * settings. `model` is a file path, a catalogue value (`catalog:vgg16`) or undefined (bundled).
+ * settings. In Restricted Mode the workspace's value would be ignored, so the user's own settings
+ * take the choice (and the user is told). `model` is a file path, a catalogue value
+ * (`catalog:vgg16`) or undefined (bundled).
  */
 export async function saveModelSetting(model: string | undefined): Promise<void> {
-  const folder = vscode.workspace.workspaceFolders?.[0];
+  const folder = vscode.workspace.isTrusted ? vscode.workspace.workspaceFolders?.[0] : undefined;
   let value = model ?? '';
   const modelPath = model && !isCatalogSetting(model) ? model : undefined;
   if (modelPath && folder) {
@@ -194,4 +196,9 @@ export async function saveModelSetting(model: string | undefined): Promise<void>
   }
   const target = folder ? vscode.ConfigurationTarget.Workspace : vscode.ConfigurationTarget.Global;
   await vscode.workspace.getConfiguration(SECTION).update('model', value, target);
+  if (!vscode.workspace.isTrusted && vscode.workspace.workspaceFolders?.length) {
+    void vscode.window.showInformationMessage(
+      `Restricted Mode ignores this folder's ${SECTION}.model, so the model is saved in your user settings.`,
+    );
+  }
 }
