@@ -1,5 +1,5 @@
 import * as path from 'node:path';
-import { Inflate } from 'fflate';
+import * as zlib from 'node:zlib';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import { UserFacingError, errorText } from '../errors';
 import { MAX_JSON_BYTES, MAX_MODEL_FILE_BYTES, formatBytes, readRegularFile } from '../files';
@@ -354,9 +354,9 @@ function zipEntries(bytes: Uint8Array): ZipEntry[] {
 }
 
 /**
- * One entry's bytes, inflated in slices into a buffer of its declared size: an entry whose data
- * inflates to more than it declares (a lying header) is stopped at that size, so a zip bomb
- * never costs more than `maxBytes`.
+ * One entry's bytes, inflated to at most its declared size: an entry whose data inflates to
+ * more than it declares (a lying header) is stopped there, so a zip bomb never costs more than
+ * `maxBytes`.
  */
 function inflateEntry(bytes: Uint8Array, entry: ZipEntry, maxBytes: number, fileName: string): Uint8Array {
   const where = `${fileName}: its ${entry.name}`;
@@ -371,17 +371,18 @@ function inflateEntry(bytes: Uint8Array, entry: ZipEntry, maxBytes: number, file
     );
   }
   if (entry.flags & 1) throw new UserFacingError(`${where} is encrypted, which Feature Maps cannot read.`);
-  const damaged = (why: string) => new UserFacingError(`${fileName} is a damaged zip file.`, `${entry.name}: ${why}`);
+  const damaged = (why: string, detail?: string) =>
+    new UserFacingError(`${fileName} is a damaged zip file: its ${entry.name} ${why}.`, detail);
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   if (entry.offset + 30 > bytes.length || view.getUint32(entry.offset, true) !== 0x04034b50) {
-    throw damaged('no local header where the central directory says');
+    throw damaged('is not where the zip directory says');
   }
   const start = entry.offset + 30 + view.getUint16(entry.offset + 26, true) + view.getUint16(entry.offset + 28, true);
   const end = start + entry.compressedSize;
-  if (end > bytes.length) throw damaged('its data runs past the end of the file');
+  if (end > bytes.length) throw damaged('runs past the end of the file');
   const data = bytes.subarray(start, end);
   if (entry.compression === 0) {
-    if (entry.compressedSize !== entry.size) throw damaged('a stored entry whose two sizes differ');
+    if (entry.compressedSize !== entry.size) throw damaged('is stored with two different sizes');
     return data;
   }
   if (entry.compression !== 8) {
@@ -389,28 +390,16 @@ function inflateEntry(bytes: Uint8Array, entry: ZipEntry, maxBytes: number, file
       `${where} is compressed with method ${entry.compression}; Feature Maps reads stored and deflated entries.`,
     );
   }
-  const out = new Uint8Array(entry.size);
-  let written = 0;
-  let tooLong = false;
-  const inflate = new Inflate((chunk) => {
-    if (written + chunk.length > out.length) {
-      tooLong = true;
-      throw damaged(`it inflates to more than the ${entry.size} bytes it declares`);
-    }
-    out.set(chunk, written);
-    written += chunk.length;
-  });
-  const SLICE = 64 * 1024; // at most about 64 MB of output per slice, even for a bomb
+  let out: Buffer;
   try {
-    for (let at = 0; at < data.length; at += SLICE) {
-      inflate.push(data.subarray(at, Math.min(at + SLICE, data.length)), at + SLICE >= data.length);
-    }
-    if (data.length === 0) inflate.push(data, true);
+    // zlib stops as soon as the output passes the declared size: a lying header costs no more.
+    out = zlib.inflateRawSync(data, { maxOutputLength: Math.max(1, entry.size) });
   } catch (error) {
-    if (tooLong || error instanceof UserFacingError) throw error;
-    throw damaged(errorText(error));
+    const tooLong = (error as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE';
+    if (tooLong) throw damaged(`inflates to more than the ${entry.size} bytes it declares`);
+    throw damaged('cannot be inflated', errorText(error));
   }
-  if (written !== entry.size) throw damaged(`it inflates to ${written} bytes, not the ${entry.size} it declares`);
+  if (out.length !== entry.size) throw damaged(`inflates to ${out.length} bytes, not the ${entry.size} it declares`);
   return out;
 }
 
