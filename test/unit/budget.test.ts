@@ -7,7 +7,11 @@ import { FeatureMapEngine } from '../../src/engine/engine';
 import { UserFacingError } from '../../src/engine/errors';
 import { isSpatial } from '../../src/engine/layers';
 import type { ModelSource } from '../../src/engine/model';
+import { TRIAL_PASS_BYTES, toOnnxRuntime } from '../../src/engine/models/layersToOnnx';
 import { loadOnnxModel } from '../../src/engine/models/onnx';
+import { wrapLayersModel } from '../../src/engine/models/tfjsLayers';
+import { getTf } from '../../src/engine/tf';
+import * as tfl from '@tensorflow/tfjs-layers';
 import { DIST, image, tempDir } from './fixtures';
 import { relErr } from './npy';
 
@@ -191,6 +195,36 @@ describe('the memory budget', function () {
       );
       assert.equal(error.message, 'The model failed to run on chelsea.png.');
       assert.match(error.detail ?? '', /indices|out of (data )?bounds|range/i);
+    });
+  });
+
+  describe('a TF.js model moved to ONNX Runtime', () => {
+    it('at 2048×2048 with 64 filters: checked by the shapes ORT infers, without a trial pass at load', async () => {
+      const { tf } = await getTf(DIST);
+      const convert = async (trialPassBytes: number) => {
+        const layers = tfl.sequential({
+          layers: [tfl.layers.conv2d({ inputShape: [2048, 2048, 3], filters: 64, kernelSize: 1, name: 'conv' })],
+        });
+        const tfjs = wrapLayersModel(tf, layers, {
+          key: 'wide',
+          summary: { name: 'wide', description: 'test' },
+          preprocessing: 'raw01',
+        });
+        const residentBefore = process.memoryUsage().rss;
+        const native = await toOnnxRuntime(tfjs, { trialPassBytes });
+        // ONNX Runtime keeps the memory a pass took in its arena: a trial pass would show here.
+        const grew = process.memoryUsage().rss - residentBefore;
+        tfjs.dispose();
+        assert.ok(!('unsupported' in native), JSON.stringify(native));
+        native.dispose();
+        return { native, grew };
+      };
+      const { native, grew } = await convert(TRIAL_PASS_BYTES);
+      console.log(`      converted without a trial pass: resident memory +${(grew / MB).toFixed(0)} MB`);
+      assert.equal(native.backend, 'onnxruntime');
+      assert.deepEqual(native.layers[0].shape, [2048, 2048, 64]);
+      assert.ok(estimatePass(native).bytes > TRIAL_PASS_BYTES);
+      assert.ok(grew < RSS_BOUND, `resident memory grew by ${grew} bytes`);
     });
   });
 
