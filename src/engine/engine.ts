@@ -184,10 +184,12 @@ export class FeatureMapEngine {
       ? wantedLayers(model, matched, listsLayers(request.layerPatterns), request.firstLayer)
       : undefined;
     const cached = this.touch(resultKey);
-    const needsPass =
-      !cached || [...(wanted ?? model.layers.map((l) => l.name))].some((l) => !cached.activations.has(l));
-    // A cached partial pass that lacks a layer now listed is simply completed.
-    const only = cached ? undefined : wanted;
+    const lacking = [...(wanted ?? model.layers.map((l) => l.name))].filter((l) => !cached?.activations.has(l));
+    const needsPass = !cached || lacking.length > 0;
+    // A cached partial pass that lacks a layer now listed is completed; when every layer at once
+    // is over the budget, it gets just the listed layers it lacks.
+    let only = cached ? undefined : wanted;
+    if (cached && wanted && needsPass && estimatePass(model).bytes > budget) only = new Set(lacking);
     if (needsPass) {
       checkPassBudget(
         estimatePass(model, only),
@@ -210,6 +212,9 @@ export class FeatureMapEngine {
         throw new UserFacingError(`The model failed to run on ${image.fileName}.`, errorText(error));
       }
       elapsedMs = performance.now() - started;
+      for (const [name, activation] of cached?.activations ?? []) {
+        if (!activations.has(name)) activations.set(name, activation);
+      }
       const complete = model.layers.every((l) => activations.has(l.name));
       this.store(resultKey, {
         model,

@@ -301,6 +301,13 @@ describe('the memory budget', function () {
       } finally {
         reference.dispose();
       }
+
+      // A layer listed later (featureMaps.layers) is computed alone too, not with every other.
+      const listed = await engine.extract({ ...request, layerPatterns: ['block_15_project'], onlyListedLayers: true });
+      assert.equal(listed.resultKey, first.resultKey);
+      assert.ok(engine.activation(first.resultKey, 'block_15_project'));
+      assert.equal(engine.activation(first.resultKey, 'block_15_add'), undefined);
+      assert.equal(listed.partial, true);
     });
 
     it('an ONNX file: a layer clicked that alone is over the budget gets a message, a smaller one its maps', async () => {
