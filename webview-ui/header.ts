@@ -69,7 +69,7 @@ export class Header {
     );
     this.model.replaceChildren(
       h('div', { class: 'model-name', title: model.path ?? model.description }, model.name),
-      model.notice ? h('div', { class: 'model-notice', role: 'note' }, model.notice) : null,
+      ...(model.notice ? [h('div', { class: 'model-notice', role: 'note' }, model.notice)] : []),
       h('div', { class: 'model-description', title: model.description }, model.description),
       h('div', { class: 'model-preprocessing', title: 'featureMaps.preprocessing' }, `input: ${model.preprocessing}`),
       h(

@@ -1,8 +1,9 @@
 /**
  * Feature Maps webview entry: owns the app state, dispatches host messages and pulls layer
- * data on demand (requestLayer → layerData/layerError), keeping a small LRU of replies.
+ * data on demand (PanelHostApi.layerData), keeping a small LRU of replies.
  */
-import type { LayerData, LayerInfo, ToWebview, ViewSettings } from '../src/shared/protocol';
+import type { LayerData, LayerInfo, PanelHostApi, ToWebview, ViewSettings } from '../src/shared/protocol';
+import { RpcClient, RpcTimeoutError, isRpcMessage } from '../src/shared/rpc';
 import { ChannelGrid } from './channelGrid';
 import { h } from './dom';
 import { channelCount } from './format';
@@ -12,16 +13,17 @@ import { LayerTree } from './layerTree';
 import { chooseSelection, effectiveShowAll, findLayer, initialState, persist, type AppState } from './state';
 import { errorBanner, errorView, loadingBanner, loadingView } from './status';
 import { onDprChange, onThemeChange } from './theme';
-import { isToWebview } from './validate';
-import { post, saveState } from './vscodeApi';
+import { isLayerData, isToWebview } from './validate';
+import { hostChannel, post, saveState } from './vscodeApi';
 
 /** A reply slower than this is reported in the grid with a Retry button. */
 const REQUEST_TIMEOUT_MS = 30_000;
 
 const state: AppState = initialState();
 const cache = new LayerCache(8);
-let requestSeq = 0;
-let pending: { requestId: number; resultKey: string; layer: string; count: number; timer: number } | undefined;
+const host = new RpcClient<PanelHostApi>(hostChannel);
+/** The layer the grid waits for. */
+let pending: { resultKey: string; layer: string; count: number } | undefined;
 
 const retry = (): void => post({ type: 'retry' });
 const openSettings = (): void => post({ type: 'openSettings' });
@@ -137,20 +139,29 @@ function showSelectedLayer(): void {
   }
   if (pending && pending.resultKey === result.resultKey && pending.layer === layer.name && pending.count === count)
     return;
-  cancelPending();
-  const requestId = ++requestSeq;
-  const timer = window.setTimeout(() => {
-    if (pending?.requestId !== requestId) return;
-    pending = undefined;
-    grid.showError(layer, `No reply for layer ${layer.name} after ${REQUEST_TIMEOUT_MS / 1000} s.`, showSelectedLayer);
-  }, REQUEST_TIMEOUT_MS);
-  pending = { requestId, resultKey: result.resultKey, layer: layer.name, count, timer };
+  const request = { resultKey: result.resultKey, layer: layer.name, count };
+  pending = request;
   grid.showPlaceholders(layer, count, state.settings);
-  post({ type: 'requestLayer', requestId, resultKey: result.resultKey, layer: layer.name, count });
+  host
+    .call('layerData', [request.resultKey, request.layer, count], { timeoutMs: REQUEST_TIMEOUT_MS })
+    .then((data) => {
+      if (!isLayerData(data)) throw new Error(`A malformed reply for layer ${layer.name}.`);
+      applyLayerData(request, data);
+    })
+    .catch((error: unknown) => {
+      if (pending !== request) return;
+      pending = undefined;
+      const message =
+        error instanceof RpcTimeoutError
+          ? `No reply for layer ${layer.name} after ${REQUEST_TIMEOUT_MS / 1000} s.`
+          : error instanceof Error
+            ? error.message
+            : String(error);
+      grid.showError(layer, message, showSelectedLayer);
+    });
 }
 
 function cancelPending(): void {
-  if (pending) window.clearTimeout(pending.timer);
   pending = undefined;
 }
 
@@ -182,12 +193,12 @@ function applyResult(msg: Extract<ToWebview, { type: 'result' }>): void {
   select(selection, true);
 }
 
-function applyLayerData(requestId: number, resultKey: string, data: LayerData): void {
-  if (!state.result || resultKey !== state.result.resultKey) return; // reply for an older result
-  const isCurrent = pending?.requestId === requestId;
-  cache.put(resultKey, data, isCurrent && pending ? pending.count : data.count);
+function applyLayerData(request: { resultKey: string; count: number }, data: LayerData): void {
+  if (!state.result || request.resultKey !== state.result.resultKey) return; // reply for an older result
+  const isCurrent = pending === request;
+  cache.put(request.resultKey, data, request.count);
   if (!isCurrent) return; // stale: the user moved on, but the data is cached for when they return
-  cancelPending();
+  pending = undefined;
   const layer = findLayer(state, data.layer);
   if (layer && layer.name === state.selectedLayer) grid.showData(layer, data, state.settings);
 }
@@ -220,16 +231,6 @@ function handle(msg: ToWebview): void {
     case 'result':
       applyResult(msg);
       break;
-    case 'layerData':
-      applyLayerData(msg.requestId, msg.resultKey, msg.data);
-      break;
-    case 'layerError': {
-      if (pending?.requestId !== msg.requestId || state.result?.resultKey !== msg.resultKey) return;
-      cancelPending();
-      const layer = findLayer(state, msg.layer);
-      if (layer) grid.showError(layer, msg.message, showSelectedLayer);
-      break;
-    }
     default: {
       const unreachable: never = msg;
       console.warn('Feature Maps: unhandled message', unreachable);
@@ -238,6 +239,7 @@ function handle(msg: ToWebview): void {
 }
 
 window.addEventListener('message', (event: MessageEvent<unknown>) => {
+  if (isRpcMessage(event.data)) return; // a reply to a call (see `host`)
   if (!isToWebview(event.data)) {
     console.warn('Feature Maps: ignored malformed message', event.data);
     return;

@@ -2,7 +2,7 @@
  * Light checks on messages from the host: enough that a malformed message is dropped
  * (and logged) instead of throwing half-way through a render.
  */
-import { COLORMAPS, NORMALIZATIONS, type ToWebview } from '../src/shared/protocol';
+import { COLORMAPS, NORMALIZATIONS, type LayerData, type ToWebview } from '../src/shared/protocol';
 
 type Rec = Record<string, unknown>;
 
@@ -47,7 +47,8 @@ function isResult(r: unknown): boolean {
   );
 }
 
-function isLayerData(d: unknown): boolean {
+/** A reply to `layerData` is one layer's channels, whole. */
+export function isLayerData(d: unknown): d is LayerData {
   if (!isRec(d) || !isStr(d.layer)) return false;
   if (!isInt(d.height) || !isInt(d.width) || !isInt(d.count) || !isInt(d.totalChannels)) return false;
   const plane = d.height * d.width;
@@ -76,10 +77,6 @@ export function isToWebview(m: unknown): m is ToWebview {
       return isStr(m.fileName) && isStr(m.message) && (m.detail === undefined || isStr(m.detail));
     case 'result':
       return isResult(m.result);
-    case 'layerData':
-      return isInt(m.requestId) && isStr(m.resultKey) && isLayerData(m.data);
-    case 'layerError':
-      return isInt(m.requestId) && isStr(m.resultKey) && isStr(m.layer) && isStr(m.message);
     default:
       return false;
   }

@@ -1,5 +1,6 @@
 /** The one handle on the VS Code webview API; `acquireVsCodeApi` may only be called once. */
 import type { FromWebview } from '../src/shared/protocol';
+import { isRpcMessage, type RpcChannel, type RpcMessage } from '../src/shared/rpc';
 
 /** What the panel keeps across reloads via `vscode.setState`. The host may add its own keys. */
 export interface WebviewState {
@@ -11,7 +12,7 @@ export interface WebviewState {
 }
 
 interface VsCodeApi {
-  postMessage(message: FromWebview): void;
+  postMessage(message: FromWebview | RpcMessage): void;
   getState(): unknown;
   setState(state: unknown): void;
 }
@@ -23,6 +24,18 @@ const api: VsCodeApi = acquireVsCodeApi();
 export function post(message: FromWebview): void {
   api.postMessage(message);
 }
+
+/** The channel of the webview's calls to the host (PanelHostApi) and their replies. */
+export const hostChannel: RpcChannel = {
+  post: (message) => api.postMessage(message),
+  onMessage(listener) {
+    const onMessage = (event: MessageEvent<unknown>) => {
+      if (isRpcMessage(event.data)) listener(event.data);
+    };
+    window.addEventListener('message', onMessage);
+    return () => window.removeEventListener('message', onMessage);
+  },
+};
 
 export function loadState(): WebviewState {
   const raw = api.getState();

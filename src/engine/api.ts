@@ -6,7 +6,7 @@
 import type { ExtractionResult, LayerData } from '../shared/protocol';
 import type { RpcError } from '../shared/rpc';
 import type { ExtractRequest } from './engine';
-import { CancelledError, NotCachedError, UserFacingError, errorText } from './errors';
+import { CancelledError, NotCachedError, RejectedDownloadError, UserFacingError, errorText } from './errors';
 
 export interface EngineApi {
   /** Decodes the image, runs the model (loading it first) and describes every layer. */
@@ -19,11 +19,10 @@ export interface EngineApi {
   backend(): Promise<string>;
 }
 
-/** A call's progress: which step it is at, and for a forward pass how many bytes it fetches. */
+/** A call's progress: a forward pass starts, and the memory budget's estimate of what it allocates. */
 export interface EngineProgress {
-  step: 'load' | 'decode' | 'pass';
-  /** For `pass`: the bytes of the input and the layers fetched (what the memory budget checks). */
-  bytes?: number;
+  step: 'pass';
+  bytes: number;
 }
 
 /** What the engine process sends on its own. */
@@ -55,6 +54,8 @@ export function decodeEngineError(error: RpcError): Error {
       return new NotCachedError();
     case 'CancelledError':
       return new CancelledError();
+    case 'RejectedDownloadError':
+      return new RejectedDownloadError(error.message, error.detail);
     case 'Error': {
       // A bug, not a bad input: the message is not written for the user.
       const bug = new Error(error.message);

@@ -166,8 +166,9 @@ export function checkInputBudget(
  * The message reads: `<pass> needs about 96 GB (layer "conv1": 4096×4096×512 float32 is 32 GB);
  * the memory budget is 2 GB (featureMaps.memoryBudget).` The detail breaks the total down.
  */
-export function checkPassBudget(estimate: PassEstimate, budget: number, pass: string): void {
-  if (estimate.bytes <= budget) return;
+/** Throws when the pass is over the budget; else returns its estimated bytes. */
+export function checkPassBudget(estimate: PassEstimate, budget: number, pass: string): number {
+  if (estimate.bytes <= budget) return estimate.bytes;
   throw new UserFacingError(
     `${pass} needs about ${formatMemory(estimate.bytes)}${biggestText(estimate.biggest)}; ` +
       `the memory budget is ${formatMemory(budget)} (${BUDGET_SETTING}).`,

@@ -105,6 +105,10 @@ interface Call {
 export class EngineClient {
   private process: EngineProcess | undefined;
   private readonly calls = new Set<Call>();
+  /** Calls that were running when the process crashed with several at once: each runs again alone. */
+  private readonly suspects: Call[] = [];
+  /** The suspect running alone now. */
+  private isolated: Call | undefined;
   private readonly settings: typeof DEFAULTS;
   private watch: ReturnType<typeof setInterval> | undefined;
   private idleSince = Date.now();
@@ -145,6 +149,7 @@ export class EngineClient {
 
   dispose(): void {
     this.disposed = true;
+    this.suspects.length = 0;
     for (const call of this.calls) call.reject(new CancelledError());
     this.calls.clear();
     if (this.process) this.end(this.process);
@@ -174,6 +179,7 @@ export class EngineClient {
       this.calls.delete(call);
       if (call.cancelledAt === undefined) outcome();
       if (![...this.calls].some((c) => c.process)) this.idleSince = Date.now();
+      if (call === this.isolated) this.nextSuspect();
     };
     running.rpc
       .call(call.method, call.args as never, {
@@ -188,7 +194,7 @@ export class EngineClient {
 
   /** A forward pass is starting: its deadline scales with what it fetches. */
   private progressed(call: Call, progress: EngineProgress): void {
-    if (progress.step === 'pass' && progress.bytes !== undefined) {
+    if (progress.step === 'pass') {
       this.allow(call, this.settings.passTimeoutMs(progress.bytes));
     }
   }
@@ -314,12 +320,8 @@ export class EngineClient {
     this.end(running);
     for (const call of calls) {
       call.process = undefined;
-      if (call.cancelledAt !== undefined) {
-        this.calls.delete(call);
-      } else if (!call.retried && (call.method === 'extract' || call.method === 'backend')) {
-        call.retried = true;
-        this.dispatch(call);
-      } else {
+      if (call.cancelledAt !== undefined) this.calls.delete(call);
+      else if (!this.retry(call)) {
         // Its cached activations went with the process.
         this.calls.delete(call);
         call.reject(new NotCachedError());
@@ -327,7 +329,19 @@ export class EngineClient {
     }
   }
 
-  /** The process crashed or the watchdog gave up on it: every call it ran fails with the reason. */
+  /** Sends `call` to a fresh process, once, when it can simply run again there. */
+  private retry(call: Call): boolean {
+    if (call.retried || !isRepeatable(call)) return false;
+    call.retried = true;
+    this.dispatch(call);
+    return true;
+  }
+
+  /**
+   * The process crashed or the watchdog gave up on it: the calls it ran fail with the reason.
+   * When it crashed running several calls, which one did it is not known: each that can runs
+   * once more, one at a time, so that the one to blame crashes again alone and is named.
+   */
   private stopped(
     running: EngineProcess,
     reason: 'crashed' | 'unresponsive' | 'timeout',
@@ -337,8 +351,12 @@ export class EngineClient {
     if (running.stopping) return;
     const calls = [...this.calls].filter((c) => c.process === running);
     this.end(running);
+    for (const call of calls) call.process = undefined;
     const waiting = calls.filter((c) => c.cancelledAt === undefined);
-    const culprit = late ?? waiting.find((c) => c.method === 'extract') ?? waiting[0];
+    const suspects =
+      reason === 'crashed' && calls.length > 1 ? waiting.filter((c) => !c.retried && isRepeatable(c)) : [];
+    const failing = waiting.filter((c) => !suspects.includes(c));
+    const culprit = late ?? failing.find((c) => c.method === 'extract') ?? failing[0];
     const doing = culprit ? describe(culprit) : 'idle';
     const detail = running.stderrTail.trim() || undefined;
     const message =
@@ -348,9 +366,27 @@ export class EngineClient {
           ? `The feature-map engine stopped responding (it ${what}) while ${doing}, so it was stopped.`
           : `The feature-map engine was stopped: ${doing} took longer than ${seconds(late?.allowedMs ?? 0)}.`;
     for (const call of calls) {
-      call.process = undefined;
+      if (suspects.includes(call)) continue;
       this.calls.delete(call);
       if (call.cancelledAt === undefined) call.reject(new EngineStoppedError(message, detail));
+    }
+    for (const call of suspects) call.retried = true;
+    this.suspects.push(...suspects);
+    if (this.isolated && !this.calls.has(this.isolated)) this.isolated = undefined;
+    if (!this.isolated) this.nextSuspect();
+  }
+
+  /** Runs the next suspect of a crash alone (the calls that came since go on beside it). */
+  private nextSuspect(): void {
+    this.isolated = undefined;
+    for (let call = this.suspects.shift(); call; call = this.suspects.shift()) {
+      if (call.cancelledAt !== undefined) {
+        this.calls.delete(call);
+        continue;
+      }
+      this.isolated = call;
+      this.dispatch(call);
+      return;
     }
   }
 
@@ -365,6 +401,11 @@ export class EngineClient {
   private logLines(text: string): void {
     for (const line of text.split('\n')) if (line.trim()) this.options.log?.(`engine: ${line}`);
   }
+}
+
+/** A call that gives the same answer in a fresh process (the others need the activations it lost). */
+function isRepeatable(call: Call): boolean {
+  return call.method === 'extract' || call.method === 'backend';
 }
 
 /** What a call was doing, for the user: "computing the feature maps of chelsea.png with squeezenet.onnx". */

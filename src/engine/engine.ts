@@ -1,8 +1,10 @@
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import type { ExtractionResult, LayerData, LayerInfo, Prediction } from '../shared/protocol';
+import type { EngineProgress } from './api';
 import { budgetBytes, checkInputBudget, checkPassBudget, estimatePass } from './budget';
-import { NotCachedError, UserFacingError, errorText } from './errors';
+import { NotCachedError, RejectedDownloadError, UserFacingError, errorText } from './errors';
+import { MAX_JSON_BYTES, readRegularFile } from './files';
 import { decodeImage, type ResizeMode } from './image';
 import { readLabels, topK } from './labels';
 import { groupLayers, isSpatial, listsLayers, matchLayers } from './layers';
@@ -47,6 +49,9 @@ export interface EngineOptions {
    */
   memoryBudgetBytes?: number;
 }
+
+/** Hears of a call's steps (see EngineProgress): the engine process passes them to the host. */
+export type OnProgress = (progress: EngineProgress) => void;
 
 export interface ExtractRequest {
   imagePath: string;
@@ -157,8 +162,9 @@ export class FeatureMapEngine {
   /**
    * `signal`: checked between the steps (load, decode, forward pass), which run to their end.
    * The memory budget is checked before the image is decoded: the input's size, then the pass.
+   * `progress` hears of a forward pass before it starts, with its estimated bytes.
    */
-  async extract(request: ExtractRequest, signal?: AbortSignal): Promise<ExtractionResult> {
+  async extract(request: ExtractRequest, signal?: AbortSignal, progress?: OnProgress): Promise<ExtractionResult> {
     const model = await this.loadModel(request.model);
     signal?.throwIfAborted();
     const stat = await statImage(request.imagePath);
@@ -190,13 +196,13 @@ export class FeatureMapEngine {
     // is over the budget, it gets just the listed layers it lacks.
     let only = cached ? undefined : wanted;
     if (cached && wanted && needsPass && estimatePass(model).bytes > budget) only = new Set(lacking);
-    if (needsPass) {
-      checkPassBudget(
-        estimatePass(model, only),
-        budget,
-        `The forward pass of ${model.summary.name} on ${fileName}${only ? ` (${only.size} of its ${model.layers.length} layers)` : ''}`,
-      );
-    }
+    const passBytes = needsPass
+      ? checkPassBudget(
+          estimatePass(model, only),
+          budget,
+          `The forward pass of ${model.summary.name} on ${fileName}${only ? ` (${only.size} of its ${model.layers.length} layers)` : ''}`,
+        )
+      : 0;
     const image = await decodeImage(request.imagePath, { width, height, resize, kernel });
     let elapsedMs = 0;
     signal?.throwIfAborted();
@@ -207,6 +213,7 @@ export class FeatureMapEngine {
       try {
         const pixels = channels === 1 ? toGray(image.rgb) : image.rgb;
         input = custom ? preprocessCustom(pixels, custom, channels) : preprocess(pixels, chosen.mode, channels);
+        progress?.({ step: 'pass', bytes: passBytes });
         activations = await model.run(input, only);
       } catch (error) {
         throw new UserFacingError(`The model failed to run on ${image.fileName}.`, errorText(error));
@@ -296,7 +303,7 @@ export class FeatureMapEngine {
    * every layer at once is over the memory budget, a pass computes this layer alone; when even
    * that is over, the UserFacingError says so (the layers already computed stay available).
    */
-  async ensureLayer(resultKey: string, layer: string): Promise<void> {
+  async ensureLayer(resultKey: string, layer: string, progress?: OnProgress): Promise<void> {
     const entry = this.touch(resultKey);
     if (!entry) throw new NotCachedError();
     if (entry.activations.has(layer) || !entry.model.layers.some((l) => l.name === layer)) return;
@@ -304,17 +311,18 @@ export class FeatureMapEngine {
     if (!input) return;
     // Every layer at once when that fits (switching layers is then instant), else this one alone.
     if (entry.completing || estimatePass(entry.model).bytes <= entry.budget) {
-      await this.complete(resultKey);
+      await this.complete(resultKey, undefined, progress);
       return;
     }
     let computing = entry.computing.get(layer);
     if (!computing) {
       const only = new Set([layer]);
-      checkPassBudget(
+      const bytes = checkPassBudget(
         estimatePass(entry.model, only),
         entry.budget,
         `Computing layer "${layer}" of ${entry.model.summary.name} on ${entry.fileName}`,
       );
+      progress?.({ step: 'pass', bytes });
       computing = entry.model.run(input, only).then(
         (activations) => {
           entry.computing.delete(layer);
@@ -338,18 +346,19 @@ export class FeatureMapEngine {
    * (the panel starts it once the first grid is drawn). `signal` is checked before it starts.
    * Refused, with a UserFacingError, when that pass is over the memory budget.
    */
-  async complete(resultKey: string, signal?: AbortSignal): Promise<void> {
+  async complete(resultKey: string, signal?: AbortSignal, progress?: OnProgress): Promise<void> {
     const entry = this.touch(resultKey);
     if (!entry) throw new NotCachedError();
     const input = entry.input;
     if (!input) return;
     if (!entry.completing) {
       signal?.throwIfAborted();
-      checkPassBudget(
+      const bytes = checkPassBudget(
         estimatePass(entry.model),
         entry.budget,
         `Computing every layer of ${entry.model.summary.name} on ${entry.fileName}`,
       );
+      progress?.({ step: 'pass', bytes });
       entry.completing = entry.model.run(input).then(
         (activations) => {
           for (const [name, activation] of activations) entry.activations.set(name, activation);
@@ -424,11 +433,14 @@ export class FeatureMapEngine {
   }
 
   /** A Keras application defined in our code, with Keras' own weights file. */
+  /** A catalogue file the loader refuses comes out as a RejectedDownloadError (the host removes it). */
   private async openCatalogModel(key: string, entry: CatalogEntry, weightsPath: string): Promise<LoadedModel> {
     const { tf } = await getTf(this.options.assetsDir);
     const model = await loadKerasApplication(tf, entry.application, weightsPath, {
       key,
       summary: { name: entry.name, description: entry.detail, path: weightsPath },
+    }).catch((error: unknown) => {
+      throw error instanceof UserFacingError ? new RejectedDownloadError(error.message, error.detail) : error;
     });
     // Keras' load_img resizes with nearest neighbour; its models with a classifier predict ImageNet classes.
     return Object.assign(model, {
@@ -467,7 +479,8 @@ export class FeatureMapEngine {
         // file goes to the LayersModel loader, whose error names the problem.
         let json: { format?: unknown; modelTopology?: { node?: unknown } } | undefined;
         try {
-          json = JSON.parse(await fs.readFile(file.path, 'utf8')) as typeof json;
+          const bytes = await readRegularFile(file.path, { describe: 'the model file', maxBytes: MAX_JSON_BYTES });
+          json = JSON.parse(bytes.toString('utf8')) as typeof json;
         } catch {
           json = undefined;
         }

@@ -42,17 +42,17 @@ const testFaults = process.env[TEST_FAULTS_ENV] === '1';
 const server = serve<EngineApi, EngineEvents>(
   channel,
   {
-    async extract({ signal }, request) {
+    async extract({ signal, progress }, request) {
       if (testFaults && request.imagePath.includes(CRASH_IMAGE_MARK)) process.abort();
       if (testFaults && request.imagePath.includes(HANG_IMAGE_MARK)) for (;;);
-      return engine.extract(request, signal);
+      return engine.extract(request, signal, progress);
     },
-    async layerData(_context, resultKey, layer, count) {
-      await engine.ensureLayer(resultKey, layer);
+    async layerData({ progress }, resultKey, layer, count) {
+      await engine.ensureLayer(resultKey, layer, progress);
       return engine.layerData(resultKey, layer, count);
     },
-    async complete({ signal }, resultKey) {
-      await engine.complete(resultKey, signal);
+    async complete({ signal, progress }, resultKey) {
+      await engine.complete(resultKey, signal, progress);
       return null;
     },
     backend: () => engine.backend(),

@@ -47,3 +47,11 @@ export class EngineStoppedError extends UserFacingError {
     this.name = 'EngineStoppedError';
   }
 }
+
+/** A downloaded catalogue file the loader refused: the host removes it, so the next try downloads it afresh. */
+export class RejectedDownloadError extends UserFacingError {
+  constructor(message: string, detail?: string) {
+    super(message, detail);
+    this.name = 'RejectedDownloadError';
+  }
+}

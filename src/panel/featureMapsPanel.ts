@@ -12,12 +12,23 @@ import { CATALOG, CATALOG_PREFIX, catalogEntry } from '../engine/catalog';
 import type { EngineClient } from '../engine/client';
 import type { ModelSource } from '../engine/model';
 import type { ModelStore } from '../modelStore';
-import { CancelledError, EngineStoppedError, NotCachedError, UserFacingError, errorText } from '../engine/errors';
+import {
+  CancelledError,
+  EngineStoppedError,
+  NotCachedError,
+  RejectedDownloadError,
+  UserFacingError,
+  errorText,
+} from '../engine/errors';
 import { SELECT_MODEL_COMMAND } from '../commands/selectModel';
 import { listsLayers, matchLayers } from '../engine/layers';
+import { isRpcMessage, serve, type RpcChannel } from '../shared/rpc';
 import {
   isFromWebview,
+  isLayerDataRequest,
   type ExtractionResult,
+  type LayerData,
+  type PanelHostApi,
   type FromWebview,
   type ToWebview,
   type ViewSettings,
@@ -131,9 +142,32 @@ export class FeatureMapsPanel extends Disposable {
     this.register(
       panel.webview.onDidReceiveMessage((message: unknown) => {
         if (isFromWebview(message)) void this.onMessage(message);
-        else this.log.warn(`ignored a malformed message from the webview: ${JSON.stringify(message)?.slice(0, 200)}`);
+        else if (!isRpcMessage(message))
+          this.log.warn(`ignored a malformed message from the webview: ${JSON.stringify(message)?.slice(0, 200)}`);
       }),
     );
+    // The webview's requests (see PanelHostApi), answered through the same RPC as the engine's.
+    const webviewChannel: RpcChannel = {
+      post: (message) => void panel.webview.postMessage(message),
+      onMessage: (listener) => {
+        const subscription = panel.webview.onDidReceiveMessage((message: unknown) => {
+          if (isRpcMessage(message)) listener(message);
+        });
+        return () => subscription.dispose();
+      },
+    };
+    const server = serve<PanelHostApi>(
+      webviewChannel,
+      {
+        layerData: (_context, ...args) => {
+          if (!isLayerDataRequest(args)) throw new Error('Malformed layer request.');
+          return this.layerData(...args, true);
+        },
+      },
+      // The webview shows the message; the stack stays in the log.
+      { encodeError: (error) => ({ name: 'Error', message: errorText(error) }) },
+    );
+    this.register({ dispose: () => server.dispose() });
   }
 
   /**
@@ -275,7 +309,7 @@ export class FeatureMapsPanel extends Disposable {
           ignored.length > 0
             ? `Restricted Mode: this workspace's ${ignored.join(', ')} ${ignored.length > 1 ? 'are' : 'is'} ignored until you trust the folder.`
             : undefined;
-        const { preprocessing, resize, labelsPath, customNormalization } = this.modelSettings;
+        const { preprocessing, resize, labelsPath, customNormalization, memoryBudgetBytes } = this.modelSettings;
         const model = await this.modelSource(fileName);
         if (job.signal.aborted) return;
         const result = await this.engine.extract(
@@ -290,6 +324,7 @@ export class FeatureMapsPanel extends Disposable {
             customNormalization,
             resize,
             labelsPath,
+            memoryBudgetBytes,
           },
           job.signal,
         );
@@ -312,6 +347,15 @@ export class FeatureMapsPanel extends Disposable {
             message: `Cancelled: the feature maps of ${fileName} were not computed.`,
           });
           return;
+        }
+        if (error instanceof RejectedDownloadError) {
+          // A downloaded catalogue file the loader refuses would fail the same way forever.
+          const entry = catalogEntry(this.modelSettings.catalogSetting);
+          if (entry) await this.models.discard(entry, error.message);
+          error = new UserFacingError(
+            `${error.message} The downloaded file was removed; Retry downloads it again.`,
+            error.detail,
+          );
         }
         if (error instanceof EngineStoppedError) {
           void this.crashes.remember(imageUri.fsPath, modelIdentity(this.modelSettings), error.summary);
@@ -449,9 +493,6 @@ export class FeatureMapsPanel extends Disposable {
         }
         this.postState();
         return;
-      case 'requestLayer':
-        await this.sendLayer(message.requestId, message.resultKey, message.layer, message.count, true);
-        return;
       case 'layerSelected':
         this.selectedLayer = message.layer;
         return;
@@ -474,26 +515,21 @@ export class FeatureMapsPanel extends Disposable {
     }
   }
 
-  private async sendLayer(
-    requestId: number,
-    resultKey: string,
-    layer: string,
-    count: number,
-    mayRecompute: boolean,
-  ): Promise<void> {
+  /** One layer's channels for the webview; a result the engine no longer has is computed again first. */
+  private async layerData(resultKey: string, layer: string, count: number, mayRecompute: boolean): Promise<LayerData> {
     try {
       const data = await this.engine.layerData(resultKey, layer, count);
-      this.post({ type: 'layerData', requestId, resultKey, data });
       this.log.info(`${layer}: ${data.count} channels, ${kilobytes(messageBytes(data))} KB to the webview`);
+      return data;
     } catch (error) {
       const showing = this.state?.kind === 'result' && this.state.result.resultKey === resultKey;
       if (error instanceof NotCachedError && mayRecompute && showing && !this.job) {
-        // The worker restarted or evicted the image on show: compute it again, then answer.
+        // The engine restarted or evicted the image on show: compute it again, then answer.
         // (While newer work runs, its result replaces this one anyway.)
         await this.extract({ progress: false });
-        if (this.lastResult?.resultKey === resultKey) return this.sendLayer(requestId, resultKey, layer, count, false);
+        if (this.lastResult?.resultKey === resultKey) return this.layerData(resultKey, layer, count, false);
       }
-      this.post({ type: 'layerError', requestId, resultKey, layer, message: errorText(error) });
+      throw error;
     }
   }
 }

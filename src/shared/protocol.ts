@@ -3,9 +3,10 @@
  * Imported by both sides; no vscode, DOM or Node imports here.
  *
  * Flow: the webview posts `ready`; the host then sends `settings`, `identity` and either
- * `loading`, `error` or `result`. The webview pulls pixel data per layer with
- * `requestLayer` and gets `layerData` (or `layerError`) back with the same
- * `requestId`. Everything the panel shows can be rebuilt from `PanelIdentity`.
+ * `loading`, `error` or `result`. The webview pulls pixel data per layer by calling
+ * `PanelHostApi.layerData` (a request with a reply, an error or a timeout, over
+ * src/shared/rpc.ts, as the host calls the engine). Everything the panel shows can be rebuilt
+ * from `PanelIdentity`.
  */
 
 export type Colormap = 'viridis' | 'magma' | 'inferno' | 'plasma' | 'cividis' | 'gray';
@@ -77,7 +78,7 @@ export interface InputPreview {
 }
 
 export interface ExtractionResult {
-  /** Identifies the cached activations this result came from; sent back in `requestLayer`. */
+  /** Identifies the cached activations this result came from; passed back to `layerData`. */
   resultKey: string;
   model: ModelSummary;
   input: InputPreview;
@@ -113,17 +114,32 @@ export type ToWebview =
   | { type: 'identity'; identity: PanelIdentity }
   | { type: 'loading'; fileName: string; message: string }
   | { type: 'error'; fileName: string; message: string; detail?: string }
-  | { type: 'result'; result: ExtractionResult }
-  | { type: 'layerData'; requestId: number; resultKey: string; data: LayerData }
-  | { type: 'layerError'; requestId: number; resultKey: string; layer: string; message: string };
+  | { type: 'result'; result: ExtractionResult };
 
 export type FromWebview =
   | { type: 'ready' }
-  | { type: 'requestLayer'; requestId: number; resultKey: string; layer: string; count: number }
   | { type: 'layerSelected'; layer: string }
   | { type: 'openSettings' }
   | { type: 'selectModel' }
   | { type: 'retry' };
+
+/** What the webview asks of the host, with a reply: the contract of the host ↔ webview hop (see rpc.ts). */
+export interface PanelHostApi {
+  /** The first `count` channels of one layer of a result on show, quantised for drawing. */
+  layerData(resultKey: string, layer: string, count: number): Promise<LayerData>;
+}
+
+/** Checks the arguments of a `layerData` call from the webview before the host acts on them. */
+export function isLayerDataRequest(args: unknown[]): args is Parameters<PanelHostApi['layerData']> {
+  const [resultKey, layer, count] = args;
+  return (
+    args.length === 3 &&
+    typeof resultKey === 'string' &&
+    typeof layer === 'string' &&
+    Number.isInteger(count) &&
+    (count as number) > 0
+  );
+}
 
 /** What the host needs to rebuild a panel after a reload (kept in webview state). */
 export interface PanelIdentity {
@@ -143,14 +159,6 @@ export function isFromWebview(value: unknown): value is FromWebview {
       return true;
     case 'layerSelected':
       return typeof m.layer === 'string';
-    case 'requestLayer':
-      return (
-        Number.isInteger(m.requestId) &&
-        typeof m.resultKey === 'string' &&
-        typeof m.layer === 'string' &&
-        Number.isInteger(m.count) &&
-        (m.count as number) > 0
-      );
     default:
       return false;
   }

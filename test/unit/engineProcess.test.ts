@@ -239,6 +239,26 @@ describe('when the engine process crashes, hangs or runs forever', () => {
     assert.equal(client.stats().starts, 2);
   });
 
+  it('blames the image that crashes the engine, not another being computed beside it', async () => {
+    client = engineClient({ env: { [TEST_FAULTS_ENV]: '1' } });
+    await client.backend();
+    const beside = client.extract({ imagePath: image('coffee.png'), model: BUNDLED, layerPatterns: [] });
+    const crashing = client.extract({
+      imagePath: markedImage(CRASH_IMAGE_MARK),
+      model: BUNDLED,
+      layerPatterns: [],
+    });
+    await assert.rejects(
+      crashing,
+      (error: unknown) =>
+        error instanceof EngineStoppedError &&
+        /^The feature-map engine crashed \(signal SIGABRT\) while computing the feature maps of crash-the-engine\.png/.test(
+          error.message,
+        ),
+    );
+    assert.equal((await beside).input.fileName, 'coffee.png');
+  });
+
   it('stops an engine that sends no heartbeat, and the next request works', async () => {
     client = engineClient({ env: { [TEST_FAULTS_ENV]: '1' }, heartbeatTimeoutMs: 3000 });
     const pid = await client.backend().then(() => client?.stats().pid);

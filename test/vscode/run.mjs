@@ -208,7 +208,7 @@ function checkInstalledExtension(extensionsDir) {
 
 /**
  * A stand-in for Keras' download server, for the catalogue UI test: it serves the Keras
- * oracle's VGG16 weights (random, seeded, so it lists their SHA-256), throttled so the
+ * oracle's VGG16 weights (random, seeded, so their SHA-256 stands in for Keras' MD5), throttled so the
  * progress notification can be seen. Without the oracle there is nothing to serve.
  */
 async function startModelMirror() {
@@ -223,9 +223,10 @@ async function startModelMirror() {
   const sha256 = createHash('sha256').update(weights).digest('hex');
   const mirror = await startMirror({
     files: { [`vgg16/${VGG16_FILE}`]: weights },
-    checksums: `${sha256}  ${VGG16_FILE}\n`,
     bytesPerSecond: 16 * 1024 * 1024,
   });
+  // Their hash stands in for Keras' published MD5 (a test-only switch read by src/engine/catalog.ts).
+  mirror.publishedHashes = `${sha256}  ${VGG16_FILE}\n`;
   cleanups.push(() => mirror.close());
   ctx.mirror = mirror;
   return mirror;
@@ -249,7 +250,10 @@ async function main() {
       workspace,
       extensionDevelopmentPath: extensionPath,
       label: 'code-server-dev',
-      env: { FEATURE_MAPS_TEST_FAULTS: '1', ...(mirror ? { [MIRROR_ENV]: mirror.base } : {}) },
+      env: {
+        FEATURE_MAPS_TEST_FAULTS: '1',
+        ...(mirror ? { [MIRROR_ENV]: mirror.base, FEATURE_MAPS_TEST_PUBLISHED_HASHES: mirror.publishedHashes } : {}),
+      },
     });
     if (!flag('--skip-in-host')) {
       console.log('\n=== in-host suite (dist/test/integration) ===');
