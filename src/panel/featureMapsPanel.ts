@@ -348,14 +348,15 @@ export class FeatureMapsPanel extends Disposable {
           });
           return;
         }
+        let message =
+          error instanceof UserFacingError
+            ? error.message
+            : `Something went wrong computing the feature maps of ${fileName}: ${errorText(error)}`;
         if (error instanceof RejectedDownloadError) {
           // A downloaded catalogue file the loader refuses would fail the same way forever.
           const entry = catalogEntry(this.modelSettings.catalogSetting);
           if (entry) await this.models.discard(entry, error.message);
-          error = new UserFacingError(
-            `${error.message} The downloaded file was removed; Retry downloads it again.`,
-            error.detail,
-          );
+          message += ' The downloaded file was removed; Retry downloads it again.';
         }
         if (error instanceof EngineStoppedError) {
           void this.crashes.remember(imageUri.fsPath, modelIdentity(this.modelSettings), error.summary);
@@ -363,15 +364,7 @@ export class FeatureMapsPanel extends Disposable {
         if (this.job !== job) return;
         const detail = error instanceof UserFacingError ? error.detail : (error as Error)?.stack;
         this.log.error(`${fileName}: ${errorText(error)}${detail ? `\n${detail}` : ''}`);
-        this.setState({
-          kind: 'error',
-          fileName,
-          message:
-            error instanceof UserFacingError
-              ? error.message
-              : `Something went wrong computing the feature maps of ${fileName}: ${errorText(error)}`,
-          detail,
-        });
+        this.setState({ kind: 'error', fileName, message, detail });
       } finally {
         if (this.job === job) this.job = undefined;
       }
