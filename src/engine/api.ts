@@ -17,6 +17,13 @@ export interface EngineApi {
   complete(resultKey: string): Promise<null>;
   /** Which TensorFlow.js backend the process has ('wasm', or 'tensorflow' with tfjs-node). */
   backend(): Promise<string>;
+  /** The engine process's memory now, and the most it ever held. */
+  memory(): Promise<EngineMemory>;
+}
+
+export interface EngineMemory {
+  rssBytes: number;
+  peakRssBytes: number;
 }
 
 /** A call's progress: a forward pass starts, and the memory budget's estimate of what it allocates. */
@@ -30,7 +37,7 @@ export interface EngineEvents extends Record<string, unknown> {
   /** A line for the extension's log (which runtime a model runs on, and why). */
   log: string;
   /** Sent every second: the process is alive, and this is its memory. */
-  heartbeat: { rssBytes: number; peakRssBytes: number };
+  heartbeat: EngineMemory;
 }
 
 /** Set on the engine process: `FEATURE_MAPS_TEST_FAULTS=1` lets the tests crash or hang it on purpose. */

@@ -2,7 +2,7 @@ import { fork, type ChildProcess } from 'node:child_process';
 import * as path from 'node:path';
 import type { ExtractionResult, LayerData } from '../shared/protocol';
 import { RpcClient, isRpcMessage, tightArrays, type RpcChannel } from '../shared/rpc';
-import { decodeEngineError, type EngineApi, type EngineEvents, type EngineProgress } from './api';
+import { decodeEngineError, type EngineApi, type EngineEvents, type EngineMemory, type EngineProgress } from './api';
 import type { ExtractRequest } from './engine';
 import { CancelledError, EngineStoppedError, NotCachedError } from './errors';
 import type { ModelSource } from './model';
@@ -136,6 +136,11 @@ export class EngineClient {
 
   backend(): Promise<string> {
     return this.request('backend', []) as Promise<string>;
+  }
+
+  /** The engine process's memory, asked now (it starts the process if none runs). */
+  memory(): Promise<EngineMemory> {
+    return this.request('memory', []) as Promise<EngineMemory>;
   }
 
   stats(): EngineStats {
@@ -405,7 +410,7 @@ export class EngineClient {
 
 /** A call that gives the same answer in a fresh process (the others need the activations it lost). */
 function isRepeatable(call: Call): boolean {
-  return call.method === 'extract' || call.method === 'backend';
+  return call.method === 'extract' || call.method === 'backend' || call.method === 'memory';
 }
 
 /** What a call was doing, for the user: "computing the feature maps of chelsea.png with squeezenet.onnx". */

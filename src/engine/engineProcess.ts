@@ -10,6 +10,7 @@ import {
   encodeEngineError,
   type EngineApi,
   type EngineEvents,
+  type EngineMemory,
 } from './api';
 import { FeatureMapEngine } from './engine';
 import type { EngineProcessInit } from './client';
@@ -56,15 +57,16 @@ const server = serve<EngineApi, EngineEvents>(
       return null;
     },
     backend: () => engine.backend(),
+    memory: async () => memory(),
   },
   { encodeError: encodeEngineError },
 );
 
-const heartbeat = () =>
-  server.emit('heartbeat', {
-    rssBytes: process.memoryUsage.rss(),
-    peakRssBytes: process.resourceUsage().maxRSS * 1024,
-  });
+function memory(): EngineMemory {
+  return { rssBytes: process.memoryUsage.rss(), peakRssBytes: process.resourceUsage().maxRSS * 1024 };
+}
+
+const heartbeat = () => server.emit('heartbeat', memory());
 heartbeat();
 setInterval(heartbeat, 1000);
 
