@@ -1,0 +1,92 @@
+import { errorText } from './errors';
+import type { LoadedModel, ModelSource } from './model';
+import { locateModel } from './modelSources';
+import { TRIAL_PASS_BYTES, toOnnxRuntime } from './models/layersToOnnx';
+
+export interface ModelCacheOptions {
+  /** The folder with the built assets: tfjs wasm binaries and models/ (the extension's dist/). */
+  assetsDir: string;
+  /** Move TF.js and Keras models to onnxruntime when every layer converts (see EngineOptions.nativeLayers). */
+  nativeLayers: boolean;
+  /** The engine's memory budget, in bytes: a trial pass at load stays within it. */
+  memoryBudget: number;
+  /** Where the cache says which runtime each model runs on, and why. */
+  log?: (line: string) => void;
+}
+
+/**
+ * Keeps each model loaded once, by its version (file and modification time: modelSources.ts),
+ * on the fastest runtime it can run on. A rewritten checkpoint loads again and its older version
+ * is let go; a failed load is not kept, so the user can fix the file and try again.
+ */
+export class ModelCache {
+  /** key → the model, loading or loaded. */
+  private readonly loading = new Map<string, Promise<LoadedModel>>();
+
+  constructor(private readonly options: ModelCacheOptions) {}
+
+  /** The model `source` names, loading it the first time this version of it is asked for. */
+  async load(source: ModelSource): Promise<LoadedModel> {
+    const located = await locateModel(source, this.options.assetsDir);
+    const { key } = located;
+    let loading = this.loading.get(key);
+    if (!loading) {
+      if (located.path) this.releaseOlderVersions(located.path);
+      loading = this.onFastestRuntime(located.open());
+      this.loading.set(key, loading);
+      // A failed load is not cached: the user may fix the file and try again.
+      loading.catch(() => this.loading.delete(key));
+    }
+    return loading;
+  }
+
+  /** Lets go of every model, once each has finished loading. */
+  dispose(): void {
+    for (const loading of this.loading.values()) release(loading);
+    this.loading.clear();
+  }
+
+  /** An older version of the same file (a checkpoint rewritten during training) is let go. */
+  private releaseOlderVersions(modelPath: string): void {
+    for (const [oldKey, old] of this.loading) {
+      if (oldKey.startsWith(`${modelPath}@`)) {
+        this.loading.delete(oldKey);
+        release(old);
+      }
+    }
+  }
+
+  /**
+   * A TF.js or Keras model moves to onnxruntime (converted to ONNX in memory, several times
+   * faster than tfjs' single-threaded wasm) when every layer converts; otherwise it stays on
+   * TensorFlow.js, and the log says why.
+   */
+  private async onFastestRuntime(loading: Promise<LoadedModel>): Promise<LoadedModel> {
+    const model = await loading;
+    if (!model.layersModel || !this.options.nativeLayers) return model;
+    const started = performance.now();
+    let native: LoadedModel | { unsupported: string };
+    try {
+      // A trial pass at load stays well within the budget (see TRIAL_PASS_BYTES).
+      native = await toOnnxRuntime(model, { trialPassBytes: Math.min(TRIAL_PASS_BYTES, this.options.memoryBudget) });
+    } catch (error) {
+      native = { unsupported: errorText(error) };
+    }
+    const name = model.summary.name;
+    if ('unsupported' in native) {
+      this.options.log?.(`${name} runs on ${model.backend ?? 'TensorFlow.js'}, not onnxruntime: ${native.unsupported}`);
+      return model;
+    }
+    model.dispose();
+    this.options.log?.(`${name} runs on onnxruntime (converted in ${(performance.now() - started).toFixed(0)} ms)`);
+    return native;
+  }
+}
+
+/** Disposes a model once it has loaded (a failed load has nothing to dispose). */
+function release(loading: Promise<LoadedModel>): void {
+  loading.then(
+    (model) => model.dispose(),
+    () => undefined,
+  );
+}
