@@ -1,6 +1,7 @@
 // One model, one engine path, in a fresh process: extraction of every layer through the real
 // engine process (as the extension host runs it), timed over several images after warm-up.
-// Prints one JSON line. Run by test/bench/run.mjs; by hand:
+// Memory is given for both sides: this process (the client, in the extension host's place) and
+// the engine process it forks. Prints one JSON line. Run by test/bench/run.mjs; by hand:
 //   node dist/test/bench/engine.bench.js --model vgg16|mobilenet_v2|bundled --weights FILE --runs 10
 // FEATURE_MAPS_NATIVE=0 in the environment forces the tfjs path (see src/engine/engine.ts).
 import * as fs from 'node:fs';
@@ -8,7 +9,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
-import { EngineClient } from '../../src/engine/client';
+import { EngineClient, type EngineStats } from '../../src/engine/client';
 import type { ModelSource } from '../../src/engine/model';
 
 const DIST = path.resolve(__dirname, '..', '..');
@@ -81,13 +82,43 @@ async function main(): Promise<void> {
         wall: stats(wall),
         layerSwitch: stats(switches),
         mainThreadMaxBlockMs: round(loop.max / 1e6),
-        peakRssMB: round(process.resourceUsage().maxRSS / 1024),
+        // The client's side: what the extension host would hold.
+        clientRssMB: mb(process.memoryUsage.rss()),
+        clientPeakRssMB: mb(process.resourceUsage().maxRSS * 1024),
+        // The engine process: where the model, the image and the activations live.
+        ...engineMemory(client.stats()),
       }),
     );
   } finally {
     client.dispose();
     fs.rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/** The engine process's resident memory now and at its peak, from the kernel when it can be read. */
+function engineMemory(stats: EngineStats): { engineRssMB: number; enginePeakRssMB: number; engineStarts: number } {
+  let rss = stats.rssBytes;
+  let peak = stats.peakRssBytes;
+  if (stats.pid !== undefined) {
+    try {
+      // The heartbeat's figures are up to a second old; /proc's are exact (Linux).
+      const status = fs.readFileSync(`/proc/${stats.pid}/status`, 'utf8');
+      rss = kilobytes(status, 'VmRSS') ?? rss;
+      peak = Math.max(peak, kilobytes(status, 'VmHWM') ?? 0);
+    } catch {
+      // no /proc: the heartbeat's figures
+    }
+  }
+  return { engineRssMB: mb(rss), enginePeakRssMB: mb(peak), engineStarts: stats.starts };
+}
+
+function kilobytes(status: string, field: string): number | undefined {
+  const match = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status);
+  return match ? Number(match[1]) * 1024 : undefined;
+}
+
+function mb(bytes: number): number {
+  return Math.round(bytes / 2 ** 20);
 }
 
 function stats(values: number[]): { min: number; median: number; max: number; n: number } {

@@ -1,8 +1,10 @@
 // The benchmark's real-UI part: code-server + Chromium, the extension from the repo, a person's
 // clicks. For each model: right-click → Show Feature Maps → first grid painted, cold (first
 // use in the window) and warm (other images), and layer click → grid repainted (timed inside
-// the webview). Also the extension host's peak RSS and the bytes sent to the webview per image
-// (from the extension's log). Prints one JSON line. Used by test/bench/run.mjs.
+// the webview). Also the resident memory of the window's extension host (before our extension
+// is active, as its engine starts, after the run, peak) and of the engine process it forks, from
+// /proc, and the bytes sent to the webview per image (from the extension's log). Prints one JSON
+// line. Used by test/bench/run.mjs.
 //   node test/bench/ui.mjs [--model bundled|vgg16] [--weights FILE]
 import fs from 'node:fs';
 import os from 'node:os';
@@ -93,23 +95,106 @@ function startIdleProbe() {
   };
 }
 
-function extensionHostPids() {
-  const pids = [];
+/** Every process's parent, from /proc (Linux). */
+function parents() {
+  const parentOf = new Map();
   for (const pid of fs.readdirSync('/proc').filter((p) => /^\d+$/.test(p))) {
     try {
-      const cmd = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8');
-      if (cmd.includes('--type=extensionHost')) pids.push(pid);
+      // The command name (field 2) may hold spaces and parentheses: the parent is after the last ')'.
+      const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+      parentOf.set(Number(pid), Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]));
     } catch {
       // gone
     }
   }
-  return pids;
+  return parentOf;
 }
 
-function peakRssMB(pid) {
-  const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
-  const kb = Number(/VmHWM:\s+(\d+)/.exec(status)?.[1]);
-  return Math.round(kb / 1024);
+/** The processes under `root` (children, their children…). */
+function descendants(root) {
+  const parentOf = parents();
+  const under = new Set([root]);
+  for (let grew = true; grew;) {
+    grew = false;
+    for (const [pid, parent] of parentOf) {
+      if (under.has(parent) && !under.has(pid)) {
+        under.add(pid);
+        grew = true;
+      }
+    }
+  }
+  under.delete(root);
+  return [...under];
+}
+
+/** A process's direct children (each of its threads lists those it started). */
+function children(pid) {
+  const found = [];
+  try {
+    for (const tid of fs.readdirSync(`/proc/${pid}/task`)) {
+      const list = fs.readFileSync(`/proc/${pid}/task/${tid}/children`, 'utf8').trim();
+      if (list) found.push(...list.split(' ').map(Number));
+    }
+  } catch {
+    // gone (or a thread ended while we read)
+  }
+  return found;
+}
+
+function commandLine(pid) {
+  try {
+    return fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').join(' ');
+  } catch {
+    return '';
+  }
+}
+
+/** A process's resident memory now (VmRSS) and its peak (VmHWM), in MB; undefined once it is gone. */
+function memoryMB(pid) {
+  try {
+    const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
+    const field = (name) => Math.round(Number(new RegExp(`^${name}:\\s+(\\d+) kB`, 'm').exec(status)?.[1]) / 1024);
+    return { rss: field('VmRSS'), peak: field('VmHWM') };
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Watches the processes under code-server every 100 ms: the window's extension host (found once,
+ * by a walk of /proc), and the engine process our extension forks from it (dist/engine.js, a
+ * direct child: cheap to look up, so the watch costs the cores next to nothing). Keeps the extension host's memory
+ * when the engine first appears (the extension is active, no model loaded yet), and each engine
+ * process's last figures (a recycled or crashed engine is replaced by a new pid).
+ */
+function watchProcesses(serverPid) {
+  let host;
+  let hostAtEngineStart;
+  const engines = new Map();
+  const sample = () => {
+    host ??= descendants(serverPid).find((pid) => commandLine(pid).includes('--type=extensionHost'));
+    if (host === undefined) return;
+    for (const pid of children(host)) {
+      if (!commandLine(pid).includes(path.join('dist', 'engine.js'))) continue;
+      const memory = memoryMB(pid);
+      if (!memory) continue;
+      if (engines.size === 0) hostAtEngineStart = memoryMB(host);
+      engines.set(pid, memory);
+    }
+  };
+  const timer = setInterval(sample, 100);
+  return {
+    /** The extension host's memory now. */
+    host: () => (sample(), host === undefined ? undefined : memoryMB(host)),
+    hostAtEngineStart: () => hostAtEngineStart,
+    /** The engine process's memory now (the last one started), its peak over every one, how many. */
+    engine() {
+      sample();
+      const all = [...engines.values()];
+      return { rss: all.at(-1)?.rss ?? null, peak: Math.max(0, ...all.map((m) => m.peak)), starts: engines.size };
+    },
+    stop: () => clearInterval(timer),
+  };
 }
 
 function findLog(dir) {
@@ -138,7 +223,6 @@ async function main() {
       }),
     );
   }
-  const before = new Set(extensionHostPids());
   const probe = startIdleProbe();
   const server = await startCodeServer({
     workspace,
@@ -147,6 +231,7 @@ async function main() {
     env: { FEATURE_MAPS_MONITOR_MAIN_THREAD: '1' },
   });
   const browser = await launchBrowser();
+  let processes;
   try {
     if (catalog) {
       // As if downloaded before: the benchmark times the model, not the network.
@@ -156,6 +241,13 @@ async function main() {
     }
     const page = browser.page;
     await openWorkbench(page, server);
+    processes = watchProcesses(server.pid);
+    // Before the first click: the workbench is loaded, our extension not yet active (it
+    // activates on Show Feature Maps).
+    let hostAtStart = processes.host();
+    for (const deadline = Date.now() + 60_000; !hostAtStart && Date.now() < deadline; hostAtStart = processes.host()) {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
     const open = async (image) => {
       await clickContextMenuItem(page, image, 'Show Feature Maps');
       return waitPainted(page, image, 16, performance.now());
@@ -178,8 +270,11 @@ async function main() {
     const picks = layers.filter((_, i) => i > 0 && i % step === 0).slice(0, 12);
     const switches = await frame.locator('body').evaluate(layerSwitchInFrame, { layers: picks, count: 16 });
 
-    const hosts = extensionHostPids().filter((pid) => !before.has(pid));
-    const rss = Math.max(...hosts.map(peakRssMB));
+    const hostAfter = processes.host();
+    const engine = processes.engine();
+    if (!hostAfter || !engine.starts) {
+      throw new Error(`no extension host or engine process found under code-server (pid ${server.pid})`);
+    }
     const log = findLog(path.join(server.userDataDir, 'logs'));
     const text = log ? fs.readFileSync(log, 'utf8') : '';
     const resultKB = [...text.matchAll(/layers in \d+ ms .*?; ([\d.]+) KB to the webview/g)].map((m) => Number(m[1]));
@@ -188,11 +283,21 @@ async function main() {
     console.log(
       JSON.stringify({
         model: values.model,
+        images: IMAGES.length,
         coldMs: Math.round(cold),
         warm: stats(warm),
         reopenMs: Math.round(reopen),
         layerSwitch: stats(switches),
-        extensionHostPeakRssMB: rss,
+        // Resident memory (MB) of the window's extension host: with the workbench loaded, when our
+        // extension has just started its engine (no model loaded yet), after every image and layer
+        // switch above, and its peak; then the engine process's, after the run and at its peak.
+        extensionHost: {
+          workbenchLoadedMB: hostAtStart?.rss ?? null,
+          engineStartingMB: processes.hostAtEngineStart()?.rss ?? null,
+          afterMB: hostAfter.rss,
+          peakMB: hostAfter.peak,
+        },
+        engineProcess: { afterMB: engine.rss, peakMB: engine.peak, starts: engine.starts },
         // The longest the extension host's thread was blocked, from activation to the end.
         mainThreadMaxBlockMs: blocks.at(-1) ?? null,
         idleProcessMaxDelayMs: await probe.worstGapMs(),
@@ -202,6 +307,7 @@ async function main() {
       }),
     );
   } finally {
+    processes?.stop();
     await browser.close();
     await server.stop();
     fs.rmSync(workspace, { recursive: true, force: true });
