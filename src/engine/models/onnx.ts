@@ -1,9 +1,9 @@
-import * as fs from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { onnx } from 'onnx-proto';
 import type * as ort from 'onnxruntime-node';
 import { UserFacingError, errorText } from '../errors';
+import { MAX_MODEL_FILE_BYTES, readRegularFile } from '../files';
 import type { LayerMeta } from '../layers';
 import type { Activation, LoadedModel, ModelIdentity } from '../model';
 import type { PreprocessMode } from '../preprocess';
@@ -105,28 +105,15 @@ export async function loadOnnxModel(options: OnnxOptions): Promise<LoadedModel> 
   return wrapSession(runtime, session, input, candidates, options);
 }
 
-/** The largest ONNX file read: ONNX Runtime itself refuses protobufs over 2 GB (larger models keep their weights beside). */
-const MAX_ONNX_FILE_BYTES = 2e9;
-
 /**
- * The model file's bytes, refused unless it is a regular file (a symlink to /dev/zero, a FIFO or
- * a folder is not) of at most MAX_ONNX_FILE_BYTES, checked before anything is read.
- * TODO(files.ts): read through files.ts' readRegularFile, which also checks the opened descriptor.
+ * The model file's bytes, read through files.ts' readRegularFile: refused in words unless it is
+ * a regular file (a symlink to /dev/zero, a FIFO or a folder is not; the opened descriptor is
+ * checked, so a file swapped after the engine resolved it is caught too) of at most
+ * MAX_MODEL_FILE_BYTES (2 GB, which is also the most a protobuf ONNX Runtime reads can hold:
+ * larger models keep their weights beside), checked before anything is read.
  */
-async function readModelFile(modelPath: string, fileName: string): Promise<Buffer> {
-  try {
-    const stat = await fs.stat(modelPath);
-    if (!stat.isFile()) throw new UserFacingError(`Cannot read ${fileName}: it is not a regular file.`);
-    if (stat.size > MAX_ONNX_FILE_BYTES) {
-      throw new UserFacingError(
-        `Cannot read ${fileName}: it is ${(stat.size / 1e9).toFixed(1)} GB, more than the 2 GB an ONNX file can hold.`,
-      );
-    }
-    return await fs.readFile(modelPath);
-  } catch (error) {
-    if (error instanceof UserFacingError) throw error;
-    throw new UserFacingError(`Cannot read ${fileName}.`, errorText(error));
-  }
+function readModelFile(modelPath: string, fileName: string): Promise<Buffer> {
+  return readRegularFile(modelPath, { describe: `the ONNX model ${fileName}`, maxBytes: MAX_MODEL_FILE_BYTES });
 }
 
 /** A session on an ONNX graph held in memory, whose input and layer outputs the caller already knows. */

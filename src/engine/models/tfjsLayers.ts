@@ -332,18 +332,17 @@ export function wrapLayersModel(
     if (output && !Array.isArray(output)) tapped.push({ layer, output });
   }
   const extractor = tf.model({ inputs: model.inputs, outputs: tapped.map((t) => t.output) });
-  let shapes = tapped.map(({ output }) => output.shape.slice(1));
-  if (shapes.some((shape) => shape.some((d) => d === null))) {
-    // Sizes depend on the input: learn them from one pass on a blank image.
-    const outputs = tf.tidy(() => extractor.predict(tf.zeros([1, height, width, channels])) as tfc.Tensor[]);
-    shapes = outputs.map((o) => o.shape.slice(1));
-    tf.dispose(outputs);
-  }
+  // Shapes at the size the model runs at, worked out from the layers' own shape rules (no pass:
+  // a blank pass at load would cost what the user's pass costs, before the budget is checked).
+  const shapes = layerShapes(model, tapped, [null, height, width, channels]);
   const layers: LayerMeta[] = tapped.map(({ layer }, i) => ({
     name: layer.name,
     op: layer.getClassName(),
-    shape: shapes[i].map((d) => d ?? 0),
+    shape: shapes[i],
   }));
+  // A shape the rules could not tell (a custom layer's) is listed empty, counted large by the
+  // budget, and filled in by the first pass that computes it.
+  const unknown = layers.filter((l) => l.shape.length === 0);
 
   return {
     key: options.key,
@@ -357,7 +356,11 @@ export function wrapLayersModel(
       const x = tf.tensor4d(input, [1, height, width, channels]);
       try {
         const outputs = extractor.predict(x) as tfc.Tensor[];
-        return await readActivations(tf, layers, outputs, (shape) => shape.slice(1));
+        const activations = await readActivations(tf, layers, outputs, (shape) => shape.slice(1));
+        for (const layer of unknown) {
+          if (layer.shape.length === 0) layer.shape = activations.get(layer.name)?.shape ?? [];
+        }
+        return activations;
       } finally {
         x.dispose();
       }
@@ -366,6 +369,55 @@ export function wrapLayersModel(
       model.dispose();
     },
   };
+}
+
+/**
+ * Each tapped layer's output shape without the batch axis, for an input of `inputShape`: each
+ * layer's own shape rule (tfjs' `computeOutputShape`, Keras' `compute_output_shape`) applied
+ * through the graph from the input, as tfjs' `Container.computeOutputShape` does but layer by
+ * layer, so one rule that fails (a custom layer's) leaves only that layer and those fed by it
+ * unknown (an empty shape) rather than every layer. Nothing runs: a fully convolutional model
+ * at 4096×4096 costs nothing to list. Shapes the model declares in full are kept as they are.
+ */
+export function layerShapes(
+  model: tfl.LayersModel,
+  tapped: readonly { output: tfl.SymbolicTensor }[],
+  inputShape: readonly (number | null)[],
+): number[][] {
+  const known = (shape: readonly (number | null)[] | undefined): number[] | undefined =>
+    shape?.every((d): d is number => typeof d === 'number' && Number.isSafeInteger(d) && d >= 0)
+      ? [...shape]
+      : undefined;
+  // Batch included, by SymbolicTensor id; undefined: the rules could not tell.
+  const shapes = new Map<number, (number | null)[] | undefined>([[model.inputs[0].id, [...inputShape]]]);
+  const declared = tapped.map(({ output }) => known(output.shape.slice(1)));
+  if (declared.every((shape) => shape !== undefined)) return declared as number[][];
+
+  const nodes = model.layers.flatMap((layer) =>
+    layer.getClassName() === 'InputLayer' ? [] : layer.inboundNodes.map((node) => ({ layer, node })),
+  );
+  // model.layers is in graph order, so one round usually does; a shared layer's later calls may need more.
+  let pending = nodes;
+  while (pending.length > 0) {
+    const waiting = pending.filter(({ layer, node }) => {
+      if (!node.inputTensors.every((t) => shapes.has(t.id))) return true;
+      const inputs = node.inputTensors.map((t) => shapes.get(t.id));
+      let outputs: (number | null)[][] | undefined;
+      if (inputs.every((shape) => shape !== undefined)) {
+        try {
+          const shape = layer.computeOutputShape((inputs.length === 1 ? inputs[0] : inputs) as tfl.Shape | tfl.Shape[]);
+          outputs = (Array.isArray(shape[0]) || shape.length === 0 ? shape : [shape]) as (number | null)[][];
+        } catch {
+          outputs = undefined;
+        }
+      }
+      node.outputTensors.forEach((t, i) => shapes.set(t.id, outputs?.[i]));
+      return false;
+    });
+    if (waiting.length === pending.length) break; // inputs from outside the graph: tfjs refuses that model anyway
+    pending = waiting;
+  }
+  return tapped.map(({ output }, i) => declared[i] ?? known(shapes.get(output.id)?.slice(1)) ?? []);
 }
 
 /**
