@@ -197,6 +197,23 @@ function watchProcesses(serverPid) {
   };
 }
 
+/**
+ * The extension host's memory once it has started its built-in extensions: it exists and its
+ * resident memory moved less than 2 MB in the last second (or 20 s have passed).
+ */
+async function settledHost(processes) {
+  const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+  const deadline = Date.now() + 20_000;
+  let last = processes.host();
+  while (Date.now() < deadline) {
+    await sleep(1000);
+    const now = processes.host();
+    if (last && now && Math.abs(now.rss - last.rss) < 2) return now;
+    last = now;
+  }
+  return last;
+}
+
 function findLog(dir) {
   for (const entry of fs.readdirSync(dir, { withFileTypes: true })) {
     const full = path.join(dir, entry.name);
@@ -243,11 +260,8 @@ async function main() {
     await openWorkbench(page, server);
     processes = watchProcesses(server.pid);
     // Before the first click: the workbench is loaded, our extension not yet active (it
-    // activates on Show Feature Maps).
-    let hostAtStart = processes.host();
-    for (const deadline = Date.now() + 60_000; !hostAtStart && Date.now() < deadline; hostAtStart = processes.host()) {
-      await new Promise((resolve) => setTimeout(resolve, 100));
-    }
+    // activates on Show Feature Maps), the extension host settled.
+    const hostAtStart = await settledHost(processes);
     const open = async (image) => {
       await clickContextMenuItem(page, image, 'Show Feature Maps');
       return waitPainted(page, image, 16, performance.now());
