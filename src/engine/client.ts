@@ -122,11 +122,11 @@ export class EngineClient {
   }
 
   extract(request: ExtractRequest, signal?: AbortSignal): Promise<ExtractionResult> {
-    return this.request('extract', [request], signal) as Promise<ExtractionResult>;
+    return this.request('extract', [request], signal);
   }
 
   layerData(resultKey: string, layer: string, count: number): Promise<LayerData> {
-    return this.request('layerData', [resultKey, layer, count]) as Promise<LayerData>;
+    return this.request('layerData', [resultKey, layer, count]);
   }
 
   /** Computes the layers a partial pass left out, so that switching to them costs nothing. */
@@ -135,12 +135,12 @@ export class EngineClient {
   }
 
   backend(): Promise<string> {
-    return this.request('backend', []) as Promise<string>;
+    return this.request('backend', []);
   }
 
   /** The engine process's memory, asked now (it starts the process if none runs). */
   memory(): Promise<EngineMemory> {
-    return this.request('memory', []) as Promise<EngineMemory>;
+    return this.request('memory', []);
   }
 
   stats(): EngineStats {
@@ -161,15 +161,19 @@ export class EngineClient {
     clearInterval(this.watch);
   }
 
-  private request(method: keyof EngineApi, args: unknown[], signal?: AbortSignal): Promise<unknown> {
-    if (signal?.aborted) return Promise.reject(new CancelledError());
-    if (this.disposed) return Promise.reject(new CancelledError());
+  /** One call of the contract, typed by it; answered by whichever engine process runs it. */
+  private request<K extends keyof EngineApi>(
+    method: K,
+    args: Parameters<EngineApi[K]>,
+    signal?: AbortSignal,
+  ): ReturnType<EngineApi[K]> {
+    if (signal?.aborted || this.disposed) return Promise.reject(new CancelledError()) as ReturnType<EngineApi[K]>;
     return new Promise((resolve, reject) => {
       const call: Call = { method, args, resolve, reject, deadline: 0, allowedMs: 0 };
       this.calls.add(call);
       signal?.addEventListener('abort', () => this.cancel(call), { once: true });
       this.dispatch(call);
-    });
+    }) as ReturnType<EngineApi[K]>;
   }
 
   private dispatch(call: Call): void {
