@@ -199,16 +199,18 @@ function watchProcesses(serverPid) {
 
 /**
  * The extension host's memory once it has started its built-in extensions: it exists and its
- * resident memory moved less than 2 MB in the last second (or 20 s have passed).
+ * resident memory moved less than 2 MB a second for 3 s (or 30 s have passed).
  */
 async function settledHost(processes) {
   const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
-  const deadline = Date.now() + 20_000;
+  const deadline = Date.now() + 30_000;
   let last = processes.host();
+  let steady = 0;
   while (Date.now() < deadline) {
     await sleep(1000);
     const now = processes.host();
-    if (last && now && Math.abs(now.rss - last.rss) < 2) return now;
+    steady = last && now && Math.abs(now.rss - last.rss) < 2 ? steady + 1 : 0;
+    if (steady === 3) return now;
     last = now;
   }
   return last;
