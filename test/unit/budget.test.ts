@@ -6,13 +6,14 @@ import { estimatePass, formatMemory } from '../../src/engine/budget';
 import { FeatureMapEngine } from '../../src/engine/engine';
 import { UserFacingError } from '../../src/engine/errors';
 import { isSpatial } from '../../src/engine/layers';
-import type { ModelSource } from '../../src/engine/model';
+import { type ModelSource, channelsLast } from '../../src/engine/model';
 import { TRIAL_PASS_BYTES, toOnnxRuntime } from '../../src/engine/models/layersToOnnx';
 import { loadOnnxModel } from '../../src/engine/models/onnx';
 import { wrapLayersModel } from '../../src/engine/models/tfjsLayers';
 import { getTf } from '../../src/engine/tf';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { DIST, image, tempDir } from './fixtures';
+import { writeFullyConvolutionalModel } from './hostileInputs';
 import { relErr } from './npy';
 
 const MB = 1024 * 1024;
@@ -352,6 +353,88 @@ describe('the memory budget', function () {
 
       await engine.ensureLayer(first.resultKey, 'relu1');
       assert.equal(engine.layerData(first.resultKey, 'relu1', 4).count, 4);
+    });
+  });
+
+  describe('a fully convolutional TF.js model (input size not fixed) at featureMaps.inputSize [4096, 4096]', () => {
+    // Issue 9: loading ran a blank pass to learn the shapes (VGG16 at 1024×1024: 48 s and 5.9 GB),
+    // before the budget could be checked. Each layer's shape rule gives them without running.
+    const EXPECTED =
+      /^The forward pass of fcn on chelsea\.png needs about ([\d.]+) GB \(layer "conv2": 4096×4096×64 float32 is 4 GB\); the memory budget is 2 GB \(featureMaps\.memoryBudget\)\.$/;
+    for (const nativeLayers of [true, false]) {
+      const runtime = nativeLayers ? 'onnxruntime' : 'tfjs-wasm';
+      it(`on ${runtime}: loads without a pass, every shape known (4096×4096×C), the extract refused in words`, async () => {
+        const file = writeFullyConvolutionalModel(path.join(dir, `fcn-${runtime}`, 'fcn'));
+        assert.ok(fs.statSync(path.join(path.dirname(file), 'weights.bin')).size < 64 * 1024);
+        const source: ModelSource = { kind: 'file', path: file, inputSize: { height: 4096, width: 4096 } };
+        const lines: string[] = [];
+        const fresh = new FeatureMapEngine({ assetsDir: DIST, nativeLayers, log: (line) => lines.push(line) });
+        try {
+          const residentBefore = process.memoryUsage().rss;
+          const {
+            value: model,
+            ms,
+            rssGrowth,
+          } = await measured(`load on ${runtime} at 4096×4096`, () => fresh.loadModel(source));
+          const resident = process.memoryUsage().rss - residentBefore;
+          console.log(`      resident memory after loading: +${(resident / MB).toFixed(0)} MB; ${lines.join('; ')}`);
+          assert.equal(model.backend, runtime, lines.join('\n'));
+          assert.deepEqual(
+            model.layers.map((l) => `${l.name}:${l.shape.join('×')}`),
+            ['conv1:4096×4096×16', 'conv2:4096×4096×64', 'pool:2048×2048×64'],
+          );
+          // A pass at this size holds 4 GB for conv2 alone: one at load would show here.
+          assert.ok(ms < BOUND_MS, `${ms} ms`);
+          assert.ok(rssGrowth < RSS_BOUND, `peak RSS grew by ${rssGrowth} bytes`);
+          assert.ok(resident < RSS_BOUND, `resident memory grew by ${resident} bytes`);
+
+          for (const onlyListedLayers of [false, true]) {
+            const refused = await measured(
+              `extract on ${runtime}, ${onlyListedLayers ? 'first grid' : 'every layer'}`,
+              () => refusal(fresh.extract({ imagePath: CAT(), model: source, layerPatterns: [], onlyListedLayers })),
+            );
+            console.log(`      ${refused.value.message}`);
+            if (onlyListedLayers && nativeLayers) {
+              // A converted model prunes the pass to conv1 (the first grid) and what it needs: 1 GB
+              // maps, 3 copies of a 192 MB input, working memory: still over 2 GB.
+              assert.match(
+                refused.value.message,
+                /^The forward pass of fcn on chelsea\.png \(1 of its 3 layers\) needs about [\d.]+ GB \(layer "conv1": 4096×4096×16 float32 is 1 GB\); the memory budget is 2 GB/,
+              );
+            } else {
+              assert.match(refused.value.message.replace(/ \(\d of its 3 layers\)/, ''), EXPECTED);
+            }
+            assert.ok(refused.ms < BOUND_MS, `${refused.ms} ms`);
+            assert.ok(refused.rssGrowth < RSS_BOUND, `peak RSS grew by ${refused.rssGrowth} bytes`);
+          }
+        } finally {
+          fresh.dispose();
+        }
+      });
+    }
+
+    it('the same model at 256×256 runs, on both runtimes, with the shapes listed at load', async () => {
+      const file = writeFullyConvolutionalModel(path.join(dir, 'fcn-small', 'fcn'));
+      const source: ModelSource = { kind: 'file', path: file, inputSize: { height: 256, width: 192 } };
+      const values: Float32Array[] = [];
+      for (const nativeLayers of [true, false]) {
+        const fresh = new FeatureMapEngine({ assetsDir: DIST, nativeLayers });
+        try {
+          const result = await fresh.extract({ imagePath: CAT(), model: source, layerPatterns: [] });
+          assert.deepEqual(
+            result.layers.map((l) => `${l.name}:${l.shape.join('×')}`),
+            ['conv1:256×192×16', 'conv2:256×192×64', 'pool:128×96×64'],
+          );
+          for (const layer of result.layers) {
+            assert.deepEqual(fresh.activation(result.resultKey, layer.name)?.shape, layer.shape, layer.name);
+          }
+          values.push(channelsLast(fresh.activation(result.resultKey, 'pool')!));
+        } finally {
+          fresh.dispose();
+        }
+      }
+      const error = relErr(values[0], values[1]);
+      assert.ok(error <= 1e-4, `onnxruntime and tfjs differ by ${error}`);
     });
   });
 });

@@ -466,4 +466,81 @@ export const HOSTILE_CASES: HostileCase[] = [
     expect: /Cannot read the labels file classes\.txt: it is a named pipe \(FIFO\), not a regular file/,
     boundMs: BOUND_MS,
   },
+  {
+    name: 'an .onnx model file that is a FIFO',
+    make: async (dir) => modelFile(mkfifo(path.join(dir, 'pipe.onnx'))),
+    expect: /Cannot read the (model file|ONNX model) pipe\.onnx: it is a named pipe \(FIFO\), not a regular file/,
+    boundMs: BOUND_MS,
+  },
+  {
+    name: 'a fully convolutional TF.js model (input size not fixed) at featureMaps.inputSize [4096, 4096]: 4 GB a layer',
+    make: async (dir) => ({
+      model: {
+        kind: 'file',
+        path: writeFullyConvolutionalModel(path.join(dir, 'fcn')),
+        inputSize: { height: 4096, width: 4096 },
+      },
+    }),
+    expect:
+      /^The forward pass of fcn on chelsea\.png needs about [\d.]+ GB \(layer "conv2": 4096×4096×64 float32 is 4 GB\); the memory budget is 2 GB \(featureMaps\.memoryBudget\)\.$/,
+    boundMs: BOUND_MS,
+  },
 ];
+
+// ---------------------------------------------------------------- a model whose pass is over the budget
+
+/**
+ * A fully convolutional TF.js LayersModel whose input size is not fixed ([null, null, null, 3],
+ * as Keras' VGG16 without top or a segmentation network has it), as tfjs' `model.save` writes
+ * it: a 3×3 "same" convolution with ReLU per entry of `filters` (conv1, conv2…), then a 2×2 max
+ * pooling (pool). Its weights are a few kB whatever size it runs at: at 4096×4096 a layer of 64
+ * channels is 4 GB. Returns the model.json path.
+ */
+export function writeFullyConvolutionalModel(dir: string, filters: readonly number[] = [16, 64]): string {
+  fs.mkdirSync(dir, { recursive: true });
+  const layers: unknown[] = [
+    {
+      class_name: 'InputLayer',
+      name: 'input',
+      config: { name: 'input', batch_input_shape: [null, null, null, 3], dtype: 'float32', sparse: false },
+      inbound_nodes: [],
+    },
+  ];
+  const weights: { name: string; shape: number[]; dtype: 'float32' }[] = [];
+  let previous = 'input';
+  let channels = 3;
+  filters.forEach((count, i) => {
+    const name = `conv${i + 1}`;
+    const layer = convLayer(name, [[[previous, 0, 0, {}]]]);
+    layers.push({ ...layer, config: { ...(layer.config as object), filters: count } });
+    weights.push(
+      { name: `${name}/kernel`, shape: [3, 3, channels, count], dtype: 'float32' },
+      { name: `${name}/bias`, shape: [count], dtype: 'float32' },
+    );
+    previous = name;
+    channels = count;
+  });
+  layers.push({
+    class_name: 'MaxPooling2D',
+    name: 'pool',
+    config: { name: 'pool', pool_size: [2, 2], strides: [2, 2], padding: 'valid', data_format: 'channels_last' },
+    inbound_nodes: [[[previous, 0, 0, {}]]],
+  });
+  const modelJson = {
+    format: 'layers-model',
+    generatedBy: 'hostile test',
+    convertedBy: null,
+    modelTopology: {
+      class_name: 'Model',
+      keras_version: '2.15.0',
+      backend: 'tensorflow',
+      config: { name: 'fcn', layers, input_layers: [['input', 0, 0]], output_layers: [['pool', 0, 0]] },
+    },
+    weightsManifest: [{ paths: ['weights.bin'], weights }],
+  };
+  fs.writeFileSync(path.join(dir, 'model.json'), JSON.stringify(modelJson));
+  const count = weights.reduce((total, w) => total + w.shape.reduce((a, b) => a * b, 1), 0);
+  const values = Float32Array.from({ length: count }, (_, i) => ((i % 11) - 5) / 50);
+  fs.writeFileSync(path.join(dir, 'weights.bin'), Buffer.from(values.buffer));
+  return path.join(dir, 'model.json');
+}

@@ -1,6 +1,7 @@
 import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import type * as tfc from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { onnx } from 'onnx-proto';
 import sharp from 'sharp';
@@ -252,7 +253,8 @@ describe('TF.js and Keras models on onnxruntime (converted to ONNX in memory)', 
     /** A one-input model [H, W, C] → layers, wrapped like any TF.js model. */
     function small(
       build: (x: tfl.SymbolicTensor) => tfl.SymbolicTensor,
-      shape: [number, number, number] = [9, 11, 4],
+      shape: [number | null, number | null, number] = [9, 11, 4],
+      inputSize?: { height: number; width: number },
     ): LoadedModel {
       const input = tfl.input({ shape, name: 'in' });
       const model = tfl.model({ inputs: input, outputs: build(input) });
@@ -266,7 +268,7 @@ describe('TF.js and Keras models on onnxruntime (converted to ONNX in memory)', 
         layer.setWeights(values);
         tf.dispose(values);
       }
-      return wrapLayersModel(tf, model, { ...identity('small'), preprocessing: 'none' });
+      return wrapLayersModel(tf, model, { ...identity('small'), preprocessing: 'none', inputSize });
     }
 
     const randomInput = (model: LoadedModel) => {
@@ -397,6 +399,88 @@ describe('TF.js and Keras models on onnxruntime (converted to ONNX in memory)', 
         native.dispose();
       });
     }
+
+    describe('with an input size not fixed ([null, null, 4]) run at 9×11: every shape from the layers’ rules at load', () => {
+      // No pass at load: compareWithTfjs checks each layer's shape when run against the one listed.
+      // Flatten into Dense and a PReLU slope per pixel need a fixed size, as in Keras.
+      const anySize = cases.filter(([title]) => !title.startsWith('Flatten') && !title.includes('PReLU'));
+      for (const [title, build] of anySize) {
+        it(title.split(':')[0].split(' (')[0], async () => {
+          const tfjs = small(build, [null, null, 4], { height: 9, width: 11 });
+          assert.ok(
+            tfjs.layers.every((l) => l.shape.length > 0),
+            JSON.stringify(tfjs.layers.map((l) => l.shape)),
+          );
+          const { native } = await compareWithTfjs(
+            `${title.split(':')[0].split(' (')[0]} (not fixed)`,
+            tfjs,
+            randomInput(tfjs),
+          );
+          native.dispose();
+        });
+      }
+
+      it('Conv2DTranspose and a strided Conv2D (on tfjs): the shapes listed are the shapes computed', async () => {
+        const tfjs = small(
+          (x) => {
+            const y = tfl.layers.conv2d({ filters: 4, kernelSize: 3, strides: 2, name: 'down' }).apply(x);
+            return tfl.layers
+              .conv2dTranspose({ filters: 2, kernelSize: 3, strides: 2, padding: 'same', name: 'up' })
+              .apply(y) as tfl.SymbolicTensor;
+          },
+          [null, null, 4],
+          { height: 33, width: 20 },
+        );
+        try {
+          assert.deepEqual(
+            tfjs.layers.map((l) => `${l.name}:${l.shape.join('×')}`),
+            ['down:16×9×4', 'up:32×18×2'],
+          );
+          const activations = await tfjs.run(randomInput(tfjs));
+          for (const layer of tfjs.layers) assert.deepEqual(activations.get(layer.name)?.shape, layer.shape);
+        } finally {
+          tfjs.dispose();
+        }
+      });
+
+      it('a layer whose shape rule fails: it and the layers it feeds are listed unknown until the first pass', async () => {
+        /** Doubles its input; its shape rule knows only symbolic sizes (as a custom layer's might). */
+        class Doubling extends tfl.layers.Layer {
+          static readonly className = 'Doubling';
+          override computeOutputShape(inputShape: tfl.Shape | tfl.Shape[]): tfl.Shape | tfl.Shape[] {
+            const shape = inputShape as tfl.Shape;
+            if (shape.slice(1).every((d) => d !== null)) throw new Error('no rule for a fixed size');
+            return shape;
+          }
+          override call(inputs: tfc.Tensor | tfc.Tensor[]): tfc.Tensor {
+            return tf.mul(Array.isArray(inputs) ? inputs[0] : inputs, 2);
+          }
+        }
+        const tfjs = small(
+          (x) => {
+            const y = tfl.layers.conv2d({ filters: 3, kernelSize: 1, name: 'before' }).apply(x) as tfl.SymbolicTensor;
+            const doubled = new Doubling({ name: 'double' }).apply(y);
+            return tfl.layers.maxPooling2d({ poolSize: 2, name: 'after' }).apply(doubled) as tfl.SymbolicTensor;
+          },
+          [null, null, 4],
+          { height: 9, width: 11 },
+        );
+        try {
+          assert.deepEqual(
+            tfjs.layers.map((l) => `${l.name}:${l.shape.join('×')}`),
+            ['before:9×11×3', 'double:', 'after:'],
+          );
+          const activations = await tfjs.run(randomInput(tfjs));
+          assert.deepEqual(
+            tfjs.layers.map((l) => `${l.name}:${l.shape.join('×')}`),
+            ['before:9×11×3', 'double:9×11×3', 'after:4×5×3'],
+          );
+          for (const layer of tfjs.layers) assert.deepEqual(activations.get(layer.name)?.shape, layer.shape);
+        } finally {
+          tfjs.dispose();
+        }
+      });
+    });
 
     it('a Sequential model', async () => {
       const model = tfl.sequential({

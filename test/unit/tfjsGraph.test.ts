@@ -318,6 +318,109 @@ describe('TF.js GraphModel (model.json, format graph-model)', function () {
     }
   });
 
+  it('at featureMaps.inputSize [4096, 4096]: every shape from the graph at load, no pass; the pass refused in words', async () => {
+    const file = writeGraphModel(graphNodes([-1, -1, -1, 3]), 'graph_4096');
+    const engine = new FeatureMapEngine({ assetsDir: DIST });
+    try {
+      const source = { kind: 'file', path: file, inputSize: { height: 4096, width: 4096 } } as const;
+      const peakBefore = process.resourceUsage().maxRSS * 1024;
+      const residentBefore = process.memoryUsage().rss;
+      const started = performance.now();
+      const model = await engine.loadModel(source);
+      const ms = performance.now() - started;
+      const peak = process.resourceUsage().maxRSS * 1024 - peakBefore;
+      const resident = process.memoryUsage().rss - residentBefore;
+      console.log(
+        `      loaded in ${ms.toFixed(0)} ms, peak RSS +${(peak / 2 ** 20).toFixed(0)} MB, resident +${(resident / 2 ** 20).toFixed(0)} MB`,
+      );
+      assert.deepEqual(
+        model.layers.map((l) => `${l.name}:${l.shape.join('×')}`),
+        [
+          'conv1/Conv2D:4096×4096×4',
+          'conv1/BiasAdd:4096×4096×4',
+          'conv1/Relu:4096×4096×4',
+          'pool1/MaxPool:2048×2048×4',
+          'conv2/Conv2D:2046×2046×6',
+          'conv2/Relu:2046×2046×6',
+          'gap/Mean:6',
+          'fc/MatMul:5',
+          'fc/Softmax:5',
+        ],
+      );
+      // A pass at this size allocates gigabytes: one at load would show here. Generous bounds.
+      assert.ok(ms < 10_000, `${ms} ms`);
+      assert.ok(resident < 256 * 2 ** 20, `resident memory grew by ${resident} bytes`);
+      const error = await rejectsWith(
+        engine.extract({ imagePath: image('chelsea.png'), model: source, layerPatterns: [] }),
+        /^The forward pass of graph_4096 on chelsea\.png needs about [\d.]+ GB \(layer "conv1\/Conv2D": 4096×4096×4 float32 is 256 MB\); the memory budget is 2 GB \(featureMaps\.memoryBudget\)\.$/,
+      );
+      console.log(`      ${error.message}`);
+    } finally {
+      engine.dispose();
+    }
+  });
+
+  it('an op the shape rules do not know: the layers after it are listed unknown, and the first pass tells them', async () => {
+    const nodes = graphNodes([-1, -1, -1, 3]);
+    // Cos runs on tfjs but has no shape rule here: everything fed by it waits for the first pass.
+    nodes.splice(
+      nodes.findIndex((n) => n.name === 'pool1/MaxPool'),
+      0,
+      {
+        name: 'wave',
+        op: 'Cos',
+        input: ['conv1/Relu'],
+        attr: { T: FLOAT },
+      },
+    );
+    nodes.find((n) => n.name === 'pool1/MaxPool')!.input = ['wave'];
+    const file = writeGraphModel(nodes, 'unknown_op');
+    const model = await load(tf, file, { height: 20, width: 12 });
+    try {
+      assert.deepEqual(
+        model.layers.map((l) => `${l.name}:${l.shape.join('×')}`),
+        [
+          'conv1/Conv2D:20×12×4',
+          'conv1/BiasAdd:20×12×4',
+          'conv1/Relu:20×12×4',
+          'pool1/MaxPool:',
+          'conv2/Conv2D:',
+          'conv2/Relu:',
+          'gap/Mean:',
+          'fc/MatMul:',
+          'fc/Softmax:',
+        ],
+      );
+    } finally {
+      model.dispose();
+    }
+    const engine = new FeatureMapEngine({ assetsDir: DIST });
+    try {
+      const result = await engine.extract({
+        imagePath: image('chelsea.png'),
+        model: { kind: 'file', path: file, inputSize: { height: 20, width: 12 } },
+        layerPatterns: [],
+      });
+      assert.deepEqual(
+        result.layers.map((l) => `${l.name}:${l.shape.join('×')}`),
+        [
+          'conv1/Conv2D:20×12×4',
+          'conv1/BiasAdd:20×12×4',
+          'conv1/Relu:20×12×4',
+          'pool1/MaxPool:10×6×4',
+          'conv2/Conv2D:8×4×6',
+          'conv2/Relu:8×4×6',
+          'gap/Mean:6',
+          'fc/MatMul:5',
+          'fc/Softmax:5',
+        ],
+      );
+      assert.equal(engine.layerData(result.resultKey, 'conv2/Relu', 6).count, 6);
+    } finally {
+      engine.dispose();
+    }
+  });
+
   it('a corrupt model.json is a UserFacingError naming the file', async () => {
     const file = writeGraphModel(graphNodes([-1, SIZE, SIZE, 3]), 'corrupt');
     fs.writeFileSync(file, '{"format": "graph-model", "modelTopology": {"node": [');
@@ -331,7 +434,7 @@ describe('TF.js GraphModel (model.json, format graph-model)', function () {
     await rejectsWith(load(tf, file), /group1-shard1of1\.bin/, /model\.json/);
   });
 
-  it('an op tfjs lacks is a UserFacingError naming the file, with tfjs’ words as detail', async () => {
+  it('an op tfjs lacks is refused at load (no pass runs), naming the file and the op', async () => {
     const nodes = graphNodes([-1, SIZE, SIZE, 3]);
     // Digamma is a TensorFlow op that tfjs-converter does not implement.
     nodes.splice(1, 0, { name: 'digamma', op: 'Digamma', input: ['input'], attr: { T: FLOAT } });

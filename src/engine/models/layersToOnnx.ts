@@ -863,16 +863,21 @@ export async function toOnnxRuntime(
     shape?.join() !== layer.shape.join()
       ? `layer "${layer.name}" is ${JSON.stringify(shape)} on ONNX Runtime, ${JSON.stringify(layer.shape)} on TensorFlow.js`
       : undefined;
+  // A shape tfjs' rules could not tell (listed empty) is ORT's, once the model is on ORT.
+  const shapes = model.layers.map((layer) =>
+    layer.shape.length > 0 ? layer : { ...layer, shape: session.shapes.get(layer.name) ?? [] },
+  );
   try {
     // Every shape ORT infers at load must be tfjs' (it infers them all: the input's size is fixed).
-    for (const layer of model.layers) {
+    for (const layer of shapes) {
       const inferred = session.shapes.get(layer.name);
       const difference = inferred && differs(layer, inferred);
       if (difference) throw new Error(difference);
     }
     if (estimatePass(model).bytes <= (options.trialPassBytes ?? TRIAL_PASS_BYTES)) {
       const activations = await session.run(new Float32Array(height * width * channels));
-      for (const layer of model.layers) {
+      for (const layer of shapes) {
+        if (layer.shape.length === 0) continue; // known only once it runs
         const difference = differs(layer, activations.get(layer.name)?.shape);
         if (difference) throw new Error(difference);
       }
@@ -883,11 +888,18 @@ export async function toOnnxRuntime(
   }
   return {
     ...model,
+    layers: shapes,
     backend: 'onnxruntime',
     layersModel: undefined,
     // A pass over some layers runs on a graph cut down to them (openOnnxGraph).
     prunesPartialPasses: true,
-    run: (input, only) => session.run(input, only),
+    async run(input, only) {
+      const activations = await session.run(input, only);
+      for (const layer of shapes) {
+        if (layer.shape.length === 0) layer.shape = activations.get(layer.name)?.shape ?? [];
+      }
+      return activations;
+    },
     dispose: () => session.release(),
   };
 }
