@@ -1,6 +1,8 @@
 // Makes the README's pictures in a real VS Code (code-server + Chromium), as a person sees them:
 //   docs/screenshot.png  the bundled model on chelsea.png, beside the Explorer;
-//   docs/vgg16.png       the panel on VGG16 ImageNet (no top), the seed's three layers.
+//   docs/vgg16.png       the panel on VGG16 ImageNet (no top), the seed's three layers;
+//   docs/engine-crashed.png  the panel after the engine process died (the tests' crash switch);
+//   docs/restricted-mode.png the panel in Restricted Mode, the folder's own model ignored.
 // VGG16 uses the Keras oracle's weights (random, seeded: ImageNet's cannot be downloaded here),
 // put where a download would have left them. Run after `npm run build`:
 //   node tools/readme-screenshots.mjs [ORACLE_CACHE]
@@ -10,6 +12,7 @@ import path from 'node:path';
 import {
   clickContextMenuItem,
   launchBrowser,
+  webviewFrame,
   openWorkbench,
   repoRoot,
   startCodeServer,
@@ -28,14 +31,30 @@ async function showFeatureMaps(page, image, tiles) {
   await page.waitForTimeout(500);
 }
 
-async function capture({ name, settings, weights, image, tiles, clipToEditor }) {
+/** Opens `image` from the Explorer menu and waits for the panel's message. */
+async function showError(page, image) {
+  await clickContextMenuItem(page, image, 'Show Feature Maps');
+  await webviewFrame(page).locator('body[data-state="error"]').waitFor({ timeout: 60_000 });
+  await page.waitForTimeout(500);
+}
+
+async function capture({ name, settings, weights, image, tiles, clipToEditor, env, restrictedMode, error }) {
   const workspace = fs.mkdtempSync(path.join(os.tmpdir(), 'fm-readme-'));
   for (const file of ['chelsea.png', 'coffee.png', 'astronaut.png', 'horse.png']) {
     fs.copyFileSync(path.join(fixtures, file), path.join(workspace, file));
   }
+  if (env?.FEATURE_MAPS_TEST_FAULTS) {
+    fs.copyFileSync(path.join(fixtures, 'chelsea.png'), path.join(workspace, 'crash-the-engine.png'));
+  }
   fs.mkdirSync(path.join(workspace, '.vscode'));
   fs.writeFileSync(path.join(workspace, '.vscode', 'settings.json'), JSON.stringify(settings));
-  const server = await startCodeServer({ workspace, extensionDevelopmentPath: repoRoot, label: 'code-server-readme' });
+  const server = await startCodeServer({
+    workspace,
+    extensionDevelopmentPath: repoRoot,
+    label: 'code-server-readme',
+    env,
+    restrictedMode,
+  });
   const browser = await launchBrowser();
   try {
     if (weights) {
@@ -45,7 +64,8 @@ async function capture({ name, settings, weights, image, tiles, clipToEditor }) 
     }
     const page = browser.page;
     await openWorkbench(page, server);
-    await showFeatureMaps(page, image, tiles);
+    if (error) await showError(page, image);
+    else await showFeatureMaps(page, image, tiles);
     const file = path.join(repoRoot, 'docs', `${name}.png`);
     const editor = clipToEditor ? await page.locator('.part.editor').boundingBox() : undefined;
     await page.screenshot({ path: file, ...(editor ? { clip: editor } : {}) });
@@ -70,4 +90,18 @@ if (fs.existsSync(VGG16_WEIGHTS)) {
 } else {
   console.error(`no ${VGG16_WEIGHTS}: docs/vgg16.png not made (run ../shared/oracle/make-oracle.sh first)`);
 }
+await capture({
+  name: 'engine-crashed',
+  settings: {},
+  env: { FEATURE_MAPS_TEST_FAULTS: '1' },
+  image: 'crash-the-engine.png',
+  error: true,
+});
+await capture({
+  name: 'restricted-mode',
+  settings: { 'featureMaps.model': 'models/my-model.onnx' },
+  restrictedMode: true,
+  image: 'chelsea.png',
+  tiles: 16,
+});
 process.exit(0);
