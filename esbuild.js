@@ -87,6 +87,8 @@ if (!production) {
 
 function copyRuntimeAssets() {
   fs.mkdirSync(dist, { recursive: true });
+  // Compiled tests whose source is gone would still run: start the test bundles afresh.
+  if (!production) fs.rmSync(path.join(dist, 'test'), { recursive: true, force: true });
   // The tfjs wasm backend loads its .wasm binary from disk at run time.
   const wasmDir = path.dirname(require.resolve('@tensorflow/tfjs-backend-wasm/package.json'));
   for (const file of ['tfjs-backend-wasm.wasm', 'tfjs-backend-wasm-simd.wasm']) {

@@ -88,6 +88,8 @@ interface Call {
   deadline: number;
   /** How long it was given when the deadline was last set (for the message). */
   allowedMs: number;
+  /** The caller's listener for its progress reports. */
+  onProgress?: (progress: EngineProgress) => void;
   /** When the caller cancelled it (the caller was answered then; the engine may still be busy). */
   cancelledAt?: number;
   /** Sent again once already, after the process was ended for another call's cancel. */
@@ -121,8 +123,13 @@ export class EngineClient {
     this.settings = { ...DEFAULTS, ...(given as Partial<typeof DEFAULTS>) };
   }
 
-  extract(request: ExtractRequest, signal?: AbortSignal): Promise<ExtractionResult> {
-    return this.request('extract', [request], signal);
+  /** `onProgress` hears when the forward pass starts, and what the budget expects it to allocate. */
+  extract(
+    request: ExtractRequest,
+    signal?: AbortSignal,
+    onProgress?: (progress: EngineProgress) => void,
+  ): Promise<ExtractionResult> {
+    return this.request('extract', [request], signal, onProgress);
   }
 
   layerData(resultKey: string, layer: string, count: number): Promise<LayerData> {
@@ -166,10 +173,11 @@ export class EngineClient {
     method: K,
     args: Parameters<EngineApi[K]>,
     signal?: AbortSignal,
+    onProgress?: (progress: EngineProgress) => void,
   ): ReturnType<EngineApi[K]> {
     if (signal?.aborted || this.disposed) return Promise.reject(new CancelledError()) as ReturnType<EngineApi[K]>;
     return new Promise((resolve, reject) => {
-      const call: Call = { method, args, resolve, reject, deadline: 0, allowedMs: 0 };
+      const call: Call = { method, args, resolve, reject, onProgress, deadline: 0, allowedMs: 0 };
       this.calls.add(call);
       signal?.addEventListener('abort', () => this.cancel(call), { once: true });
       this.dispatch(call);
@@ -203,6 +211,7 @@ export class EngineClient {
 
   /** A forward pass is starting: its deadline scales with what it fetches. */
   private progressed(call: Call, progress: EngineProgress): void {
+    if (call.cancelledAt === undefined) call.onProgress?.(progress);
     if (progress.step === 'pass') {
       this.allow(call, this.settings.passTimeoutMs(progress.bytes));
     }

@@ -327,6 +327,15 @@ export class FeatureMapsPanel extends Disposable {
             memoryBudgetBytes,
           },
           job.signal,
+          ({ bytes }) => {
+            if (this.job === job && this.state?.kind === 'loading') {
+              this.setState({
+                kind: 'loading',
+                fileName,
+                message: `Running the model (about ${megabytes(bytes)} MB)…`,
+              });
+            }
+          },
         );
         if (job.signal.aborted) return;
         void this.crashes.forget(imageUri.fsPath, modelIdentity(this.modelSettings));
@@ -538,6 +547,10 @@ function messageBytes(value: object): number {
     return v;
   });
   return bytes + json.length;
+}
+
+function megabytes(bytes: number): string {
+  return (bytes / 2 ** 20).toFixed(0);
 }
 
 function kilobytes(bytes: number): string {

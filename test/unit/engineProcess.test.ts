@@ -289,13 +289,16 @@ describe('when the engine process crashes, hangs or runs forever', () => {
     const model = endlessLoopModel(tempDir());
     const pid = await client.backend().then(() => client?.stats().pid);
     const abort = new AbortController();
+    let passStarted: () => void = () => undefined;
+    const inPass = new Promise<void>((resolve) => (passStarted = resolve));
     const endless = client.extract(
       { imagePath: image('chelsea.png'), model: { kind: 'file', path: model }, layerPatterns: [] },
       abort.signal,
+      () => passStarted(),
     );
     // Asked while the endless pass runs: it goes on in a fresh process when that one is ended.
     const waiting = client.extract({ imagePath: image('coffee.png'), model: BUNDLED, layerPatterns: [] });
-    await new Promise((resolve) => setTimeout(resolve, 1500));
+    await inPass;
     const started = performance.now();
     abort.abort();
     await assert.rejects(endless, CancelledError);
