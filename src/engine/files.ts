@@ -141,12 +141,15 @@ export async function checkRegularFile(filePath: string, check: FileCheck): Prom
 }
 
 /**
- * Reads a whole regular file, safely: the real path is opened with O_NONBLOCK (so a FIFO cannot
- * block the open), then the opened descriptor is checked with fstat (a regular file, at most
- * `check.maxBytes`) before anything is read, and exactly that many bytes are read. With `into`,
- * the file must hold exactly `into.length` bytes and is read into it (no second copy).
+ * Opens the real path of `filePath` with O_NONBLOCK (so a FIFO cannot block the open), checks the
+ * opened descriptor with fstat (a regular file, at most `check.maxBytes`) and only then hands it
+ * to `read`; closes it whatever happens. Failures other than a UserFacingError become one.
  */
-export async function readRegularFile(filePath: string, check: FileCheck & { into?: Uint8Array }): Promise<Buffer> {
+async function withCheckedFile<T>(
+  filePath: string,
+  check: FileCheck,
+  read: (handle: fs.FileHandle, file: CheckedFile) => Promise<T>,
+): Promise<T> {
   const realPath = await realPathOf(filePath, check);
   let handle: fs.FileHandle;
   try {
@@ -158,7 +161,33 @@ export async function readRegularFile(filePath: string, check: FileCheck & { int
   try {
     const stat = await handle.stat();
     checkStat(filePath, realPath, stat, check);
-    const size = stat.size;
+    return await read(handle, { path: filePath, realPath, size: stat.size, mtimeMs: stat.mtimeMs });
+  } catch (error) {
+    if (error instanceof UserFacingError) throw error;
+    throw refuse(filePath, check, 'reading it failed.', errorText(error));
+  } finally {
+    await handle.close();
+  }
+}
+
+/** Reads `length` bytes from the start into `buffer`, fewer when the file ends first; how many. */
+async function readUpTo(handle: fs.FileHandle, buffer: Uint8Array, length: number): Promise<number> {
+  let done = 0;
+  while (done < length) {
+    // One read(2) returns at most about 2 GB: loop.
+    const { bytesRead } = await handle.read(buffer, done, Math.min(length - done, 1 << 30), done);
+    if (bytesRead === 0) break;
+    done += bytesRead;
+  }
+  return done;
+}
+
+/**
+ * Reads a whole regular file, safely (see withCheckedFile): exactly the size fstat gave is read.
+ * With `into`, the file must hold exactly `into.length` bytes and is read into it (no second copy).
+ */
+export function readRegularFile(filePath: string, check: FileCheck & { into?: Uint8Array }): Promise<Buffer> {
+  return withCheckedFile(filePath, check, async (handle, { size }) => {
     if (check.into && check.into.length !== size) {
       throw refuse(
         filePath,
@@ -169,58 +198,24 @@ export async function readRegularFile(filePath: string, check: FileCheck & { int
     const buffer = check.into
       ? Buffer.from(check.into.buffer, check.into.byteOffset, check.into.byteLength)
       : Buffer.allocUnsafe(size);
-    let done = 0;
-    while (done < size) {
-      // One read(2) returns at most about 2 GB: loop.
-      const { bytesRead } = await handle.read(buffer, done, Math.min(size - done, 1 << 30), done);
-      if (bytesRead === 0) {
-        throw refuse(filePath, check, `it became shorter (${done} of ${size} bytes) while being read.`);
-      }
-      done += bytesRead;
-    }
+    const done = await readUpTo(handle, buffer, size);
+    if (done < size) throw refuse(filePath, check, `it became shorter (${done} of ${size} bytes) while being read.`);
     return buffer;
-  } catch (error) {
-    if (error instanceof UserFacingError) throw error;
-    throw refuse(filePath, check, 'reading it failed.', errorText(error));
-  } finally {
-    await handle.close();
-  }
+  });
 }
 
 /**
  * The first `length` bytes of a regular file (fewer when it is shorter) and its size: for
  * checking a header before deciding to read the rest. Refuses what `readRegularFile` refuses.
  */
-export async function readFileHead(
+export function readFileHead(
   filePath: string,
   length: number,
   check: FileCheck,
 ): Promise<{ head: Buffer; file: CheckedFile }> {
-  const realPath = await realPathOf(filePath, check);
-  let handle: fs.FileHandle;
-  try {
-    handle = await fs.open(realPath, constants.O_RDONLY | (constants.O_NONBLOCK ?? 0));
-  } catch (error) {
-    throw fsFailure(filePath, check, error);
-  }
-  try {
-    const stat = await handle.stat();
-    checkStat(filePath, realPath, stat, check);
-    const head = Buffer.alloc(Math.min(length, stat.size));
-    let done = 0;
-    while (done < head.length) {
-      const { bytesRead } = await handle.read(head, done, head.length - done, done);
-      if (bytesRead === 0) break;
-      done += bytesRead;
-    }
-    return {
-      head: head.subarray(0, done),
-      file: { path: filePath, realPath, size: stat.size, mtimeMs: stat.mtimeMs },
-    };
-  } catch (error) {
-    if (error instanceof UserFacingError) throw error;
-    throw refuse(filePath, check, 'reading it failed.', errorText(error));
-  } finally {
-    await handle.close();
-  }
+  return withCheckedFile(filePath, check, async (handle, file) => {
+    const head = Buffer.alloc(Math.min(length, file.size));
+    const done = await readUpTo(handle, head, head.length);
+    return { head: head.subarray(0, done), file };
+  });
 }

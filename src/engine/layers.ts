@@ -4,8 +4,18 @@ import picomatch from 'picomatch';
 export interface LayerMeta {
   name: string;
   op: string;
-  /** Output shape without the batch axis. */
+  /** Output shape without the batch axis; [] while unknown (learnt from the first pass, see learnShapes). */
   shape: number[];
+}
+
+/**
+ * Fills in the shapes a loader could not work out without running the model, from a pass's
+ * activations: each layer of `layers` whose shape is still [] takes its activation's.
+ */
+export function learnShapes(layers: readonly LayerMeta[], activations: ReadonlyMap<string, { shape: number[] }>): void {
+  for (const layer of layers) {
+    if (layer.shape.length === 0) layer.shape = activations.get(layer.name)?.shape ?? [];
+  }
 }
 
 /** H×W×C with more than one pixel: something to draw as maps. */

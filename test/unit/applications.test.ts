@@ -9,11 +9,11 @@ import {
   buildKerasApplication,
   loadKerasApplication,
 } from '../../src/engine/models/kerasApplications';
-import type { BuiltModel } from '../../src/engine/models/kerasGraph';
 import { preprocess } from '../../src/engine/preprocess';
 import { type Tf, getTf } from '../../src/engine/tf';
 import { rejectsWith } from './assertions';
-import { DIST, ORACLE_TOLERANCE, image, oracleCacheFile, tempDir, writeH5, type H5File } from './fixtures';
+import { DIST, ORACLE_TOLERANCE, image, oracleCacheFile, tempDir, writeH5 } from './fixtures';
+import { fillLegacy, legacyLayersOf, type LegacyLayer } from './legacyWeights';
 import { readNpy, relErr } from './npy';
 
 type AppId = Exclude<ApplicationId, 'vgg16_notop'>;
@@ -55,49 +55,6 @@ const APPS: Record<AppId, { label: string; file: string; preprocessing: string; 
 };
 
 const TOLERANCE = ORACLE_TOLERANCE;
-
-/** A layer of a legacy weights-only file: its name and its arrays' names (relative to its group) and shapes. */
-interface LegacyLayer {
-  name: string;
-  weights: { name: string; shape: number[]; data?: Float32Array }[];
-}
-
-/** A legacy weights-only layout: root `layer_names`, each layer's `weight_names` as paths inside its group. */
-function fillLegacy(root: H5File, layers: readonly LegacyLayer[]): void {
-  root.create_attribute(
-    'layer_names',
-    layers.map((l) => l.name),
-  );
-  for (const layer of layers) {
-    const group = root.create_group(layer.name);
-    if (layer.weights.length === 0) continue;
-    group.create_attribute(
-      'weight_names',
-      layer.weights.map((w) => w.name),
-    );
-    for (const weight of layer.weights) {
-      const parts = weight.name.split('/');
-      let target = group;
-      for (const dir of parts.slice(0, -1)) target = (target.get(dir) ?? target.create_group(dir)) as typeof group;
-      const size = weight.shape.reduce((a, b) => a * b, 1);
-      target.create_dataset({ name: parts.at(-1)!, data: weight.data ?? new Float32Array(size), shape: weight.shape });
-    }
-  }
-}
-
-/** Our model's layers with weights, in Keras order, spelt the tf.keras 2 way (`name/kernel:0`). */
-function legacyLayersOf(built: BuiltModel): LegacyLayer[] {
-  return built.kerasOrder
-    .map((name) => built.model.getLayer(name))
-    .filter((layer) => layer.weights.length > 0)
-    .map((layer) => ({
-      name: layer.name,
-      weights: layer.weights.map((w) => ({
-        name: `${layer.name}/${w.originalName.split('/').pop()}:0`,
-        shape: w.shape as number[],
-      })),
-    }));
-}
 
 describe('Keras applications MobileNetV2 and ResNet50, from Keras’ legacy weights files', function () {
   this.timeout(300_000);

@@ -7,7 +7,7 @@ import { onnx } from 'onnx-proto';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import { type PassCosts, estimatePass } from '../budget';
 import { errorText } from '../errors';
-import type { LayerMeta } from '../layers';
+import { learnShapes, type LayerMeta } from '../layers';
 import type { LoadedModel } from '../model';
 import { type OnnxGraphSession, openOnnxGraph } from './onnx';
 
@@ -895,9 +895,7 @@ export async function toOnnxRuntime(
     prunesPartialPasses: true,
     async run(input, only) {
       const activations = await session.run(input, only);
-      for (const layer of shapes) {
-        if (layer.shape.length === 0) layer.shape = activations.get(layer.name)?.shape ?? [];
-      }
+      learnShapes(shapes, activations);
       return activations;
     },
     dispose: () => session.release(),

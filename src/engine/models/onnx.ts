@@ -4,7 +4,7 @@ import { onnx } from 'onnx-proto';
 import type * as ort from 'onnxruntime-node';
 import { UserFacingError, errorText } from '../errors';
 import { MAX_MODEL_FILE_BYTES, readRegularFile } from '../files';
-import type { LayerMeta } from '../layers';
+import { learnShapes, type LayerMeta } from '../layers';
 import type { Activation, LoadedModel, ModelIdentity } from '../model';
 import type { PreprocessMode } from '../preprocess';
 
@@ -634,9 +634,7 @@ function wrapSession(
     layers,
     async run(nhwc: Float32Array, only?: ReadonlySet<string>): Promise<Map<string, Activation>> {
       const activations = forward.activations(await forward.run(nhwc, only), only);
-      for (const layer of unknown) {
-        if (layer.shape.length === 0) layer.shape = activations.get(layer.name)?.shape ?? [];
-      }
+      learnShapes(unknown, activations);
       return activations;
     },
     dispose() {

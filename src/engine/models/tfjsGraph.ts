@@ -2,7 +2,7 @@ import * as path from 'node:path';
 import type * as tfc from '@tensorflow/tfjs-core';
 import type { GraphModel } from '@tensorflow/tfjs-converter';
 import { UserFacingError, errorText } from '../errors';
-import type { LayerMeta } from '../layers';
+import { learnShapes, type LayerMeta } from '../layers';
 import type { Activation, LoadedModel } from '../model';
 import { type Tf, tfjsBackendLabel } from '../tf';
 import { type TfjsLayersOptions, fileHandler, readActivations } from './tfjsLayers';
@@ -246,9 +246,7 @@ async function wrapGraphModel(
         const floats = results.map((t) => (t.dtype === 'float32' ? t : tf.cast(t, 'float32')));
         tf.dispose(results.filter((t, i) => t !== floats[i]));
         const activations = await readActivations(tf, layers, floats, withoutBatch);
-        for (const layer of unknown) {
-          if (layer.shape.length === 0) layer.shape = activations.get(layer.name)?.shape ?? [];
-        }
+        learnShapes(unknown, activations);
         return activations;
       } finally {
         x.dispose();

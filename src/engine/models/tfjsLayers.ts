@@ -3,7 +3,7 @@ import type * as tfc from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import { UserFacingError, errorText } from '../errors';
 import { MAX_JSON_BYTES, MAX_MODEL_FILE_BYTES, checkRegularFile, formatBytes, readRegularFile } from '../files';
-import type { LayerMeta } from '../layers';
+import { learnShapes, type LayerMeta } from '../layers';
 import type { Activation, LoadedModel, ModelIdentity } from '../model';
 import type { PreprocessMode } from '../preprocess';
 import { type Tf, tfjsBackendLabel } from '../tf';
@@ -357,9 +357,7 @@ export function wrapLayersModel(
       try {
         const outputs = extractor.predict(x) as tfc.Tensor[];
         const activations = await readActivations(tf, layers, outputs, (shape) => shape.slice(1));
-        for (const layer of unknown) {
-          if (layer.shape.length === 0) layer.shape = activations.get(layer.name)?.shape ?? [];
-        }
+        learnShapes(unknown, activations);
         return activations;
       } finally {
         x.dispose();
