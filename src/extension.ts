@@ -27,8 +27,9 @@ export function activate(context: vscode.ExtensionContext): FeatureMapsApi {
     enginePath: vscode.Uri.joinPath(context.extensionUri, 'dist', 'engine.js').fsPath,
     assetsDir: dist,
     log: (line) => log.info(line),
-    // An idle engine that keeps more than a pass's budget (plus its caches) resident starts afresh.
-    recycleRssBytes: () => readModelSettings().memoryBudgetBytes + 1024 ** 3,
+    // An idle engine that keeps more than a pass's budget plus its caches (models, 512 MB of
+    // results) resident starts afresh.
+    recycleRssBytes: () => readModelSettings().memoryBudgetBytes + 1.5 * 1024 ** 3,
   });
   const models = new ModelStore(context.globalStorageUri, log);
   const crashes = new CrashMemory(context.workspaceState);

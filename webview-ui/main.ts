@@ -16,8 +16,12 @@ import { onDprChange, onThemeChange } from './theme';
 import { isLayerData, isToWebview } from './validate';
 import { hostChannel, post, saveState } from './vscodeApi';
 
-/** A reply slower than this is reported in the grid with a Retry button. */
-const REQUEST_TIMEOUT_MS = 30_000;
+/**
+ * A reply slower than this is reported in the grid with a Retry button. The host's own watchdog
+ * bounds the engine's work well within it (a pass gets 30 s plus 1 s per 25 MB), so this only
+ * catches a host that never answers.
+ */
+const REQUEST_TIMEOUT_MS = 300_000;
 
 const state: AppState = initialState();
 const cache = new LayerCache(8);

@@ -57,8 +57,11 @@ const DEFAULTS = {
   idleStopMs: 10 * 60_000,
 };
 const WATCH_INTERVAL_MS = 250;
-/** How many heartbeats in a row over `recycleRssBytes` make an idle process be replaced. */
-const RECYCLE_BEATS = 2;
+/**
+ * How many heartbeats in a row (a second each) over `recycleRssBytes` make an idle process be
+ * replaced: long enough that the results on show are not thrown away right after a big pass.
+ */
+const RECYCLE_BEATS = 10;
 const STDERR_TAIL = 4000;
 
 /** One engine process and the RPC client that talks to it. */
@@ -92,8 +95,10 @@ interface Call {
   onProgress?: (progress: EngineProgress) => void;
   /** When the caller cancelled it (the caller was answered then; the engine may still be busy). */
   cancelledAt?: number;
-  /** Sent again once already, after the process was ended for another call's cancel. */
+  /** Sent again once already, after its process crashed with other calls in flight. */
   retried?: boolean;
+  /** Its forward pass has started (the engine said so): only then does a cancel end the process. */
+  inPass?: boolean;
 }
 
 /**
@@ -187,6 +192,7 @@ export class EngineClient {
   private dispatch(call: Call): void {
     const running = this.ensureProcess();
     call.process = running;
+    call.inPass = false;
     call.stop = new AbortController();
     this.allow(call, this.settings.callTimeoutMs);
     this.idleSince = Infinity;
@@ -213,6 +219,7 @@ export class EngineClient {
   private progressed(call: Call, progress: EngineProgress): void {
     if (call.cancelledAt === undefined) call.onProgress?.(progress);
     if (progress.step === 'pass') {
+      call.inPass = true;
       this.allow(call, this.settings.passTimeoutMs(progress.bytes));
     }
   }
@@ -274,7 +281,10 @@ export class EngineClient {
     });
     child.on('error', (error) => {
       this.options.log?.(`engine process error: ${error.message}`);
-      if (!running.stopping) this.stopped(running, 'crashed', `could not start (${error.message})`);
+      // A message sent just as it died fails too; its 'exit' says how it died.
+      if (!running.stopping && child.pid === undefined) {
+        this.stopped(running, 'crashed', `could not start (${error.message})`);
+      }
     });
     child.on('exit', (code, signal) => {
       if (running.stopping) return;
@@ -310,12 +320,17 @@ export class EngineClient {
     const now = Date.now();
     const calls = [...this.calls].filter((c) => c.process === running);
     const silentMs = now - running.lastSign;
-    if (silentMs > this.settings.heartbeatTimeoutMs) {
+    // A TensorFlow.js pass runs on the engine's only thread, so no heartbeat comes while it runs:
+    // then its own deadline is the bound.
+    const passing = calls.some((c) => c.inPass && c.cancelledAt === undefined);
+    if (silentMs > this.settings.heartbeatTimeoutMs && !passing) {
       return this.stopped(running, 'unresponsive', `sent no sign of life for ${seconds(silentMs)}`);
     }
     const late = calls.find((c) => c.cancelledAt === undefined && now > c.deadline);
     if (late) return this.stopped(running, 'timeout', undefined, late);
-    if (calls.some((c) => c.cancelledAt !== undefined && now - c.cancelledAt > this.settings.cancelGraceMs)) {
+    if (
+      calls.some((c) => c.inPass && c.cancelledAt !== undefined && now - c.cancelledAt > this.settings.cancelGraceMs)
+    ) {
       // A cancelled forward pass still running: end it with the process; the rest go to a fresh one.
       this.options.log?.('engine process ended to stop a cancelled forward pass');
       return this.restartFor(running);
@@ -332,33 +347,33 @@ export class EngineClient {
     }
   }
 
-  /** Ends `running` on purpose; its calls still wanted go to a fresh process (once), or fail. */
+  /**
+   * Ends `running` on purpose (to stop a cancelled pass): its other calls are not to blame, so
+   * those that can run again go to a fresh process; the others (a layer of a result that went
+   * with the process) fail with NotCachedError, which the panel answers by computing it again.
+   */
   private restartFor(running: EngineProcess): void {
     const calls = [...this.calls].filter((c) => c.process === running);
     this.end(running);
     for (const call of calls) {
       call.process = undefined;
-      if (call.cancelledAt !== undefined) this.calls.delete(call);
-      else if (!this.retry(call)) {
-        // Its cached activations went with the process.
+      if (call.cancelledAt !== undefined) {
+        this.calls.delete(call);
+      } else if (isRepeatable(call)) {
+        this.dispatch(call);
+      } else {
         this.calls.delete(call);
         call.reject(new NotCachedError());
       }
     }
-  }
-
-  /** Sends `call` to a fresh process, once, when it can simply run again there. */
-  private retry(call: Call): boolean {
-    if (call.retried || !isRepeatable(call)) return false;
-    call.retried = true;
-    this.dispatch(call);
-    return true;
+    if (this.isolated && !this.calls.has(this.isolated)) this.nextSuspect();
   }
 
   /**
-   * The process crashed or the watchdog gave up on it: the calls it ran fail with the reason.
-   * When it crashed running several calls, which one did it is not known: each that can runs
-   * once more, one at a time, so that the one to blame crashes again alone and is named.
+   * The process crashed or the watchdog gave up on it. A call that outlived its deadline is the one
+   * to blame; the others run again in a fresh process. When it crashed or hung with several calls
+   * in flight, which one did it is not known: each that can runs once more, one at a time, so that
+   * the one to blame does it again alone and is named.
    */
   private stopped(
     running: EngineProcess,
@@ -371,10 +386,12 @@ export class EngineClient {
     this.end(running);
     for (const call of calls) call.process = undefined;
     const waiting = calls.filter((c) => c.cancelledAt === undefined);
-    const suspects =
-      reason === 'crashed' && calls.length > 1 ? waiting.filter((c) => !c.retried && isRepeatable(c)) : [];
-    const failing = waiting.filter((c) => !suspects.includes(c));
-    const culprit = late ?? failing.find((c) => c.method === 'extract') ?? failing[0];
+    let innocent: Call[] = [];
+    let suspects: Call[] = [];
+    if (late) innocent = waiting.filter((c) => c !== late);
+    else if (calls.length > 1) suspects = waiting.filter((c) => !c.retried && isRepeatable(c));
+    const blamed = waiting.filter((c) => !innocent.includes(c) && !suspects.includes(c));
+    const culprit = late ?? blamed.find((c) => c.method === 'extract') ?? blamed[0];
     const doing = culprit ? describe(culprit) : 'idle';
     const detail = running.stderrTail.trim() || undefined;
     const message =
@@ -385,8 +402,13 @@ export class EngineClient {
           : `The feature-map engine was stopped: ${doing} took longer than ${seconds(late?.allowedMs ?? 0)}.`;
     for (const call of calls) {
       if (suspects.includes(call)) continue;
+      if (innocent.includes(call) && isRepeatable(call)) {
+        this.dispatch(call);
+        continue;
+      }
       this.calls.delete(call);
-      if (call.cancelledAt === undefined) call.reject(new EngineStoppedError(message, detail));
+      if (call.cancelledAt !== undefined) continue;
+      call.reject(innocent.includes(call) ? new NotCachedError() : new EngineStoppedError(message, detail));
     }
     for (const call of suspects) call.retried = true;
     this.suspects.push(...suspects);

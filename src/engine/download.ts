@@ -577,11 +577,16 @@ async function acquireLock(destination: string, options: DownloadOptions): Promi
       }
     }
     const holder = await readLock(file);
-    if (!holder) continue; // released meanwhile
+    if (!holder) {
+      // Released meanwhile (or unreadable: then waiting keeps this from spinning).
+      await sleep(POLL_MS / 10, options.signal);
+      continue;
+    }
     const state = lockState(holder);
     if (state !== 'alive') {
       // A dead process's part is safe to resume; a silent one's may still be written to.
       if (await breakLock(file, holder)) resumable = state === 'dead';
+      else await sleep(POLL_MS, options.signal);
       continue;
     }
     if (!waiting) {

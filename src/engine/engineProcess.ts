@@ -13,6 +13,7 @@ import {
   type EngineMemory,
 } from './api';
 import { FeatureMapEngine } from './engine';
+import { CancelledError } from './errors';
 import type { EngineProcessInit } from './client';
 
 if (!process.send)
@@ -53,7 +54,9 @@ const server = serve<EngineApi, EngineEvents>(
       return engine.layerData(resultKey, layer, count);
     },
     async complete({ signal, progress }, resultKey) {
-      await engine.complete(resultKey, signal, progress);
+      // A cancelled background pass is answered at once; the pass itself goes on (it is shared, and
+      // its layers are cached for when they are shown), so cancelling never ends the process.
+      await unlessCancelled(engine.complete(resultKey, signal, progress), signal);
       return null;
     },
     backend: () => engine.backend(),
@@ -61,6 +64,16 @@ const server = serve<EngineApi, EngineEvents>(
   },
   { encodeError: encodeEngineError },
 );
+
+/** `work`, or a CancelledError as soon as `signal` aborts (the work goes on regardless). */
+function unlessCancelled<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const onAbort = () => reject(new CancelledError());
+    if (signal.aborted) onAbort();
+    signal.addEventListener('abort', onAbort, { once: true });
+    work.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
+  });
+}
 
 function memory(): EngineMemory {
   return { rssBytes: process.memoryUsage.rss(), peakRssBytes: process.resourceUsage().maxRSS * 1024 };

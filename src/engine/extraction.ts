@@ -169,15 +169,14 @@ export class Extractor {
       await this.complete(resultKey, undefined, progress);
       return;
     }
+    const only = new Set([layer]);
     let computing = entry.computing.get(layer);
     if (!computing) {
-      const only = new Set([layer]);
-      const bytes = checkPassBudget(
+      checkPassBudget(
         estimatePass(entry.model, only),
         entry.budget,
         `Computing layer "${layer}" of ${entry.model.summary.name} on ${entry.fileName}`,
       );
-      progress?.({ step: 'pass', bytes });
       computing = entry.model.run(input, only).then(
         (activations) => {
           entry.computing.delete(layer);
@@ -191,6 +190,8 @@ export class Extractor {
       );
       entry.computing.set(layer, computing);
     }
+    // Whoever waits for the pass, its first caller or one that joins it, hears how big it is.
+    progress?.({ step: 'pass', bytes: estimatePass(entry.model, only).bytes });
     await computing;
   }
 
@@ -206,12 +207,11 @@ export class Extractor {
     if (!input) return;
     if (!entry.completing) {
       signal?.throwIfAborted();
-      const bytes = checkPassBudget(
+      checkPassBudget(
         estimatePass(entry.model),
         entry.budget,
         `Computing every layer of ${entry.model.summary.name} on ${entry.fileName}`,
       );
-      progress?.({ step: 'pass', bytes });
       entry.completing = entry.model.run(input).then(
         (activations) => {
           entry.input = undefined;
@@ -224,6 +224,8 @@ export class Extractor {
         },
       );
     }
+    // Whoever waits for the pass, its first caller or one that joins it, hears how big it is.
+    progress?.({ step: 'pass', bytes: estimatePass(entry.model).bytes });
     await entry.completing;
   }
 }

@@ -80,7 +80,8 @@ function fsFailure(filePath: string, check: FileCheck, error: unknown): UserFaci
 /** `child` is `parent` itself or lies below it (both absolute, symlinks resolved). */
 function isInside(child: string, parent: string): boolean {
   const relative = path.relative(parent, child);
-  return relative === '' || (!relative.startsWith('..') && !path.isAbsolute(relative));
+  const outside = relative === '..' || relative.startsWith(`..${path.sep}`) || path.isAbsolute(relative);
+  return !outside;
 }
 
 function checkStat(filePath: string, realPath: string, stat: Stats, check: FileCheck): void {

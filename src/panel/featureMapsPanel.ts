@@ -148,7 +148,10 @@ export class FeatureMapsPanel extends Disposable {
     );
     // The webview's requests (see PanelHostApi), answered through the same RPC as the engine's.
     const webviewChannel: RpcChannel = {
-      post: (message) => void panel.webview.postMessage(message),
+      post: (message) => {
+        // A reply that comes after the panel closed has no one to go to.
+        if (!this.isDisposed) void panel.webview.postMessage(message);
+      },
       onMessage: (listener) => {
         const subscription = panel.webview.onDidReceiveMessage((message: unknown) => {
           if (isRpcMessage(message)) listener(message);
@@ -311,7 +314,8 @@ export class FeatureMapsPanel extends Disposable {
             : undefined;
         const { preprocessing, resize, labelsPath, customNormalization, memoryBudgetBytes } = this.modelSettings;
         const model = await this.modelSource(fileName);
-        if (job.signal.aborted) return;
+        // Cancelled during a download (which goes on, with its own notification): say so below.
+        if (job.signal.aborted) throw new CancelledError();
         const result = await this.engine.extract(
           {
             imagePath: imageUri.fsPath,
@@ -364,8 +368,13 @@ export class FeatureMapsPanel extends Disposable {
         if (error instanceof RejectedDownloadError) {
           // A downloaded catalogue file the loader refuses would fail the same way forever.
           const entry = catalogEntry(this.modelSettings.catalogSetting);
-          if (entry) await this.models.discard(entry, error.message);
-          message += ' The downloaded file was removed; Retry downloads it again.';
+          try {
+            if (entry) await this.models.discard(entry, error.message);
+            message += ' The downloaded file was removed; Retry downloads it again.';
+          } catch (discardError) {
+            this.log.error(`could not remove ${entry?.fileName}: ${errorText(discardError)}`);
+            message += ` Remove it with Manage Downloaded Models… and Retry.`;
+          }
         }
         if (error instanceof EngineStoppedError) {
           void this.crashes.remember(imageUri.fsPath, modelIdentity(this.modelSettings), error.summary);

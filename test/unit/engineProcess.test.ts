@@ -271,6 +271,42 @@ describe('when the engine process crashes, hangs or runs forever', () => {
     await assertNextRequestWorks(client, pid);
   });
 
+  it('blames the image that hangs the engine, not another being computed beside it', async () => {
+    client = engineClient({ env: { [TEST_FAULTS_ENV]: '1' }, heartbeatTimeoutMs: 3000 });
+    await client.extract({ imagePath: image('chelsea.png'), model: BUNDLED, layerPatterns: [] });
+    const beside = client.extract({ imagePath: image('coffee.png'), model: BUNDLED, layerPatterns: [] });
+    const hanging = client.extract({ imagePath: markedImage(HANG_IMAGE_MARK), model: BUNDLED, layerPatterns: [] });
+    await assert.rejects(
+      hanging,
+      (error: unknown) =>
+        error instanceof EngineStoppedError &&
+        /^The feature-map engine stopped responding \(it sent no sign of life for 3 s\) while computing the feature maps of hang-the-engine\.png/.test(
+          error.message,
+        ),
+    );
+    assert.equal((await beside).input.fileName, 'coffee.png');
+  });
+
+  it('does not end the process for a request cancelled before its forward pass', async () => {
+    client = engineClient();
+    const abort = new AbortController();
+    // Cancelled while the process starts and loads the model: the engine drops it after loading.
+    const cancelled = client.extract(
+      { imagePath: image('chelsea.png'), model: BUNDLED, layerPatterns: [] },
+      abort.signal,
+    );
+    setTimeout(() => abort.abort(), 100);
+    await assert.rejects(cancelled, CancelledError);
+    const pid = client.stats().pid;
+    await new Promise((resolve) => setTimeout(resolve, 2500));
+    assert.equal(client.stats().pid, pid, 'the same engine process');
+    assert.equal(client.stats().starts, 1);
+    assert.equal(
+      (await client.extract({ imagePath: image('coffee.png'), model: BUNDLED, layerPatterns: [] })).input.fileName,
+      'coffee.png',
+    );
+  });
+
   it('stops a model that computes forever (an ONNX Loop of 10^11 steps) at its deadline', async () => {
     client = engineClient({ callTimeoutMs: 4000, passTimeoutMs: () => 4000 });
     const model = endlessLoopModel(tempDir());
@@ -325,7 +361,9 @@ describe('when the engine process crashes, hangs or runs forever', () => {
     client = engineClient({ recycleRssBytes: () => 1, log: (line) => lines.push(line) });
     await client.extract({ imagePath: image('chelsea.png'), model: BUNDLED, layerPatterns: [] });
     const pid = client.stats().pid;
-    await new Promise((resolve) => setTimeout(resolve, 3000));
+    // Ten heartbeats over the limit in a row, while idle.
+    const deadline = Date.now() + 20_000;
+    while (isRunning(pid) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 250));
     assert.equal(isRunning(pid), false, 'the process over the limit was ended');
     assert.ok(
       lines.some((l) => /recycled: \d+ MB resident/.test(l)),
