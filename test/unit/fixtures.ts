@@ -1,6 +1,8 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import type * as tfl from '@tensorflow/tfjs-layers';
+import type { Tf } from '../../src/engine/tf';
 
 /** The repository root (tests run from dist/test/unit after the build). */
 export const REPO = path.resolve(__dirname, '..', '..', '..');
@@ -61,4 +63,24 @@ export async function writeH5(name: string, fill: (root: H5File) => void): Promi
   fs.writeFileSync(out, module.FS.readFile(memPath));
   module.FS.unlink(memPath);
   return out;
+}
+
+/** Saves a tfjs-layers model as a TF.js model folder (`model.json` + `weights.bin`) in `dir`; the model.json path. */
+export async function saveLayersModel(tf: Tf, model: tfl.LayersModel, dir: string): Promise<string> {
+  fs.mkdirSync(dir, { recursive: true });
+  await model.save(
+    tf.io.withSaveHandler(async (artifacts) => {
+      fs.writeFileSync(path.join(dir, 'weights.bin'), Buffer.from(artifacts.weightData as ArrayBuffer));
+      fs.writeFileSync(
+        path.join(dir, 'model.json'),
+        JSON.stringify({
+          format: 'layers-model',
+          modelTopology: artifacts.modelTopology,
+          weightsManifest: [{ paths: ['weights.bin'], weights: artifacts.weightSpecs }],
+        }),
+      );
+      return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } };
+    }),
+  );
+  return path.join(dir, 'model.json');
 }

@@ -17,7 +17,7 @@ import { loadTfjsLayersModel, wrapLayersModel } from '../../src/engine/models/tf
 import { loadVgg16NoTop } from '../../src/engine/models/vgg16';
 import { preprocess, type PreprocessMode } from '../../src/engine/preprocess';
 import { type Tf, getTf } from '../../src/engine/tf';
-import { DIST, ORACLE_TOLERANCE, image, oracle, oracleCacheFile, shared, tempDir } from './fixtures';
+import { DIST, ORACLE_TOLERANCE, image, oracle, oracleCacheFile, saveLayersModel, shared, tempDir } from './fixtures';
 import { readNpy, relErr } from './npy';
 
 /** ONNX Runtime against TensorFlow.js, per layer: max|ort − tfjs| / max|tfjs|. */
@@ -578,21 +578,7 @@ describe('TF.js and Keras models on onnxruntime (converted to ONNX in memory)', 
       const y = tfl.layers.conv2d({ filters: 4, kernelSize: 3, name: 'conv' }).apply(input);
       const output = tfl.layers.layerNormalization({ name: 'norm' }).apply(y) as tfl.SymbolicTensor;
       const dir = path.join(tempDir(), 'layer-norm');
-      fs.mkdirSync(dir);
-      await tfl.model({ inputs: input, outputs: output }).save(
-        tf.io.withSaveHandler(async (artifacts) => {
-          fs.writeFileSync(path.join(dir, 'weights.bin'), Buffer.from(artifacts.weightData as ArrayBuffer));
-          fs.writeFileSync(
-            path.join(dir, 'model.json'),
-            JSON.stringify({
-              format: 'layers-model',
-              modelTopology: artifacts.modelTopology,
-              weightsManifest: [{ paths: ['weights.bin'], weights: artifacts.weightSpecs }],
-            }),
-          );
-          return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } };
-        }),
-      );
+      await saveLayersModel(tf, tfl.model({ inputs: input, outputs: output }), dir);
       const lines: string[] = [];
       const e = new FeatureMapEngine({ assetsDir: DIST, log: (line) => lines.push(line) });
       engines.push(e);

@@ -8,7 +8,7 @@ import { UserFacingError } from '../../src/engine/errors';
 import { loadOnnxModel } from '../../src/engine/models/onnx';
 import { getTf } from '../../src/engine/tf';
 import { rejectsWith } from './assertions';
-import { DIST, image, shared, tempDir } from './fixtures';
+import { DIST, image, saveLayersModel, shared, tempDir } from './fixtures';
 
 const darknet = () => shared('fixtures', 'models', 'darknet-tiny-imagenet.tfjs', 'model.json');
 
@@ -330,23 +330,9 @@ async function writeVgg16NoTop(dir: string): Promise<string> {
     x = tfl.layers.maxPooling2d({ poolSize: 2, strides: 2, name: `block${b + 1}_pool` }).apply(x) as tfl.SymbolicTensor;
   });
   const model = tfl.model({ inputs: input, outputs: x, name: 'vgg16' });
-  fs.mkdirSync(dir, { recursive: true });
-  await model.save(
-    tf.io.withSaveHandler(async (artifacts) => {
-      fs.writeFileSync(path.join(dir, 'weights.bin'), Buffer.from(artifacts.weightData as ArrayBuffer));
-      fs.writeFileSync(
-        path.join(dir, 'model.json'),
-        JSON.stringify({
-          format: 'layers-model',
-          modelTopology: artifacts.modelTopology,
-          weightsManifest: [{ paths: ['weights.bin'], weights: artifacts.weightSpecs }],
-        }),
-      );
-      return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } };
-    }),
-  );
+  const modelJson = await saveLayersModel(tf, model, dir);
   model.dispose();
-  return path.join(dir, 'model.json');
+  return modelJson;
 }
 
 describe('your own model: Keras HDF5 (fer2013 mini-Xception, 64×64 grayscale)', () => {
