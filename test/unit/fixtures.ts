@@ -84,3 +84,28 @@ export async function saveLayersModel(tf: Tf, model: tfl.LayersModel, dir: strin
   );
   return path.join(dir, 'model.json');
 }
+
+/**
+ * The PyTorch oracle of tools/make-torch-oracle.sh and the Python that made it: TORCH_ORACLE and
+ * FEATURE_MAPS_TEST_PYTHON (.ci/run sets both), else ../.oracle-cache/torch and the venv beside
+ * it (or ../.torch-venv). Undefined when they are absent (the test skips); an error when an
+ * environment variable names a path that is missing.
+ */
+export function torchOracle(): { dir: string; python: string } | undefined {
+  const fromEnv = (name: string, file: (value: string) => string): string | undefined => {
+    const value = process.env[name];
+    if (!value) return undefined;
+    if (!fs.existsSync(file(value))) throw new Error(`${name}=${value}: ${file(value)} is missing`);
+    return value;
+  };
+  const dir =
+    fromEnv('TORCH_ORACLE', (d) => path.join(d, 'manifest.json')) ?? path.resolve(REPO, '..', '.oracle-cache', 'torch');
+  const python =
+    fromEnv('FEATURE_MAPS_TEST_PYTHON', (p) => p) ??
+    [
+      path.resolve(REPO, '..', '.oracle-cache', '.torch-venv', 'bin', 'python'),
+      path.resolve(REPO, '..', '.torch-venv', 'bin', 'python'),
+    ].find((p) => fs.existsSync(p));
+  if (!python || !fs.existsSync(path.join(dir, 'manifest.json'))) return undefined;
+  return { dir, python };
+}
