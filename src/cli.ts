@@ -20,6 +20,7 @@ import {
 import { redactCredentials } from './engine/download';
 import { FeatureMapEngine } from './engine/engine';
 import { UserFacingError, errorText } from './engine/errors';
+import { describeModelFiles } from './engine/formats';
 import { isSpatial } from './engine/layers';
 import type { ModelSource } from './engine/model';
 import { applyColormap, channelIndexMap, colormapLut } from './shared/colormaps';
@@ -32,14 +33,27 @@ import {
   type Normalization,
 } from './shared/protocol';
 
+/** An option's description, wrapped under the description column (28) at the width of the others (55). */
+function wrapOption(text: string): string {
+  const lines: string[] = [];
+  let line = '';
+  for (const word of text.split(' ')) {
+    if (line && line.length + 1 + word.length > 55) {
+      lines.push(line);
+      line = word;
+    } else line = line ? `${line} ${word}` : word;
+  }
+  lines.push(line);
+  return lines.join(`\n${' '.repeat(28)}`);
+}
+
 const USAGE = `Usage: feature-maps <image> [options]
 
 Writes a PNG contact sheet: one block per layer, the first N channels of each
 drawn with a colormap, using the bundled MobileNetV2 or your model.
 
 Options:
-  -m, --model <model>       TF.js model.json, Keras .h5/.hdf5/.keras or ONNX .onnx,
-                            or a catalogue model, downloaded once from Keras:
+  -m, --model <model>       ${wrapOption(`${describeModelFiles(' or ')}, or a catalogue model, downloaded once from Keras:`)}
                             ${CATALOG.map((e) => e.id).join(' | ')} (default: the bundled MobileNetV2)
       --mirror <url>        download catalogue models from this mirror of Keras'
                             folder (default: $${MIRROR_ENV} or Keras' URL)

@@ -3,7 +3,7 @@ import * as vscode from 'vscode';
 import { type ModelSettings, readModelSettings, saveModelSetting } from '../config';
 import { CATALOG, CATALOG_PREFIX, type CatalogEntry } from '../engine/catalog';
 import { CancelledError, UserFacingError, errorText } from '../engine/errors';
-import { MODEL_EXTENSIONS, MODEL_FILE_GLOB } from '../engine/modelFiles';
+import { modelFileGlob, modelOpenDialogFilters, namesItsFolder } from '../engine/formats';
 import { type ModelStore, megabytes } from '../modelStore';
 
 export const SELECT_MODEL_COMMAND = 'featureMaps.selectModel';
@@ -52,15 +52,13 @@ export function registerSelectModel(models: ModelStore): vscode.Disposable {
           entry,
         });
       }
-      const found = await vscode.workspace.findFiles(MODEL_FILE_GLOB, '**/node_modules/**', 200);
+      const found = await vscode.workspace.findFiles(modelFileGlob(), '**/node_modules/**', 200);
       if (found.length > 0)
         picks.push({ label: 'In this workspace', kind: vscode.QuickPickItemKind.Separator, modelPath: undefined });
       for (const uri of found.sort((a, b) => a.fsPath.localeCompare(b.fsPath))) {
         picks.push({
-          label:
-            path.basename(uri.fsPath) === 'model.json'
-              ? path.basename(path.dirname(uri.fsPath))
-              : path.basename(uri.fsPath),
+          // A TF.js model.json is named by its folder.
+          label: namesItsFolder(uri.fsPath) ? path.basename(path.dirname(uri.fsPath)) : path.basename(uri.fsPath),
           description: uri.fsPath === current ? 'in use' : undefined,
           detail: vscode.workspace.asRelativePath(uri),
           modelPath: uri.fsPath,
@@ -84,7 +82,7 @@ export function registerSelectModel(models: ModelStore): vscode.Disposable {
         const chosen = await vscode.window.showOpenDialog({
           canSelectMany: false,
           openLabel: 'Use as Feature Map Model',
-          filters: { Models: MODEL_EXTENSIONS.map((e) => e.slice(1)) },
+          filters: modelOpenDialogFilters(),
         });
         if (!chosen?.[0]) return;
         modelPath = chosen[0].fsPath;

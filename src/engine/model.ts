@@ -70,6 +70,22 @@ export interface LoadedModel {
   dispose(): void;
 }
 
+/**
+ * What a model file needs beyond its path, for formats that cannot read everything from the file
+ * itself (a PyTorch checkpoint: the Python to run, the architecture its weights belong to, whether
+ * a full pickle may be loaded). Formats that read everything from the file ignore it.
+ */
+export interface FileModelHints {
+  /** The Python interpreter that loads the model. */
+  python?: string;
+  /** The architecture the weights belong to, e.g. a torchvision model name. */
+  architecture?: string;
+  /** Whether a file that is a full pickle (not weights only) may be loaded: it can run any code. */
+  allowPickle?: boolean;
+  /** Where converted or downloaded files are kept. */
+  cacheDir?: string;
+}
+
 /** Where a model comes from: the bundled MobileNetV2, a downloaded catalogue model or a file of the user's. */
 export type ModelSource =
   | { kind: 'bundled' }
@@ -80,4 +96,6 @@ export type ModelSource =
       path: string;
       /** Height and width for models whose input size is not fixed (default 224×224). */
       inputSize?: { height: number; width: number };
+      /** What the file's format needs beyond the file (FileModelHints); not part of the model's cache key yet. */
+      hints?: FileModelHints;
     };

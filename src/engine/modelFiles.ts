@@ -1,16 +1,21 @@
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import { UserFacingError, errorText } from './errors';
-import { MAX_JSON_BYTES, MAX_MODEL_FILE_BYTES, checkRegularFile } from './files';
+import { checkRegularFile, readFileHead } from './files';
+import {
+  SNIFF_BYTES,
+  chooseFormat,
+  formatById,
+  formatsForFile,
+  modelFolderFileNames,
+  notAModelFile,
+  type ModelFormatId,
+} from './formats';
 import type { LayerMeta } from './layers';
 import type { PreprocessMode } from './preprocess';
 
-/** The model formats the engine reads, by how the user's file is named. */
-export type ModelFormat = 'tfjs' | 'keras' | 'onnx';
-
-/** File names offered by "Select Model…" and the explorer's "Use as Feature Map Model". */
-export const MODEL_FILE_GLOB = '**/{model.json,*.h5,*.hdf5,*.keras,*.onnx}';
-export const MODEL_EXTENSIONS = ['.json', '.h5', '.hdf5', '.keras', '.onnx'];
+/** The model formats the engine reads (formats.ts' registry), by id. */
+export type ModelFormat = ModelFormatId;
 
 export interface ModelFile {
   /** The file to load (for a folder, the model.json inside it). */
@@ -23,44 +28,55 @@ export interface ModelFile {
 /**
  * Finds what kind of model a path holds, refusing what cannot be a model with a clear message:
  * before anything is read, the file (symlinks followed) must be a regular file, not a folder,
- * FIFO or device such as /dev/zero, and no larger than Feature Maps reads.
+ * FIFO or device such as /dev/zero, and no larger than Feature Maps reads. Its name says which
+ * formats may read it (formats.ts); its first bytes which one does, or that none does.
  */
 export async function resolveModelFile(modelPath: string): Promise<ModelFile> {
   let target = modelPath;
-  let stat = await statOrExplain(target);
-  if (stat.isDirectory()) {
-    target = path.join(modelPath, 'model.json');
-    stat = await statOrExplain(target, `${path.basename(modelPath)} is a folder without a model.json.`);
-  }
-  const ext = path.extname(target).toLowerCase();
-  const format: ModelFormat | undefined =
-    ext === '.json'
-      ? 'tfjs'
-      : ext === '.onnx'
-        ? 'onnx'
-        : ['.h5', '.hdf5', '.keras'].includes(ext)
-          ? 'keras'
-          : undefined;
-  if (!format) {
-    throw new UserFacingError(
-      `${path.basename(target)} is not a model file this extension reads (TF.js model.json, Keras .h5/.hdf5/.keras, ONNX .onnx).`,
-    );
-  }
-  const checked = await checkRegularFile(target, {
-    describe: `the model file ${path.basename(target)}`,
-    maxBytes: format === 'tfjs' ? MAX_JSON_BYTES : MAX_MODEL_FILE_BYTES,
-  });
-  return { path: target, format, mtimeMs: checked.mtimeMs };
+  const stat = await statOrExplain(target);
+  if (stat.isDirectory()) target = await modelInFolder(modelPath);
+  const candidates = formatsForFile(target);
+  if (candidates.length === 0) throw notAModelFile(target);
+  const describe = `the model file ${path.basename(target)}`;
+  const maxBytes = Math.max(...candidates.map((f) => f.maxBytes));
+  await checkRegularFile(target, { describe, maxBytes });
+  const { head, file } = await readFileHead(target, SNIFF_BYTES, { describe, maxBytes });
+  const format = chooseFormat(target, head, candidates);
+  // Formats sharing a name may read different sizes: the chosen one's limit holds.
+  if (file.size > format.maxBytes) await checkRegularFile(target, { describe, maxBytes: format.maxBytes });
+  return { path: target, format: format.id, mtimeMs: file.mtimeMs };
 }
 
-async function statOrExplain(file: string, missingMessage?: string) {
+/** The model file a folder holds (a TF.js model folder's model.json). */
+async function modelInFolder(folder: string): Promise<string> {
+  const names = modelFolderFileNames();
+  for (const name of names) {
+    const candidate = path.join(folder, name);
+    try {
+      await fs.stat(candidate);
+      return candidate;
+    } catch (error) {
+      // Not there: the next name. One that is there but cannot be read is explained.
+      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') {
+        await statOrExplain(candidate);
+        return candidate;
+      }
+    }
+  }
+  throw new UserFacingError(
+    `${path.basename(folder)} is a folder without a ${names.join(' or a ')}.`,
+    `Looked for ${names.map((name) => path.join(folder, name)).join(', ')}.`,
+  );
+}
+
+async function statOrExplain(file: string) {
   try {
     return await fs.stat(file);
   } catch (error) {
     const missing = (error as NodeJS.ErrnoException).code === 'ENOENT';
     throw new UserFacingError(
       missing
-        ? (missingMessage ?? `The model file ${file} does not exist (check the featureMaps.model setting).`)
+        ? `The model file ${file} does not exist (check the featureMaps.model setting).`
         : `Cannot read the model file ${path.basename(file)}.`,
       errorText(error),
     );
@@ -70,9 +86,10 @@ async function statOrExplain(file: string, missingMessage?: string) {
 /**
  * The preprocessing a model most likely expects, from what it says about itself:
  * a Rescaling layer means it takes 0–255 as it is; Keras' VGG/ResNet layer names mean
- * Caffe-style BGR mean subtraction; Keras' MobileNetV2 names mean [-1, 1]. Otherwise
- * the format's habit: TF.js models divide by 255, Keras models use [-1, 1], ONNX models
- * converted from Caffe2 (input `data_0`) use Caffe's, other ONNX models torchvision's.
+ * Caffe-style BGR mean subtraction. Otherwise the format's guess (its entry's
+ * defaultPreprocessing): Keras' MobileNetV2 names mean [-1, 1] except in TF.js, TF.js models
+ * divide by 255, Keras models use [-1, 1], ONNX models converted from Caffe2 (input `data_0`)
+ * use Caffe's, other ONNX models torchvision's.
  */
 export function guessPreprocessing(
   format: ModelFormat,
@@ -85,21 +102,7 @@ export function guessPreprocessing(
   if (names.has('block1_conv1') && names.has('block2_conv1')) return { mode: 'caffe', why: 'Keras VGG layer names' };
   if (names.has('conv1_conv') && names.has('conv2_block1_out'))
     return { mode: 'caffe', why: 'Keras ResNet layer names' };
-  if (names.has('Conv1') && names.has('expanded_conv_project')) {
-    return format === 'tfjs'
-      ? { mode: 'raw01', why: 'TF.js MobileNet' }
-      : { mode: 'tf', why: 'Keras MobileNetV2 layer names' };
-  }
-  switch (format) {
-    case 'tfjs':
-      return { mode: 'raw01', why: 'the usual scaling of TF.js image models' };
-    case 'keras':
-      return { mode: 'tf', why: 'the usual scaling of Keras image models' };
-    case 'onnx':
-      return inputName === 'data_0'
-        ? { mode: 'caffe', why: 'an ONNX model converted from Caffe2 (input data_0)' }
-        : { mode: 'torch', why: 'the usual normalisation of PyTorch exports' };
-  }
+  return formatById(format).defaultPreprocessing(layers, inputName);
 }
 
 /** Labels file names looked for beside a model, in order. */

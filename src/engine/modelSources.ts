@@ -4,8 +4,9 @@ import { CATALOG_PREFIX, type CatalogEntry, catalogEntry } from './catalog';
 import { RejectedDownloadError, UserFacingError, errorText } from './errors';
 import { MAX_JSON_BYTES, readRegularFile } from './files';
 import { isSpatial } from './layers';
-import type { LoadedModel, ModelSource } from './model';
-import { guessPreprocessing, resolveModelFile, type ModelFile, type ModelFormat } from './modelFiles';
+import { formatById, namesItsFolder, type ModelFormatId, type OpenContext, type OpenModel } from './formats';
+import type { FileModelHints, LoadedModel, ModelSource } from './model';
+import { guessPreprocessing, resolveModelFile, type ModelFile } from './modelFiles';
 import { loadKerasModel } from './models/keras';
 import { loadKerasApplication } from './models/kerasApplications';
 import { loadOnnxModel } from './models/onnx';
@@ -16,8 +17,9 @@ import { getTf } from './tf';
 
 // Where a model comes from, turned into something the model cache can key and open: the bundled
 // MobileNetV2, a downloaded catalogue model, or a file of the user's in one of the formats
-// modelFiles.ts recognises. Each opener gives the model its name, description and the
-// preprocessing it expects; which runtime it then runs on is the cache's choice (modelCache.ts).
+// formats.ts registers, opened by that format's opener (FORMAT_OPENERS below). Each opener gives
+// the model its name, description and the preprocessing it expects; which runtime it then runs on
+// is the cache's choice (modelCache.ts).
 
 /** A model source found on disk: which version of it this is, and how to open it. */
 export interface LocatedModel {
@@ -38,12 +40,6 @@ export const BUNDLED_SUMMARY = {
     'MobileNetV2 (alpha 1.0) feature extractor: an ImageNet-trained backbone whose 5-class head was fine-tuned by nsfwjs 4.4.0 (MIT). Input 224×224 RGB scaled to [0, 1]. Ships with the extension; needs no network.',
 };
 
-const FORMAT_NAMES: Record<ModelFormat, string> = {
-  tfjs: 'TF.js model',
-  keras: 'Keras model',
-  onnx: 'ONNX model',
-};
-
 /**
  * Finds `source` on disk (a missing file or undownloaded catalogue model is refused here, in
  * words) and says how to open it. `assetsDir` holds the bundled model and the tfjs wasm binaries.
@@ -61,10 +57,10 @@ export async function locateModel(source: ModelSource, assetsDir: string): Promi
     }
     case 'file': {
       const file = await resolveModelFile(source.path);
-      const { inputSize } = source;
+      const { inputSize, hints = {} } = source;
       const size = inputSize ? `@${inputSize.height}x${inputSize.width}` : '';
       const key = `${file.path}@${file.mtimeMs}${size}`;
-      return { key, path: file.path, open: () => openFileModel(assetsDir, key, file, inputSize) };
+      return { key, path: file.path, open: () => openFileModel(assetsDir, key, file, inputSize, hints) };
     }
   }
 }
@@ -121,48 +117,59 @@ async function openCatalogModel(
 }
 
 /**
- * A user's model file, by its format; refused when no layer has maps to show. Its preprocessing
- * is guessed from the format and the layers (modelFiles.ts).
+ * How the engine opens each registered format (formats.ts). Keyed by the registry's ids, so a
+ * format registered there without an opener here does not compile.
+ */
+const FORMAT_OPENERS: { readonly [Id in ModelFormatId]: OpenModel } = {
+  tfjs: openTfjsModel,
+  keras: async (ctx) =>
+    loadKerasModel((await getTf(ctx.assetsDir)).tf, { ...loaderOptions(ctx), modelPath: ctx.file.path }),
+  onnx: (ctx) => loadOnnxModel({ ...loaderOptions(ctx), modelPath: ctx.file.path }),
+};
+
+/** The options every loader takes; the preprocessing is guessed once the model is loaded (openFileModel). */
+function loaderOptions(ctx: OpenContext) {
+  return { key: ctx.key, summary: ctx.summary, preprocessing: 'raw01' as PreprocessMode, inputSize: ctx.inputSize };
+}
+
+/**
+ * A TF.js model.json: the TF converter writes format 'graph-model' and a GraphDef (a node list),
+ * tfjs' model.save a Layers model; an unreadable file goes to the LayersModel loader, whose error
+ * names the problem.
+ */
+async function openTfjsModel(ctx: OpenContext): Promise<LoadedModel> {
+  const { tf } = await getTf(ctx.assetsDir);
+  let json: { format?: unknown; modelTopology?: { node?: unknown } } | undefined;
+  try {
+    const bytes = await readRegularFile(ctx.file.path, { describe: 'the model file', maxBytes: MAX_JSON_BYTES });
+    json = JSON.parse(bytes.toString('utf8')) as typeof json;
+  } catch {
+    json = undefined;
+  }
+  const isGraph = json?.format === 'graph-model' || Array.isArray(json?.modelTopology?.node);
+  const options = { ...loaderOptions(ctx), modelJsonPath: ctx.file.path };
+  return isGraph ? loadTfjsGraphModel(tf, options) : loadTfjsLayersModel(tf, options);
+}
+
+/**
+ * A user's model file, opened by its format's opener; refused when no layer has maps to show.
+ * Its preprocessing is guessed from the format and the layers (modelFiles.ts).
  */
 async function openFileModel(
   assetsDir: string,
   key: string,
   file: ModelFile,
   inputSize: { height: number; width: number } | undefined,
+  hints: FileModelHints,
 ): Promise<LoadedModel> {
-  const { tf } = await getTf(assetsDir);
-  // A TF.js model is a folder: its name says more than "model.json".
+  const format = formatById(file.format);
+  // A file named after its format (a TF.js model.json) is named by its folder.
   const summary = {
-    name: file.format === 'tfjs' ? path.basename(path.dirname(file.path)) : path.basename(file.path),
-    description: `${FORMAT_NAMES[file.format]}: ${file.path}`,
+    name: namesItsFolder(file.path) ? path.basename(path.dirname(file.path)) : path.basename(file.path),
+    description: `${format.label}: ${file.path}`,
     path: file.path,
   };
-  const options = { key, summary, preprocessing: 'raw01' as PreprocessMode, inputSize };
-  let model: LoadedModel;
-  switch (file.format) {
-    case 'tfjs': {
-      // The TF converter writes format 'graph-model' and a GraphDef (a node list); an unreadable
-      // file goes to the LayersModel loader, whose error names the problem.
-      let json: { format?: unknown; modelTopology?: { node?: unknown } } | undefined;
-      try {
-        const bytes = await readRegularFile(file.path, { describe: 'the model file', maxBytes: MAX_JSON_BYTES });
-        json = JSON.parse(bytes.toString('utf8')) as typeof json;
-      } catch {
-        json = undefined;
-      }
-      const isGraph = json?.format === 'graph-model' || Array.isArray(json?.modelTopology?.node);
-      model = isGraph
-        ? await loadTfjsGraphModel(tf, { ...options, modelJsonPath: file.path })
-        : await loadTfjsLayersModel(tf, { ...options, modelJsonPath: file.path });
-      break;
-    }
-    case 'onnx':
-      model = await loadOnnxModel({ ...options, modelPath: file.path });
-      break;
-    case 'keras':
-      model = await loadKerasModel(tf, { ...options, modelPath: file.path });
-      break;
-  }
+  const model = await FORMAT_OPENERS[format.id]({ assetsDir, key, file, summary, inputSize, hints });
   // An empty shape is one the runtime tells only by running (onnx.ts): it may have maps.
   if (!model.layers.some((layer) => isSpatial(layer.shape) || layer.shape.length === 0)) {
     model.dispose();
