@@ -94,6 +94,9 @@ function copyRuntimeAssets() {
   for (const file of ['tfjs-backend-wasm.wasm', 'tfjs-backend-wasm-simd.wasm']) {
     fs.copyFileSync(path.join(wasmDir, 'dist', file), path.join(dist, file));
   }
+  // The bridge to the user's own PyTorch (src/engine/python.ts runs it in their interpreter).
+  fs.mkdirSync(path.join(dist, 'python'), { recursive: true });
+  fs.copyFileSync('src/engine/python/torch_bridge.py', path.join(dist, 'python', 'torch_bridge.py'));
   buildBundledModel(path.join(dist, 'models'));
   buildImagenetLabels(path.join(dist, 'models'));
 }

@@ -6,7 +6,7 @@
 import type { ExtractionResult, LayerData } from '../shared/protocol';
 import type { RpcError } from '../shared/rpc';
 import type { ExtractRequest } from './engine';
-import { CancelledError, NotCachedError, RejectedDownloadError, UserFacingError, errorText } from './errors';
+import { CancelledError, NotCachedError, PythonError, RejectedDownloadError, UserFacingError, errorText } from './errors';
 
 export interface EngineApi {
   /** Decodes the image, runs the model (loading it first) and describes every layer. */
@@ -49,6 +49,8 @@ export const HANG_IMAGE_MARK = 'hang-the-engine';
 
 /** Engine errors as they cross to the host: the class survives, so the panel can tell them apart. */
 export function encodeEngineError(error: unknown): RpcError {
+  if (error instanceof PythonError)
+    return { name: error.name, message: error.message, detail: error.detail, data: error.problem };
   if (error instanceof UserFacingError) return { name: error.name, message: error.message, detail: error.detail };
   if (error instanceof CancelledError) return { name: error.name, message: error.message };
   // Anything else is a bug, whatever its class: it crosses as a plain Error.
@@ -63,6 +65,8 @@ export function decodeEngineError(error: RpcError): Error {
       return new CancelledError();
     case 'RejectedDownloadError':
       return new RejectedDownloadError(error.message, error.detail);
+    case 'PythonError':
+      return new PythonError(error.message, error.data as PythonError['problem'], error.detail);
     case 'Error': {
       // A bug, not a bad input: the message is not written for the user.
       const bug = new Error(error.message);

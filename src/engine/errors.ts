@@ -55,3 +55,31 @@ export class RejectedDownloadError extends UserFacingError {
     this.name = 'RejectedDownloadError';
   }
 }
+
+/**
+ * What went wrong in the user's Python, in a way the host can act on: `needs-architecture` (a
+ * state_dict: ask which model it belongs to), `needs-pickle` (ask before running the file's code),
+ * `no-python`, `no-torch`, `old-torch`, `missing-package` (the `fix` command installs it),
+ * `wrong-architecture`, `corrupt`, `export-failed`, `timeout`, `memory`, `python-error`.
+ */
+export interface PythonProblem {
+  code: string;
+  /** The interpreter that was used. */
+  python?: string;
+  /** A shell command that fixes it, e.g. `"/usr/bin/python3" -m pip install torch`. */
+  fix?: string;
+  /** Architectures to choose from (needs-architecture). */
+  names?: string[];
+}
+
+/** An error from the Python side of a PyTorch model: its message, traceback as detail, and what the host can do. */
+export class PythonError extends UserFacingError {
+  constructor(
+    message: string,
+    readonly problem: PythonProblem,
+    detail?: string,
+  ) {
+    super(message, detail);
+    this.name = 'PythonError';
+  }
+}

@@ -5,6 +5,7 @@ import type { FileModelHints, LoadedModel } from './model';
 import type { ModelFile } from './modelFiles';
 import { kerasFormat } from './models/kerasFormat';
 import { onnxFormat } from './models/onnxFormat';
+import { pytorchFormat } from './models/pytorchFormat';
 import { tfjsFormat } from './models/tfjsFormat';
 import type { PreprocessMode } from './preprocess';
 
@@ -61,7 +62,7 @@ export interface ModelFormatEntry<Id extends string = string> {
 }
 
 /** The formats Feature Maps reads, one line each; a file is offered to them in this order. */
-export const MODEL_FORMATS = [tfjsFormat, kerasFormat, onnxFormat] as const satisfies readonly ModelFormatEntry[];
+export const MODEL_FORMATS = [tfjsFormat, kerasFormat, onnxFormat, pytorchFormat] as const satisfies readonly ModelFormatEntry[];
 
 /** The id of a registered format: 'tfjs' | 'keras' | 'onnx' | … */
 export type ModelFormatId = (typeof MODEL_FORMATS)[number]['id'];

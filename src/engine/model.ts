@@ -84,6 +84,8 @@ export interface FileModelHints {
   allowPickle?: boolean;
   /** Where converted or downloaded files are kept. */
   cacheDir?: string;
+  /** The workspace folder a `module:callable` architecture is imported from. */
+  workspace?: string;
 }
 
 /** Where a model comes from: the bundled MobileNetV2, a downloaded catalogue model or a file of the user's. */

@@ -10,6 +10,7 @@ import { guessPreprocessing, resolveModelFile, type ModelFile } from './modelFil
 import { loadKerasModel } from './models/keras';
 import { loadKerasApplication } from './models/kerasApplications';
 import { loadOnnxModel } from './models/onnx';
+import { openPytorchModel } from './models/pytorch';
 import { loadTfjsGraphModel } from './models/tfjsGraph';
 import { loadTfjsLayersModel } from './models/tfjsLayers';
 import type { PreprocessMode } from './preprocess';
@@ -59,7 +60,9 @@ export async function locateModel(source: ModelSource, assetsDir: string): Promi
       const file = await resolveModelFile(source.path);
       const { inputSize, hints = {} } = source;
       const size = inputSize ? `@${inputSize.height}x${inputSize.width}` : '';
-      const key = `${file.path}@${file.mtimeMs}${size}`;
+      // The architecture a state_dict is read as makes another model of the same file.
+      const architecture = hints.architecture ? `#${hints.architecture}` : '';
+      const key = `${file.path}@${file.mtimeMs}${size}${architecture}`;
       return { key, path: file.path, open: () => openFileModel(assetsDir, key, file, inputSize, hints) };
     }
   }
@@ -125,6 +128,7 @@ const FORMAT_OPENERS: { readonly [Id in ModelFormatId]: OpenModel } = {
   keras: async (ctx) =>
     loadKerasModel((await getTf(ctx.assetsDir)).tf, { ...loaderOptions(ctx), modelPath: ctx.file.path }),
   onnx: (ctx) => loadOnnxModel({ ...loaderOptions(ctx), modelPath: ctx.file.path }),
+  pytorch: (ctx) => openPytorchModel(ctx),
 };
 
 /** The options every loader takes; the preprocessing is guessed once the model is loaded (openFileModel). */

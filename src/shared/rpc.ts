@@ -30,6 +30,8 @@ export interface RpcError {
   message: string;
   /** The technical detail (a library's own words, a stack). */
   detail?: string;
+  /** What an error class carries beyond its words (structured-clone data). */
+  data?: unknown;
 }
 
 /** Sends and receives messages; `transfer` lists buffers the channel may move instead of copying. */

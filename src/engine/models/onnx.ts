@@ -15,6 +15,20 @@ export interface OnnxOptions {
   preprocessing: PreprocessMode;
   /** Input height and width for models whose H/W are symbolic (default 224×224). */
   inputSize?: { height: number; width: number };
+  /**
+   * The layers to show, by the tensors that hold them (a converted PyTorch model: its modules'
+   * outputs, named and typed as PyTorch has them), instead of every node's output.
+   */
+  layerPlan?: readonly PlannedLayer[];
+  /** What runs it, as the header says (default 'onnxruntime'). */
+  backend?: string;
+}
+
+/** A layer a converter names: the tensor holding its output, its name and its op (a module class). */
+export interface PlannedLayer {
+  tensor: string;
+  name: string;
+  op: string;
 }
 
 /** Where a 4-D tensor keeps its channels: decides how it becomes H×W×C. */
@@ -82,7 +96,8 @@ export async function loadOnnxModel(options: OnnxOptions): Promise<LoadedModel> 
   const bytes = await readModelFile(options.modelPath, fileName);
   const graph = decodeGraph(bytes, fileName);
   const input = findImageInput(graph, fileName, options.inputSize);
-  const candidates = featureMapCandidates(graph, input);
+  const every = featureMapCandidates(graph, input);
+  const candidates = options.layerPlan ? plannedCandidates(every, options.layerPlan, input) : every;
 
   const runtime = requireOrt();
   let session: ort.InferenceSession;
@@ -423,6 +438,15 @@ function featureMapCandidates(graph: onnx.IGraphProto, input: ImageInput): Tappe
   return candidates;
 }
 
+/**
+ * The planned layers as tapped outputs, with the layout each tensor has in the graph (a module
+ * that permutes to channels last, as ConvNeXt's MLP does, gives an N×H×W×C map).
+ */
+function plannedCandidates(every: TappedOutput[], plan: readonly PlannedLayer[], input: ImageInput): TappedOutput[] {
+  const layoutOf = new Map(every.map((t) => [t.tensor, t.layout]));
+  return plan.map((p) => ({ tensor: p.tensor, layer: p.name, op: p.op, layout: layoutOf.get(p.tensor) ?? input.layout }));
+}
+
 function outputLayout(node: onnx.INodeProto, inputLayout: Layout): Layout {
   const op = node.opType ?? '';
   if (CHANNEL_FIRST_OPS.has(op)) return 'NCHW';
@@ -630,7 +654,7 @@ function wrapSession(
     inputSize: { height, width, channels },
     preprocessing: options.preprocessing,
     inputName: input.name,
-    backend: 'onnxruntime',
+    backend: options.backend ?? 'onnxruntime',
     layers,
     async run(nhwc: Float32Array, only?: ReadonlySet<string>): Promise<Map<string, Activation>> {
       const activations = forward.activations(await forward.run(nhwc, only), only);
