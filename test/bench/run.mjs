@@ -5,15 +5,23 @@
 //     architectures (random weights) and against the seed's Keras script (three sub-models);
 //   - the real VS Code UI: right-click → first grid painted (cold, warm), layer switch → repaint,
 //     the bytes sent to the webview per image, and the resident memory of the extension host and
-//     of the engine process, side by side (the model lives in the engine process only).
+//     of the engine process, side by side (the model lives in the engine process only);
+//   - a PyTorch file (a ResNet-50 state_dict .pth made here, random weights): the engine's first
+//     open (conversion in Python) and second open (its cache, no Python), every layer's pass, and
+//     the CLI as whole processes (cache empty, then warm), beside PyTorch's own process on the same
+//     file (import + load, then the forward pass with a hook on every module). Uses the torch venv
+//     of the PyTorch tests (FEATURE_MAPS_TEST_PYTHON, else ../.oracle-cache/.torch-venv, else
+//     ../.torch-venv); skipped, saying so, without one.
 // Needs the Keras oracle's weight files (made here when missing, from the local wheel mirror)
 // and a venv with PyTorch (test/bench/setup-python.sh). Writes test-results/bench.{json,md}.
 // BENCH_RUNS (default 10) passes after BENCH_WARMUP (default 2) warm-up passes.
+// `--only pytorch` (or a comma list of engine, torch, seed, ui, pytorch) runs only those parts.
 import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const shared = path.resolve(repo, '..', 'shared');
@@ -23,6 +31,13 @@ const runs = Number(process.env.BENCH_RUNS ?? 10);
 const warmup = Number(process.env.BENCH_WARMUP ?? 2);
 const image = path.join(shared, 'fixtures', 'images', 'chelsea.png');
 const log = (line) => console.error(`bench: ${line}`);
+
+const PARTS = ['engine', 'torch', 'seed', 'ui', 'pytorch'];
+const { values: flags } = parseArgs({ options: { only: { type: 'string' } } });
+const parts = new Set(flags.only ? flags.only.split(',') : PARTS);
+for (const part of parts) {
+  if (!PARTS.includes(part)) throw new Error(`--only: unknown part "${part}" (parts: ${PARTS.join(', ')})`);
+}
 
 function run(command, args, { env = {}, json = true } = {}) {
   const result = spawnSync(command, args, {
@@ -46,10 +61,12 @@ function run(command, args, { env = {}, json = true } = {}) {
 
 function prepare() {
   if (!fs.existsSync(shared)) throw new Error(`${shared} is missing: the benchmark uses its photos and Keras oracle`);
-  if (!fs.existsSync(path.join(repo, 'dist', 'test', 'bench', 'engine.bench.js'))) {
+  const built = ['engine.bench.js', 'pytorch.bench.js'].map((f) => path.join(repo, 'dist', 'test', 'bench', f));
+  if (![...built, path.join(repo, 'dist', 'cli.js')].every((f) => fs.existsSync(f))) {
     log('building');
     execFileSync('npm', ['run', 'build'], { cwd: repo, stdio: 'inherit' });
   }
+  if (!['engine', 'seed', 'ui'].some((part) => parts.has(part))) return;
   if (!fs.existsSync(path.join(oracleDir, VGG16_FILE))) {
     log(`making the Keras oracle's weights in ${oracleDir} (local wheel mirror, about a minute)`);
     execFileSync('bash', [path.join(shared, 'oracle', 'make-oracle.sh'), oracleDir], {
@@ -60,6 +77,7 @@ function prepare() {
   if (!fs.existsSync(path.join(oracleDir, 'applications', MOBILENET_FILE))) {
     execFileSync('bash', [path.join(repo, 'tools', 'make-app-oracle.sh'), oracleDir], { stdio: 'inherit' });
   }
+  if (!parts.has('torch')) return;
   log(`PyTorch venv ${benchVenv}`);
   execFileSync('bash', [path.join(repo, 'test', 'bench', 'setup-python.sh'), benchVenv], { stdio: 'inherit' });
 }
@@ -95,36 +113,54 @@ async function main() {
   const started = Date.now();
   const results = { date: new Date().toISOString(), machine: machine(), runs, warmup, engine: [], torch: {}, ui: [] };
 
-  for (const model of MODELS) {
-    for (const native of [true, false]) {
-      log(`engine: ${model.name}, ${native ? 'native' : 'tfjs'}`);
-      results.engine.push({ ...engine(model, native), name: model.name, native });
+  if (parts.has('engine')) {
+    for (const model of MODELS) {
+      for (const native of [true, false]) {
+        log(`engine: ${model.name}, ${native ? 'native' : 'tfjs'}`);
+        results.engine.push({ ...engine(model, native), name: model.name, native });
+      }
+    }
+    log("engine: the seed's view (VGG16 block1/2/3_conv1), native");
+    results.seedView = engine(MODELS[0], true, SEED_LAYERS);
+  }
+  if (parts.has('torch')) {
+    for (const name of ['vgg16', 'mobilenet_v2']) {
+      log(`PyTorch: ${name}`);
+      results.torch[name] = run(path.join(benchVenv, 'bin', 'python'), [
+        path.join(repo, 'test', 'bench', 'torch_bench.py'),
+        name,
+        String(os.availableParallelism()),
+        String(runs),
+        String(warmup),
+      ]);
     }
   }
-  log("engine: the seed's view (VGG16 block1/2/3_conv1), native");
-  results.seedView = engine(MODELS[0], true, SEED_LAYERS);
-  for (const name of ['vgg16', 'mobilenet_v2']) {
-    log(`PyTorch: ${name}`);
-    results.torch[name] = run(path.join(benchVenv, 'bin', 'python'), [
-      path.join(repo, 'test', 'bench', 'torch_bench.py'),
-      name,
+  if (parts.has('seed')) {
+    log("the seed's Keras script");
+    results.seed = run(path.join(oracleDir, '.venv', 'bin', 'python'), [
+      path.join(shared, 'oracle', 'bench_seed.py'),
+      image,
       String(os.availableParallelism()),
-      String(runs),
-      String(warmup),
+      String(Math.min(runs, 5)),
     ]);
   }
-  log("the seed's Keras script");
-  results.seed = run(path.join(oracleDir, '.venv', 'bin', 'python'), [
-    path.join(shared, 'oracle', 'bench_seed.py'),
-    image,
-    String(os.availableParallelism()),
-    String(Math.min(runs, 5)),
-  ]);
-  for (const model of [MODELS[2], MODELS[0]]) {
-    log(`real VS Code UI: ${model.name}`);
-    const args = [path.join(repo, 'test', 'bench', 'ui.mjs'), '--model', model.id];
-    if (model.weights()) args.push('--weights', model.weights());
-    results.ui.push({ ...run(process.execPath, args), name: model.name });
+  if (parts.has('ui')) {
+    for (const model of [MODELS[2], MODELS[0]]) {
+      log(`real VS Code UI: ${model.name}`);
+      const args = [path.join(repo, 'test', 'bench', 'ui.mjs'), '--model', model.id];
+      if (model.weights()) args.push('--weights', model.weights());
+      results.ui.push({ ...run(process.execPath, args), name: model.name });
+    }
+  }
+  if (parts.has('pytorch')) {
+    try {
+      results.pytorch = pytorchFile();
+    } catch (error) {
+      // The other parts' figures are still written; the run fails at the end.
+      log(`the PyTorch file part failed: ${error.message}`);
+      results.pytorch = { error: error.message.split('\n')[0] };
+      process.exitCode = 1;
+    }
   }
   results.seconds = Math.round((Date.now() - started) / 1000);
 
@@ -135,6 +171,122 @@ async function main() {
   console.log(markdown);
 }
 
+/** The torch venv's Python (as the PyTorch tests find it), or why there is none. */
+function torchPython() {
+  const fromEnv = process.env.FEATURE_MAPS_TEST_PYTHON;
+  if (fromEnv) {
+    return fs.existsSync(fromEnv)
+      ? { python: fromEnv }
+      : { reason: `FEATURE_MAPS_TEST_PYTHON names ${fromEnv}, which does not exist` };
+  }
+  const candidates = [
+    path.resolve(repo, '..', '.oracle-cache', '.torch-venv', 'bin', 'python'),
+    path.resolve(repo, '..', '.torch-venv', 'bin', 'python'),
+  ];
+  const python = candidates.find((p) => fs.existsSync(p));
+  return python
+    ? { python }
+    : { reason: `no torch venv: FEATURE_MAPS_TEST_PYTHON is unset and ${candidates.join(' and ')} do not exist` };
+}
+
+const PYTORCH_ARCH = 'torchvision:resnet50';
+/** Warm runs of the CLI after its first (converting) run. */
+const CLI_WARM_RUNS = 3;
+
+/**
+ * A ResNet-50 state_dict made with the torch venv, opened by the engine (first open, second open,
+ * every layer's pass), by the CLI as whole processes, and by PyTorch itself with forward hooks.
+ */
+function pytorchFile() {
+  const { python, reason } = torchPython();
+  if (!python) {
+    log(`PyTorch file: skipped, ${reason}`);
+    return { skipped: reason };
+  }
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fm-bench-pytorch-'));
+  try {
+    const file = path.join(dir, 'resnet50.pth');
+    const torchScript = path.join(repo, 'test', 'bench', 'torch_open_bench.py');
+    log(`PyTorch file: making a ResNet-50 state_dict with ${python}`);
+    const made = run(python, [torchScript, 'make', file]);
+
+    log('PyTorch file: our engine, first open (conversion), second open (cache), every layer');
+    const ours = run(process.execPath, [
+      path.join(repo, 'dist', 'test', 'bench', 'pytorch.bench.js'),
+      ...['--file', file, '--arch', PYTORCH_ARCH, '--python', python, '--image', image],
+      ...['--runs', String(runs), '--warmup', String(warmup)],
+    ]);
+
+    log('PyTorch file: PyTorch itself (import, load, forward hooks on every module)');
+    const spawnedAt = Date.now();
+    const torch = run(python, [
+      torchScript,
+      'run',
+      file,
+      image,
+      String(os.availableParallelism()),
+      String(runs),
+      String(warmup),
+      String(spawnedAt),
+    ]);
+    torch.processMs = Date.now() - spawnedAt;
+
+    return { python, architecture: PYTORCH_ARCH, made, ours, torch, cli: cliRuns(file, python, dir) };
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** `feature-maps --model FILE --arch … --python …` as whole processes: with an empty cache, then warm. */
+function cliRuns(file, python, dir) {
+  const cli = path.join(repo, 'dist', 'cli.js');
+  const help = run(process.execPath, [cli, '--help'], { json: false });
+  if (!/--arch\b/.test(help) || !/--python\b/.test(help)) {
+    const reason = 'the CLI has no --arch/--python options';
+    log(`PyTorch file, CLI: skipped, ${reason}`);
+    return { skipped: reason };
+  }
+  // XDG_CACHE_HOME: the CLI's default cache folder, empty before the first run.
+  const env = { XDG_CACHE_HOME: path.join(dir, 'xdg-cache') };
+  const args = [cli, '--model', file, '--arch', PYTORCH_ARCH, '--python', python, image];
+  const times = [];
+  for (let i = 0; i <= CLI_WARM_RUNS; i++) {
+    log(`PyTorch file, CLI: ${i === 0 ? 'first run (empty cache)' : `warm run ${i}`}`);
+    const out = path.join(dir, `sheet-${i}.png`);
+    const t = Date.now();
+    run(process.execPath, [...args, '--out', out], { env, json: false });
+    times.push(Date.now() - t);
+    if (!fs.existsSync(out)) throw new Error(`the CLI wrote no ${out}`);
+  }
+  // The first run was cold only if its conversion went under XDG_CACHE_HOME.
+  const converted = conversionsUnder(env.XDG_CACHE_HOME);
+  if (converted.length !== 1) {
+    throw new Error(`the CLI left ${converted.length} conversions under XDG_CACHE_HOME (${env.XDG_CACHE_HOME}), not 1`);
+  }
+  return {
+    command: `feature-maps --model resnet50.pth --arch ${PYTORCH_ARCH} --python <torch venv> chelsea.png`,
+    firstMs: times[0],
+    warm: stats(times.slice(1)),
+    conversion: path.relative(env.XDG_CACHE_HOME, converted[0]),
+  };
+}
+
+/** The conversion folders (holding a model.onnx) under `dir`. */
+function conversionsUnder(dir) {
+  if (!fs.existsSync(dir)) return [];
+  return fs
+    .readdirSync(dir, { recursive: true })
+    .filter((f) => path.basename(f) === 'model.onnx')
+    .map((f) => path.dirname(path.join(dir, f)));
+}
+
+function stats(values) {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  const median = sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+  return { min: sorted[0], median, max: sorted.at(-1), n: sorted.length };
+}
+
 function machine() {
   const cpu = os.cpus()[0]?.model ?? 'unknown CPU';
   return `${cpu}, ${os.availableParallelism()} cores, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.versions.node}`;
@@ -142,8 +294,19 @@ function machine() {
 
 function report(r) {
   const lines = [];
-  const torch = (m) => r.torch[MODELS.find((x) => x.name === m.name).torch];
   lines.push(`Feature Maps benchmark, ${r.date.slice(0, 10)}, ${r.machine}`);
+  if (r.engine.length && Object.keys(r.torch).length) everyLayer(r, lines);
+  if (r.seedView && r.seed) seedView(r, lines);
+  if (r.engine.length) perModel(r, lines);
+  if (r.ui.length) ui(r, lines);
+  if (r.pytorch) pytorchReport(r, lines);
+  lines.push('');
+  lines.push(`(benchmark took ${r.seconds} s)`);
+  return lines.join('\n') + '\n';
+}
+
+function everyLayer(r, lines) {
+  const torch = (m) => r.torch[MODELS.find((x) => x.name === m.name).torch];
   lines.push('');
   lines.push(
     `**Every layer at 224×224, one image** (ms, min / median / max of ${r.runs} passes after ${r.warmup} warm-up; forward pass in the engine process, all activations copied out)`,
@@ -163,6 +326,9 @@ function report(r) {
       `| ${model.name} | ${native.layers} | ${fmt(native.forward)} (${native.backend}) | ${fmt(tfjs.forward)} (${tfjs.backend}) | ${fmt(t)} | ${ratio(native.forward.median, t.median)} | ${ratio(tfjs.forward.median, t.median)} |`,
     );
   }
+}
+
+function seedView(r, lines) {
   const vgg = r.engine.find((e) => e.name === MODELS[0].name && e.native);
   const seed = r.seed.seed_3_submodels;
   const ms = (s) => Math.round(s * 1000);
@@ -182,6 +348,9 @@ function report(r) {
   lines.push(
     `Keras itself with one all-layers model (\`model(x)\`): ${ms(r.seed.all_18_outputs_call.median_s)} ms median.`,
   );
+}
+
+function perModel(r, lines) {
   lines.push('');
   lines.push(
     "**Through the engine process, per model** (native path; the client is a plain Node process in the extension host's place)",
@@ -196,6 +365,9 @@ function report(r) {
       `| ${e.name} | ${e.firstMs} ms | ${fmt(e.layerSwitch)} ms | ${e.mainThreadMaxBlockMs} ms | ${e.clientPeakRssMB} MB | ${e.enginePeakRssMB} MB |`,
     );
   }
+}
+
+function ui(r, lines) {
   lines.push('');
   lines.push('**Real VS Code UI** (code-server + Chromium; from the menu click to all 16 tiles painted)');
   lines.push('');
@@ -226,9 +398,58 @@ function report(r) {
       `| ${u.name} | ${mb(h.workbenchLoadedMB)} | ${mb(h.engineStartingMB)} | ${mb(h.afterMB)} | ${mb(h.peakMB)} | ${mb(e.afterMB)}${restarts} | ${mb(e.peakMB)} |`,
     );
   }
+}
+
+function pytorchReport(r, lines) {
+  const p = r.pytorch;
   lines.push('');
-  lines.push(`(benchmark took ${r.seconds} s)`);
-  return lines.join('\n') + '\n';
+  if (p.skipped || p.error) {
+    lines.push(
+      `**A PyTorch file (ResNet-50 state_dict)**: ${p.skipped ? `skipped, ${p.skipped}` : `failed: ${p.error}`}.`,
+    );
+    return;
+  }
+  const { ours, torch, cli } = p;
+  const s = (ms) => (ms / 1000).toFixed(1) + ' s';
+  lines.push(
+    `**A PyTorch file**: torchvision's ResNet-50 with random weights, saved as a state_dict \`.pth\` (${ours.fileMB} MB), opened as \`${p.architecture}\` with the torch venv's Python (torch ${torch.torch}, ${torch.threads} threads), the same file on both sides`,
+  );
+  lines.push('');
+  lines.push(
+    "| ours: first open (Python imports torch, loads the file, exports ONNX; then onnxruntime's session) | ours: second open (the cached conversion, no Python) | PyTorch: a process until the model is loaded (spawn, import torch + torchvision, resnet50(), torch.load, load_state_dict) |",
+  );
+  lines.push('| --- | --- | --- |');
+  lines.push(
+    `| ${s(ours.firstOpenMs)} (in Python after import: load + export ${ours.conversion.pythonSeconds} s; ONNX ${ours.conversion.onnxMB} MB) | ${s(ours.secondOpenMs)} | ${s(torch.readyMs)} (import ${s(torch.importMs)}, build ${s(torch.buildMs)}, load ${s(torch.loadMs)}) |`,
+  );
+  lines.push('');
+  lines.push(
+    `**Every layer of the PyTorch ResNet-50, one image** (chelsea.png at 224×224; ms, min / median / max of ${ours.forward.n} passes after ${r.warmup} warm-up)`,
+  );
+  lines.push('');
+  lines.push(
+    '| layers (ours / PyTorch hook outputs) | ours, forward pass (onnxruntime, every layer copied out) | ours, with image decode + preprocessing | PyTorch, forward hooks on every module | PyTorch, no hooks | ours / PyTorch with hooks |',
+  );
+  lines.push('| --- | --- | --- | --- | --- | --- |');
+  lines.push(
+    `| ${ours.layers} / ${torch.outputs} | ${fmt(ours.forward)} | ${fmt(ours.wall)} | ${fmt(torch.forwardHooks)} | ${fmt(torch.forwardPlain)} | ${ratio(ours.forward.median, torch.forwardHooks.median)} |`,
+  );
+  lines.push('');
+  lines.push(
+    `Ours, the first image after the second open (the engine opens the cached conversion, then the pass): ${s(ours.firstImageMs)}; our bench process peaked at ${ours.peakRssMB} MB resident. PyTorch's image preprocessing (PIL decode, resize, normalise): ${torch.preprocessMs} ms; its whole process (load, ${2 * (r.warmup + ours.forward.n)} passes): ${s(torch.processMs)}.`,
+  );
+  lines.push('');
+  if (cli.skipped) {
+    lines.push(`**The CLI on the PyTorch file**: skipped, ${cli.skipped}.`);
+    return;
+  }
+  lines.push(
+    `**The CLI on the PyTorch file, whole processes** (\`${cli.command}\`, a contact sheet of its default layers)`,
+  );
+  lines.push('');
+  lines.push(`| first run (empty cache: converts) | later runs (cache warm), min / median / max of ${cli.warm.n} |`);
+  lines.push('| --- | --- |');
+  lines.push(`| ${s(cli.firstMs)} | ${s(cli.warm.min)} / ${s(cli.warm.median)} / ${s(cli.warm.max)} |`);
 }
 
 main().catch((error) => {
