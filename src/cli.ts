@@ -19,10 +19,11 @@ import {
 } from './engine/catalog';
 import { redactCredentials } from './engine/download';
 import { FeatureMapEngine } from './engine/engine';
-import { UserFacingError, errorText } from './engine/errors';
+import { PythonError, UserFacingError, errorText } from './engine/errors';
 import { describeModelFiles } from './engine/formats';
 import { isSpatial } from './engine/layers';
-import type { ModelSource } from './engine/model';
+import type { FileModelHints, ModelSource } from './engine/model';
+import { defaultCacheDir as conversionCacheDir } from './engine/models/pytorch';
 import { applyColormap, channelIndexMap, colormapLut } from './shared/colormaps';
 import {
   COLORMAPS,
@@ -47,6 +48,9 @@ function wrapOption(text: string): string {
   return lines.join(`\n${' '.repeat(28)}`);
 }
 
+/** How an architecture is named, for --arch's help and the message when one is needed. */
+const ARCH_FORMS = 'torchvision:NAME (e.g. torchvision:resnet50), timm:NAME or module:callable';
+
 const USAGE = `Usage: feature-maps <image> [options]
 
 Writes a PNG contact sheet: one block per layer, the first N channels of each
@@ -59,6 +63,9 @@ Options:
                             folder (default: $${MIRROR_ENV} or Keras' URL)
       --cache-dir <dir>     where catalogue models are kept
                             (default: ${defaultCacheDir().replace(os.homedir(), '~')})
+      --arch <name>         ${wrapOption(`the architecture of PyTorch weights (a state_dict or .safetensors file): ${ARCH_FORMS}, imported from the current folder`)}
+      --python <path>       ${wrapOption('the Python (with torch) that opens PyTorch models (default: python3, then python, on PATH)')}
+      --allow-pickle        ${wrapOption('load a PyTorch file that is a whole pickled model (torch.save(model)): this runs code the file contains, so use it only for files you trust. TorchScript, .pt2, state_dict and safetensors files need no flag.')}
       --preprocessing <p>   auto | raw01 | tf | caffe | torch | none (default auto)
   -l, --layers <a,b,…>      layer names or glob patterns (default: three
                             convolutions spread through the model)
@@ -71,7 +78,10 @@ Options:
       --split               one PNG per layer instead, <out>.<layer>.png, like
                             the Keras recipe's one 3×3 plot per layer
       --list                print the model's layers and exit
-  -h, --help                show this help`;
+  -h, --help                show this help
+
+A PyTorch model is converted with Python once and the result kept in
+${path.join(conversionCacheDir(), 'conversions').replace(os.homedir(), '~')}: later runs need no Python.`;
 
 interface SheetOptions {
   channels: number;
@@ -106,6 +116,9 @@ async function main(argv: string[]): Promise<number> {
       split: { type: 'boolean', default: false },
       mirror: { type: 'string' },
       'cache-dir': { type: 'string' },
+      arch: { type: 'string' },
+      python: { type: 'string' },
+      'allow-pickle': { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
@@ -143,7 +156,7 @@ async function main(argv: string[]): Promise<number> {
         weightsPath: await download(entry, cacheDir, values.mirror ?? process.env[MIRROR_ENV]),
       }
     : values.model
-      ? { kind: 'file', path: path.resolve(values.model) }
+      ? { kind: 'file', path: path.resolve(values.model), hints: pytorchHints(values) }
       : { kind: 'bundled' };
   const engine = new FeatureMapEngine({ assetsDir: __dirname });
   try {
@@ -180,6 +193,40 @@ async function main(argv: string[]): Promise<number> {
     return 0;
   } finally {
     engine.dispose();
+  }
+}
+
+/** What a PyTorch file needs beyond its path, from the flags; other formats ignore it. */
+function pytorchHints(values: { arch?: string; python?: string; 'allow-pickle'?: boolean }): FileModelHints {
+  return {
+    architecture: values.arch?.trim() || undefined,
+    python: values.python
+      ? values.python.includes(path.sep)
+        ? path.resolve(values.python)
+        : values.python
+      : undefined,
+    allowPickle: values['allow-pickle'] || undefined,
+    cacheDir: conversionCacheDir(),
+    // A module:callable architecture (and a pickle's own classes) come from here.
+    workspace: process.cwd(),
+  };
+}
+
+/** What to pass to get past a PyTorch file's question, which the command line cannot ask. */
+function pythonProblemHint(error: PythonError): string | undefined {
+  switch (error.problem.code) {
+    case 'needs-architecture':
+      return 'pass --arch torchvision:resnet50, timm:NAME or module:callable (a function that builds the model, imported from the current folder)';
+    case 'wrong-architecture':
+    case 'unknown-architecture':
+    case 'bad-architecture':
+      return `pass the architecture the weights were saved from with --arch (${ARCH_FORMS})`;
+    case 'needs-pickle':
+      return 'pass --allow-pickle to load it, only if you trust where the file came from: unpickling runs code it contains';
+    case 'no-python':
+      return 'pass --python <path> to name the Python that has torch';
+    default:
+      return undefined;
   }
 }
 
@@ -335,7 +382,12 @@ main(process.argv.slice(2)).then(
   (code) => process.exit(code),
   (error: unknown) => {
     console.error(`feature-maps: ${errorText(error)}`);
-    if (error instanceof UserFacingError && error.detail) console.error(`  (${error.detail})`);
+    const hint = error instanceof PythonError ? pythonProblemHint(error) : undefined;
+    if (hint) console.error(`feature-maps: ${hint}`);
+    if (error instanceof UserFacingError && error.detail) {
+      // A Python traceback is many lines: indented under the message, not in parentheses.
+      console.error(error.detail.includes('\n') ? error.detail.replace(/^/gm, '  ') : `  (${error.detail})`);
+    }
     process.exit(1);
   },
 );

@@ -21,9 +21,9 @@ export const MAX_CHANNELS = 512;
 /**
  * Settings whose workspace values VS Code ignores in Restricted Mode, as package.json declares
  * (`capabilities.untrustedWorkspaces.restrictedConfigurations`): an untrusted folder must not make
- * the engine open its files or size its passes. The user's own values still apply.
+ * the engine open its files, size its passes or run its programs (a Python). The user's own values still apply.
  */
-export const RESTRICTED_SETTINGS = ['model', 'labels', 'inputSize', 'memoryBudget'] as const;
+export const RESTRICTED_SETTINGS = ['model', 'labels', 'inputSize', 'memoryBudget', 'pythonPath'] as const;
 /**
  * The restricted settings the workspace sets that Restricted Mode ignores now, to tell the user.
  * VS Code hides those values from extensions altogether (`inspect()` does not show them), so the

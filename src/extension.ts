@@ -1,13 +1,17 @@
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import * as vscode from 'vscode';
 import { registerSelectModel } from './commands/selectModel';
+import { registerSetArchitecture } from './commands/setArchitecture';
 import { registerShowFeatureMaps } from './commands/showFeatureMaps';
-import { onDidChangeSettings, readModelSettings } from './config';
+import { SECTION, onDidChangeSettings, readModelSettings } from './config';
 import { EngineClient, type EngineStats } from './engine/client';
 import { ModelStore } from './modelStore';
 import { CrashMemory } from './panel/crashMemory';
 import { PanelManager } from './panel/panelManager';
 import type { PanelSnapshot } from './panel/featureMapsPanel';
+import { PytorchAnswers } from './python/answers';
+import { PythonInterpreter } from './python/interpreter';
+import { PytorchSupport } from './python/pytorchSupport';
 
 /** What `activate` returns: read-only views used by the integration tests. */
 export interface FeatureMapsApi {
@@ -33,7 +37,14 @@ export function activate(context: vscode.ExtensionContext): FeatureMapsApi {
   });
   const models = new ModelStore(context.globalStorageUri, log);
   const crashes = new CrashMemory(context.workspaceState);
-  const panels = new PanelManager(context.extensionUri, { engine, models, log, crashes });
+  const interpreter = new PythonInterpreter(log);
+  const pytorch = new PytorchSupport(
+    interpreter,
+    new PytorchAnswers(context.workspaceState, context.globalState),
+    context.globalStorageUri.fsPath,
+    log,
+  );
+  const panels = new PanelManager(context.extensionUri, { engine, models, log, crashes, pytorch });
 
   context.subscriptions.push(
     log,
@@ -42,9 +53,18 @@ export function activate(context: vscode.ExtensionContext): FeatureMapsApi {
     panels,
     registerShowFeatureMaps(panels),
     registerSelectModel(models),
+    registerSetArchitecture(pytorch, panels),
+    interpreter,
     onDidChangeSettings(() => panels.settingsChanged()),
-    // Trusting the folder brings its own model settings into effect.
-    vscode.workspace.onDidGrantWorkspaceTrust(() => panels.settingsChanged()),
+    vscode.workspace.onDidChangeConfiguration((event) => {
+      if (event.affectsConfiguration(`${SECTION}.pythonPath`)) panels.pythonChanged();
+    }),
+    interpreter.onDidChange(() => panels.pythonChanged()),
+    // Trusting the folder brings its own model settings into effect, and lets a pickle be asked about.
+    vscode.workspace.onDidGrantWorkspaceTrust(() => {
+      panels.settingsChanged();
+      panels.pythonChanged();
+    }),
   );
 
   // `npm run bench` sets this to read how long the extension host's thread was ever blocked.

@@ -2,7 +2,14 @@
  * Feature Maps webview entry: owns the app state, dispatches host messages and pulls layer
  * data on demand (PanelHostApi.layerData), keeping a small LRU of replies.
  */
-import type { LayerData, LayerInfo, PanelHostApi, ToWebview, ViewSettings } from '../src/shared/protocol';
+import type {
+  LayerData,
+  LayerInfo,
+  PanelActionId,
+  PanelHostApi,
+  ToWebview,
+  ViewSettings,
+} from '../src/shared/protocol';
 import { RpcClient, RpcTimeoutError, isRpcMessage } from '../src/shared/rpc';
 import { ChannelGrid } from './channelGrid';
 import { h } from './dom';
@@ -31,6 +38,7 @@ let pending: { resultKey: string; layer: string; count: number } | undefined;
 
 const retry = (): void => post({ type: 'retry' });
 const openSettings = (): void => post({ type: 'openSettings' });
+const runAction = (id: PanelActionId): void => post({ type: 'action', id });
 
 // ---- skeleton -------------------------------------------------------------------------------
 const app = document.getElementById('app') ?? document.body.appendChild(h('div', { id: 'app' }));
@@ -81,14 +89,19 @@ function renderStatus(): void {
   } else if (state.phase === 'error' && state.error) {
     if (hasResult) {
       bannerArea.append(
-        errorBanner(state.error, retry, () => {
-          state.phase = 'ready';
-          state.error = undefined;
-          renderStatus();
-        }),
+        errorBanner(
+          state.error,
+          retry,
+          () => {
+            state.phase = 'ready';
+            state.error = undefined;
+            renderStatus();
+          },
+          runAction,
+        ),
       );
     } else {
-      statusArea.append(errorView(state.error, retry, openSettings, selectModel));
+      statusArea.append(errorView(state.error, retry, openSettings, selectModel, runAction));
     }
   }
 }
@@ -229,7 +242,7 @@ function handle(msg: ToWebview): void {
     case 'error':
       state.phase = 'error';
       state.loading = undefined;
-      state.error = { fileName: msg.fileName, message: msg.message, detail: msg.detail };
+      state.error = { fileName: msg.fileName, message: msg.message, detail: msg.detail, actions: msg.actions };
       renderStatus();
       break;
     case 'result':

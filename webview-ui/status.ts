@@ -1,10 +1,13 @@
 /** Loading and error views: full-panel when there is no result yet, a banner above it otherwise. */
+import type { PanelAction, PanelActionId } from '../src/shared/protocol';
 import { h } from './dom';
 
 export interface ErrorInfo {
   fileName: string;
   message: string;
   detail?: string;
+  /** What the user can do about it (the host acts on the id). */
+  actions?: PanelAction[];
 }
 
 export function spinner(): HTMLElement {
@@ -33,11 +36,29 @@ function retryButton(onRetry: () => void, primary: boolean): HTMLButtonElement {
   return button;
 }
 
+/** The error's own actions; the first is the primary button when `primary`. */
+function actionButtons(
+  actions: PanelAction[] | undefined,
+  onAction: (id: PanelActionId) => void,
+  primary: boolean,
+): HTMLButtonElement[] {
+  return (actions ?? []).map((action, i) => {
+    const button = h(
+      'button',
+      { class: `button action${primary && i === 0 ? '' : ' secondary'}`, type: 'button', 'data-action': action.id },
+      action.label,
+    );
+    button.addEventListener('click', () => onAction(action.id));
+    return button;
+  });
+}
+
 export function errorView(
   error: ErrorInfo,
   onRetry: () => void,
   onOpenSettings: () => void,
   onSelectModel: () => void,
+  onAction: (id: PanelActionId) => void,
 ): HTMLElement {
   const settings = h('button', { class: 'button secondary', type: 'button' }, 'Open Settings');
   settings.addEventListener('click', onOpenSettings);
@@ -51,12 +72,25 @@ export function errorView(
     h('div', { class: 'status-file' }, error.fileName),
     h('div', { class: 'error-message' }, error.message),
     detailBlock(error.detail),
-    h('div', { class: 'status-actions' }, retryButton(onRetry, true), selectModel, settings),
+    // An error with its own remedy (choose the architecture, install torch) offers it first.
+    h(
+      'div',
+      { class: 'status-actions' },
+      ...actionButtons(error.actions, onAction, true),
+      retryButton(onRetry, !error.actions?.length),
+      selectModel,
+      settings,
+    ),
   );
 }
 
 /** Error over a result that is still shown and usable. */
-export function errorBanner(error: ErrorInfo, onRetry: () => void, onDismiss: () => void): HTMLElement {
+export function errorBanner(
+  error: ErrorInfo,
+  onRetry: () => void,
+  onDismiss: () => void,
+  onAction: (id: PanelActionId) => void,
+): HTMLElement {
   const dismiss = h('button', { class: 'icon-button', type: 'button', title: 'Dismiss', 'aria-label': 'Dismiss' }, '×');
   dismiss.addEventListener('click', onDismiss);
   return h(
@@ -74,6 +108,7 @@ export function errorBanner(error: ErrorInfo, onRetry: () => void, onDismiss: ()
       ),
       detailBlock(error.detail),
     ),
+    ...actionButtons(error.actions, onAction, false),
     retryButton(onRetry, false),
     dismiss,
   );

@@ -2,7 +2,7 @@
  * Light checks on messages from the host: enough that a malformed message is dropped
  * (and logged) instead of throwing half-way through a render.
  */
-import { COLORMAPS, NORMALIZATIONS, type LayerData, type ToWebview } from '../src/shared/protocol';
+import { COLORMAPS, NORMALIZATIONS, PANEL_ACTION_IDS, type LayerData, type ToWebview } from '../src/shared/protocol';
 
 type Rec = Record<string, unknown>;
 
@@ -47,6 +47,10 @@ function isResult(r: unknown): boolean {
   );
 }
 
+function isAction(a: unknown): boolean {
+  return isRec(a) && (PANEL_ACTION_IDS as readonly unknown[]).includes(a.id) && isStr(a.label);
+}
+
 /** A reply to `layerData` is one layer's channels, whole. */
 export function isLayerData(d: unknown): d is LayerData {
   if (!isRec(d) || !isStr(d.layer)) return false;
@@ -74,7 +78,12 @@ export function isToWebview(m: unknown): m is ToWebview {
     case 'loading':
       return isStr(m.fileName) && isStr(m.message);
     case 'error':
-      return isStr(m.fileName) && isStr(m.message) && (m.detail === undefined || isStr(m.detail));
+      return (
+        isStr(m.fileName) &&
+        isStr(m.message) &&
+        (m.detail === undefined || isStr(m.detail)) &&
+        (m.actions === undefined || (Array.isArray(m.actions) && m.actions.every(isAction)))
+      );
     case 'result':
       return isResult(m.result);
     default:

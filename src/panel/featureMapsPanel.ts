@@ -16,6 +16,7 @@ import {
   CancelledError,
   EngineStoppedError,
   NotCachedError,
+  PythonError,
   RejectedDownloadError,
   UserFacingError,
   errorText,
@@ -28,11 +29,14 @@ import {
   isLayerDataRequest,
   type ExtractionResult,
   type LayerData,
+  type PanelAction,
+  type PanelActionId,
   type PanelHostApi,
   type FromWebview,
   type ToWebview,
   type ViewSettings,
 } from '../shared/protocol';
+import type { PytorchSupport } from '../python/pytorchSupport';
 import type { CrashMemory } from './crashMemory';
 import { Disposable } from './disposable';
 import { panelHtml } from './html';
@@ -42,10 +46,35 @@ export const VIEW_TYPE = 'featureMaps.panel';
 /** How long an image stays on screen before the layers not yet shown are computed. */
 const COMPLETION_DELAY_MS = 300;
 
+/** A PyTorch model could not be opened: the message, and what the user can do about it. */
+class PytorchProblemError extends UserFacingError {
+  constructor(
+    message: string,
+    readonly code: string,
+    detail: string | undefined,
+    readonly actions: PanelAction[],
+    readonly fix: string | undefined,
+  ) {
+    super(message, detail);
+    this.name = 'PytorchProblemError';
+  }
+}
+
 /** What the panel shows now; kept on the host so a reloaded or re-shown webview gets it again. */
 type PanelState =
   | { kind: 'loading'; fileName: string; message: string }
-  | { kind: 'error'; fileName: string; message: string; detail?: string }
+  | {
+      kind: 'error';
+      fileName: string;
+      message: string;
+      detail?: string;
+      /** Buttons beyond Retry (choose the architecture, run the fix…). */
+      actions?: PanelAction[];
+      /** The command runFix/copyFix use: kept here, never taken from the webview. */
+      fix?: string;
+      /** The error was a problem of a PyTorch model's Python (PythonError's code): a new interpreter or trust may fix it. */
+      pythonProblem?: string;
+    }
   | { kind: 'result'; result: ExtractionResult };
 
 export interface PanelSnapshot {
@@ -53,6 +82,8 @@ export interface PanelSnapshot {
   title: string;
   state: PanelState['kind'] | 'empty';
   error?: string;
+  /** The error's own buttons (their labels), e.g. "Choose Architecture…". */
+  errorActions?: string[];
   settings: ViewSettings;
   layersShown?: number;
   /** The model of the last result shown. */
@@ -67,6 +98,7 @@ export interface PanelServices {
   models: ModelStore;
   log: vscode.LogOutputChannel;
   crashes: CrashMemory;
+  pytorch: PytorchSupport;
 }
 
 /**
@@ -79,6 +111,7 @@ export class FeatureMapsPanel extends Disposable {
   private readonly models: ModelStore;
   private readonly log: vscode.LogOutputChannel;
   private readonly crashes: CrashMemory;
+  private readonly pytorch: PytorchSupport;
   private state: PanelState | undefined;
   private lastResult: ExtractionResult | undefined;
   private imageUri: vscode.Uri | undefined;
@@ -128,6 +161,7 @@ export class FeatureMapsPanel extends Disposable {
     this.models = services.models;
     this.log = services.log;
     this.crashes = services.crashes;
+    this.pytorch = services.pytorch;
     panel.iconPath = vscode.Uri.joinPath(extensionUri, 'media', 'icon.svg');
     panel.webview.options = FeatureMapsPanel.webviewOptions(extensionUri);
     panel.webview.html = panelHtml(panel.webview, extensionUri, 'Feature Maps');
@@ -210,6 +244,7 @@ export class FeatureMapsPanel extends Disposable {
       title: this.panel.title,
       state: this.state?.kind ?? 'empty',
       error: this.state?.kind === 'error' ? this.state.message : undefined,
+      errorActions: this.state?.kind === 'error' ? this.state.actions?.map((a) => a.label) : undefined,
       settings: this.settings,
       layersShown: this.state?.kind === 'result' ? this.state.result.layers.filter((l) => l.matched).length : undefined,
       model: this.lastResult?.model.name,
@@ -313,34 +348,42 @@ export class FeatureMapsPanel extends Disposable {
             ? `Restricted Mode: this workspace's ${ignored.join(', ')} ${ignored.length > 1 ? 'are' : 'is'} ignored until you trust the folder.`
             : undefined;
         const { preprocessing, resize, labelsPath, customNormalization, memoryBudgetBytes } = this.modelSettings;
-        const model = await this.modelSource(fileName);
+        let model = await this.modelSource(fileName);
         // Cancelled during a download (which goes on, with its own notification): say so below.
         if (job.signal.aborted) throw new CancelledError();
-        const result = await this.engine.extract(
-          {
-            imagePath: imageUri.fsPath,
-            model,
-            // The pass computes what the grid shows first and stops there; see completeInBackground.
-            layerPatterns: this.settings.layers,
-            onlyListedLayers: true,
-            firstLayer: this.selectedLayer,
-            preprocessing,
-            customNormalization,
-            resize,
-            labelsPath,
-            memoryBudgetBytes,
-          },
-          job.signal,
-          ({ bytes }) => {
-            if (this.job === job && this.state?.kind === 'loading') {
-              this.setState({
-                kind: 'loading',
-                fileName,
-                message: `Running the model (about ${megabytes(bytes)} MB)…`,
-              });
-            }
-          },
-        );
+        let result: ExtractionResult | undefined;
+        // A PyTorch file may need an answer first (its architecture, consent to unpickle): ask, then again.
+        for (let asked = 0; !result; asked++) {
+          try {
+            result = await this.engine.extract(
+              {
+                imagePath: imageUri.fsPath,
+                model,
+                // The pass computes what the grid shows first and stops there; see completeInBackground.
+                layerPatterns: this.settings.layers,
+                onlyListedLayers: true,
+                firstLayer: this.selectedLayer,
+                preprocessing,
+                customNormalization,
+                resize,
+                labelsPath,
+                memoryBudgetBytes,
+              },
+              job.signal,
+              ({ bytes }) => {
+                if (this.job === job && this.state?.kind === 'loading') {
+                  this.setState({
+                    kind: 'loading',
+                    fileName,
+                    message: `Running the model (about ${megabytes(bytes)} MB)…`,
+                  });
+                }
+              },
+            );
+          } catch (error) {
+            model = await this.answerPythonProblem(error, model, fileName, job.signal, asked);
+          }
+        }
         if (job.signal.aborted) return;
         void this.crashes.forget(imageUri.fsPath, modelIdentity(this.modelSettings));
         this.lastResult = result;
@@ -382,6 +425,11 @@ export class FeatureMapsPanel extends Disposable {
         if (this.job !== job) return;
         const detail = error instanceof UserFacingError ? error.detail : (error as Error)?.stack;
         this.log.error(`${fileName}: ${errorText(error)}${detail ? `\n${detail}` : ''}`);
+        if (error instanceof PytorchProblemError) {
+          const { actions, fix, code } = error;
+          this.setState({ kind: 'error', fileName, message, detail, actions, fix, pythonProblem: code });
+          return;
+        }
         this.setState({ kind: 'error', fileName, message, detail });
       } finally {
         if (this.job === job) this.job = undefined;
@@ -430,10 +478,86 @@ export class FeatureMapsPanel extends Disposable {
     completion.signal.addEventListener('abort', () => clearTimeout(start), { once: true });
   }
 
+  /**
+   * A PyTorch model that needs an answer (which architecture, whether to unpickle): the user is
+   * asked and the model is opened again with it. Any other error, or an answer that does not
+   * help, is thrown for the panel to show, with what the user can do about it.
+   */
+  private async answerPythonProblem(
+    error: unknown,
+    model: ModelSource,
+    fileName: string,
+    signal: AbortSignal,
+    asked: number,
+  ): Promise<ModelSource> {
+    if (!(error instanceof PythonError) || model.kind !== 'file' || signal.aborted) throw error;
+    if (error.problem.code === 'needs-architecture') {
+      this.setState({
+        kind: 'loading',
+        fileName,
+        message: `Waiting for the architecture of ${path.basename(model.path)}…`,
+      });
+    }
+    const resolution = asked < 3 ? await this.pytorch.resolve(error, model.path) : undefined;
+    // The user moved on while the question was open: the newer work owns the panel.
+    if (signal.aborted) throw new CancelledError();
+    if (resolution?.kind === 'retry') {
+      this.setState({ kind: 'loading', fileName, message: `Opening ${path.basename(model.path)}…` });
+      return { ...model, hints: await this.pytorch.hints(model.path) };
+    }
+    throw new PytorchProblemError(
+      resolution?.message ?? error.message,
+      error.problem.code,
+      resolution?.detail ?? error.detail,
+      resolution?.actions ?? [],
+      resolution?.fix,
+    );
+  }
+
+  /** Runs the model again on the image shown (the user answered a question about the model). */
+  rerun(): void {
+    if (this.imageUri) void this.extract({ progress: true });
+  }
+
+  /** A PyTorch model's Python problem may be gone (another interpreter, a trusted folder, a new setting): try again. */
+  retryPythonProblem(): void {
+    if (this.state?.kind === 'error' && this.state.pythonProblem && this.imageUri && !this.job) {
+      void this.extract({ progress: true });
+    }
+  }
+
+  /** What an error's action button does; the host knows the fix command, the webview only names the action. */
+  private async runAction(id: PanelActionId): Promise<void> {
+    const fix = this.state?.kind === 'error' ? this.state.fix : undefined;
+    switch (id) {
+      case 'chooseArchitecture': {
+        const modelPath = this.modelSettings.modelPath;
+        if (modelPath && (await this.pytorch.chooseArchitecture(modelPath))) await this.extract({ progress: true });
+        return;
+      }
+      case 'manageTrust':
+        await vscode.commands.executeCommand('workbench.trust.manage');
+        return;
+      case 'runFix':
+        if (fix) this.pytorch.runFix(fix);
+        return;
+      case 'copyFix':
+        if (fix) await this.pytorch.copyFix(fix);
+        return;
+      case 'choosePython':
+        await this.pytorch.choosePython();
+        return;
+      default: {
+        const unexpected: never = id;
+        this.log.warn(`unhandled panel action ${String(unexpected)}`);
+      }
+    }
+  }
+
   /** The model to run; a catalogue model is downloaded first (once per machine), with its own progress. */
   private async modelSource(fileName: string): Promise<ModelSource> {
     const { modelPath, catalogSetting, inputSize, mirror, proxy } = this.modelSettings;
-    if (modelPath) return { kind: 'file', path: modelPath, inputSize };
+    if (modelPath) return { kind: 'file', path: modelPath, inputSize, hints: await this.pytorch.hints(modelPath) };
     if (!catalogSetting) return { kind: 'bundled' };
     const entry = catalogEntry(catalogSetting);
     if (!entry) {
@@ -476,7 +600,13 @@ export class FeatureMapsPanel extends Disposable {
         this.post({ type: 'loading', fileName: state.fileName, message: state.message });
         break;
       case 'error':
-        this.post({ type: 'error', fileName: state.fileName, message: state.message, detail: state.detail });
+        this.post({
+          type: 'error',
+          fileName: state.fileName,
+          message: state.message,
+          detail: state.detail,
+          actions: state.actions,
+        });
         break;
       case 'result':
         this.post({ type: 'result', result: state.result });
@@ -518,6 +648,9 @@ export class FeatureMapsPanel extends Disposable {
         return;
       case 'selectModel':
         await vscode.commands.executeCommand(SELECT_MODEL_COMMAND);
+        return;
+      case 'action':
+        await this.runAction(message.id);
         return;
       default: {
         const unexpected: never = message;

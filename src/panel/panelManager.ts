@@ -46,6 +46,21 @@ export class PanelManager extends Disposable implements vscode.WebviewPanelSeria
     for (const panel of this.panels) panel.updateSettings();
   }
 
+  /** The image the panel the user looked at last shows. */
+  currentImage(): vscode.Uri | undefined {
+    return this.current?.image;
+  }
+
+  /** The user answered a question about the model (its architecture): panels show it again. */
+  modelAnswersChanged(): void {
+    for (const panel of this.panels) panel.rerun();
+  }
+
+  /** Another Python interpreter, or the folder is trusted now: panels that failed on Python try again. */
+  pythonChanged(): void {
+    for (const panel of this.panels) panel.retryPythonProblem();
+  }
+
   snapshot(): PanelSnapshot | undefined {
     return this.current?.snapshot();
   }

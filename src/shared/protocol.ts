@@ -113,15 +113,37 @@ export type ToWebview =
   /** Which image the panel is for; the webview saves it so the panel can be restored after a reload. */
   | { type: 'identity'; identity: PanelIdentity }
   | { type: 'loading'; fileName: string; message: string }
-  | { type: 'error'; fileName: string; message: string; detail?: string }
+  | { type: 'error'; fileName: string; message: string; detail?: string; actions?: PanelAction[] }
   | { type: 'result'; result: ExtractionResult };
+
+/**
+ * What the user can do about an error beyond Retry, Change Model… and Open Settings: the panel
+ * shows a button per action and posts its id back; the host knows what each means (e.g. which
+ * command a fix runs), so the webview never sends anything to run.
+ */
+export type PanelActionId = 'chooseArchitecture' | 'manageTrust' | 'runFix' | 'copyFix' | 'choosePython';
+export const PANEL_ACTION_IDS: readonly PanelActionId[] = [
+  'chooseArchitecture',
+  'manageTrust',
+  'runFix',
+  'copyFix',
+  'choosePython',
+];
+
+export interface PanelAction {
+  id: PanelActionId;
+  /** The button's text, e.g. "Choose Architecture…". */
+  label: string;
+}
 
 export type FromWebview =
   | { type: 'ready' }
   | { type: 'layerSelected'; layer: string }
   | { type: 'openSettings' }
   | { type: 'selectModel' }
-  | { type: 'retry' };
+  | { type: 'retry' }
+  /** The user pressed one of the error's actions. */
+  | { type: 'action'; id: PanelActionId };
 
 /** What the webview asks of the host, with a reply: the contract of the host ↔ webview hop (see rpc.ts). */
 export interface PanelHostApi {
@@ -159,6 +181,8 @@ export function isFromWebview(value: unknown): value is FromWebview {
       return true;
     case 'layerSelected':
       return typeof m.layer === 'string';
+    case 'action':
+      return (PANEL_ACTION_IDS as readonly unknown[]).includes(m.id);
     default:
       return false;
   }

@@ -6,7 +6,7 @@ import * as path from 'node:path';
 import sharp from 'sharp';
 import { TEST_PUBLISHED_HASHES_ENV, catalogEntry } from '../../src/engine/catalog';
 import { startMirror } from '../mirror.mjs';
-import { DIST, image, oracleCacheFile, shared, tempDir } from './fixtures';
+import { DIST, image, oracleCacheFile, shared, tempDir, torchOracle } from './fixtures';
 
 function cli(...args: string[]) {
   return spawnSync(process.execPath, [path.join(DIST, 'cli.js'), ...args], { encoding: 'utf8', timeout: 60_000 });
@@ -17,6 +17,21 @@ function cliAsync(...args: string[]): Promise<{ status: number; stdout: string; 
   return new Promise((resolve) => {
     execFile(process.execPath, [path.join(DIST, 'cli.js'), ...args], { timeout: 120_000 }, (error, stdout, stderr) =>
       resolve({ status: error ? Number(error.code ?? 1) : 0, stdout, stderr }),
+    );
+  });
+}
+
+/** The CLI in `cwd` with extra environment (a private cache folder), without blocking this process. */
+function cliIn(
+  options: { cwd?: string; env?: NodeJS.ProcessEnv },
+  ...args: string[]
+): Promise<{ status: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(
+      process.execPath,
+      [path.join(DIST, 'cli.js'), ...args],
+      { timeout: 300_000, cwd: options.cwd, env: { ...process.env, ...options.env } },
+      (error, stdout, stderr) => resolve({ status: error ? Number(error.code ?? 1) : 0, stdout, stderr }),
     );
   });
 }
@@ -109,5 +124,110 @@ describe('the feature-maps command line', () => {
       delete process.env[TEST_PUBLISHED_HASHES_ENV];
       await mirror.close();
     }
+  });
+});
+
+const torch = torchOracle();
+
+// PyTorch files from the oracle (tools/make-torch-oracle.sh), opened with the test venv's Python.
+(torch ? describe : describe.skip)('the feature-maps command line with PyTorch files', function () {
+  this.timeout(300_000);
+  const resnet = path.join(torch?.dir ?? '', 'resnet18');
+  /** What PyTorch's forward hooks saw of a module: its class and C×H×W shape (the oracle's manifest). */
+  const hooked = (dir: string, name: string) => {
+    const manifest = JSON.parse(fs.readFileSync(path.join(dir, 'manifest.json'), 'utf8')) as {
+      modules: { name: string; class: string; shape: number[] }[];
+    };
+    const module = manifest.modules.find((m) => m.name === name);
+    assert.ok(module, `${name} is not in ${dir}/manifest.json`);
+    const [c, h, w] = module.shape;
+    return { op: module.class, shape: `${h}×${w}×${c}`, channels: c };
+  };
+  let cache: string;
+  beforeEach(() => (cache = tempDir()));
+  afterEach(() => fs.rmSync(cache, { recursive: true, force: true }));
+
+  it('draws a .pt2 program under PyTorch’s module names, converted once: the next run needs no Python', async () => {
+    const out = path.join(cache, 'sheet.png');
+    const env = { XDG_CACHE_HOME: cache };
+    const model = path.join(resnet, 'exported.pt2');
+    const args = [image('chelsea.png'), '--model', model, '--layers', 'layer1.0.conv1', '-c', '4', '-o', out];
+    const first = await cliIn({ env }, ...args, '--python', torch!.python);
+    assert.equal(first.status, 0, first.stderr);
+    const conv = hooked(resnet, 'layer1.0.conv1');
+    assert.match(first.stdout, new RegExp(`layer1\\.0\\.conv1 \\(4 of ${conv.channels}\\)`));
+    const { width } = await sharp(out).metadata();
+    assert.equal(width, 12 * 2 + 2 * 128 + 4, 'a 2×2 grid of 128 px tiles');
+    // The conversion is kept in the user's cache folder: a Python that does not exist is never asked.
+    const conversions = fs.readdirSync(path.join(cache, 'feature-maps', 'conversions'));
+    assert.equal(conversions.length, 1, conversions.join(', '));
+    const again = await cliIn({ env }, ...args, '--python', path.join(cache, 'no-such-python'));
+    assert.equal(again.status, 0, again.stderr);
+    assert.match(again.stdout, /layer1\.0\.conv1 \(4 of/);
+  });
+
+  it('asks for --arch for a state_dict, and lists its layers with it', async () => {
+    const env = { XDG_CACHE_HOME: cache };
+    const model = path.join(resnet, 'state_dict.pth');
+    const asked = await cliIn({ env }, image('chelsea.png'), '--model', model, '--python', torch!.python, '--list');
+    assert.notEqual(asked.status, 0);
+    assert.match(asked.stderr, /state_dict\.pth holds only weights/);
+    assert.match(asked.stderr, /pass --arch torchvision:resnet50, timm:NAME or module:callable/);
+    assert.equal(asked.stdout, '');
+
+    const architecture = fs.readFileSync(path.join(resnet, 'architecture.txt'), 'utf8').trim();
+    const listed = await cliIn(
+      { env },
+      image('chelsea.png'),
+      ...['--model', model, '--python', torch!.python, '--arch', architecture, '--list'],
+    );
+    assert.equal(listed.status, 0, listed.stderr);
+    const conv = hooked(resnet, 'layer1.0.conv1');
+    assert.match(listed.stdout, new RegExp(`^layer1\\.0\\.conv1\t${conv.op}\t${conv.shape}$`, 'm'));
+  });
+
+  it('imports a module:callable architecture from the current folder', async () => {
+    const custom = path.join(torch?.dir ?? '', 'custom');
+    const architecture = fs.readFileSync(path.join(custom, 'architecture.txt'), 'utf8').trim();
+    const manifest = JSON.parse(fs.readFileSync(path.join(custom, 'manifest.json'), 'utf8')) as {
+      modules: { name: string; shape: number[] }[];
+    };
+    const mapped = manifest.modules.find((m) => m.shape.length === 3);
+    assert.ok(mapped, 'the custom model has a module with maps');
+    const expected = hooked(custom, mapped.name);
+    const run = await cliIn(
+      { cwd: custom, env: { XDG_CACHE_HOME: cache } },
+      image('chelsea.png'),
+      ...['--model', 'weights.safetensors', '--python', torch!.python, '--arch', architecture, '--list'],
+    );
+    assert.equal(run.status, 0, run.stderr);
+    const escaped = mapped.name.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+    assert.match(run.stdout, new RegExp(`^${escaped}\t${expected.op}\t${expected.shape}$`, 'm'));
+  });
+
+  it('loads a pickled model only with --allow-pickle, which says it runs code from the file', async () => {
+    const env = { XDG_CACHE_HOME: cache };
+    const model = path.join(resnet, 'pickled.pt');
+    const refused = await cliIn({ env }, image('chelsea.png'), '--model', model, '--python', torch!.python, '--list');
+    assert.notEqual(refused.status, 0);
+    assert.match(refused.stderr, /pickled\.pt is a pickled Python object: loading it can run code it contains/);
+    assert.match(refused.stderr, /pass --allow-pickle/);
+    assert.ok(
+      !fs.existsSync(path.join(cache, 'feature-maps', 'conversions')) ||
+        fs.readdirSync(path.join(cache, 'feature-maps', 'conversions')).length === 0,
+      'nothing converted',
+    );
+
+    const help = await cliIn({}, '--help');
+    assert.match(help.stdout, /--allow-pickle\s+load a PyTorch file that is a whole pickled model[\s\S]*runs code/);
+
+    const loaded = await cliIn(
+      { env },
+      image('chelsea.png'),
+      ...['--model', model, '--python', torch!.python, '--allow-pickle', '--list'],
+    );
+    assert.equal(loaded.status, 0, loaded.stderr);
+    const conv = hooked(resnet, 'layer1.0.conv1');
+    assert.match(loaded.stdout, new RegExp(`^layer1\\.0\\.conv1\t${conv.op}\t${conv.shape}$`, 'm'));
   });
 });
