@@ -27,10 +27,10 @@ export interface EngineMemory {
 }
 
 /** A call's progress: a forward pass starts, and the memory budget's estimate of what it allocates. */
-export interface EngineProgress {
-  step: 'pass';
-  bytes: number;
-}
+export type EngineProgress =
+  | { step: 'pass'; bytes: number }
+  /** The model is being opened and this takes a while (a PyTorch file converted with Python): what is happening. */
+  | { step: 'model'; message: string };
 
 /** What the engine process sends on its own. */
 export interface EngineEvents extends Record<string, unknown> {

@@ -221,6 +221,9 @@ export class EngineClient {
     if (progress.step === 'pass') {
       call.inPass = true;
       this.allow(call, this.settings.passTimeoutMs(progress.bytes));
+    } else {
+      // Still opening the model (Python converting it, with its own 10-minute bound): a new window.
+      this.allow(call, this.settings.callTimeoutMs);
     }
   }
 

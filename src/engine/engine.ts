@@ -65,8 +65,8 @@ export class FeatureMapEngine {
   }
 
   /** The model `source` names, loaded once per version of its file (see ModelCache). */
-  loadModel(source: ModelSource): Promise<LoadedModel> {
-    return this.models.load(source);
+  loadModel(source: ModelSource, signal?: AbortSignal, progress?: OnProgress): Promise<LoadedModel> {
+    return this.models.load(source, signal, progress && ((message) => progress({ step: 'model', message })));
   }
 
   /**
@@ -75,7 +75,7 @@ export class FeatureMapEngine {
    * `progress` hears of a forward pass before it starts, with its estimated bytes.
    */
   async extract(request: ExtractRequest, signal?: AbortSignal, progress?: OnProgress): Promise<ExtractionResult> {
-    const model = await this.loadModel(request.model);
+    const model = await this.loadModel(request.model, signal, progress);
     signal?.throwIfAborted();
     const extraction = await this.extractor.extract(model, request, signal, progress);
     return this.view.describe(model, request, extraction);

@@ -80,6 +80,10 @@ export interface OpenContext {
   inputSize?: { height: number; width: number };
   /** What the format needs beyond the file (PyTorch); other formats ignore it. */
   hints: FileModelHints;
+  /** Aborted when nobody waits for the model any more: a long open (Python) stops. */
+  signal?: AbortSignal;
+  /** What a long open is doing, for the panel ("Converting … with Python"). */
+  onProgress?: (message: string) => void;
 }
 
 /** Opens a file of one format (engine only: it loads the format's runtime). */

@@ -22,22 +22,53 @@ export interface ModelCacheOptions {
 export class ModelCache {
   /** key → the model, loading or loaded. */
   private readonly loading = new Map<string, Promise<LoadedModel>>();
+  /** key → who waits for a model still loading: its open is stopped when the last of them gives up. */
+  private readonly waiting = new Map<string, Waiters>();
 
   constructor(private readonly options: ModelCacheOptions) {}
 
-  /** The model `source` names, loading it the first time this version of it is asked for. */
-  async load(source: ModelSource): Promise<LoadedModel> {
+  /**
+   * The model `source` names, loading it the first time this version of it is asked for.
+   * `onProgress` hears what a long open is doing; when every caller waiting for an open has been
+   * cancelled (`signal`), the open stops (a PyTorch conversion ends its Python process).
+   */
+  async load(source: ModelSource, signal?: AbortSignal, onProgress?: (message: string) => void): Promise<LoadedModel> {
     const located = await locateModel(source, this.options.assetsDir);
     const { key } = located;
     let loading = this.loading.get(key);
     if (!loading) {
       if (located.path) this.releaseOlderVersions(located.path);
-      loading = this.onFastestRuntime(located.open());
+      const waiters: Waiters = { count: 0, stop: new AbortController(), listeners: new Set() };
+      this.waiting.set(key, waiters);
+      loading = this.onFastestRuntime(
+        located.open({
+          signal: waiters.stop.signal,
+          onProgress: (message) => waiters.listeners.forEach((listener) => listener(message)),
+        }),
+      );
       this.loading.set(key, loading);
       // A failed load is not cached: the user may fix the file and try again.
       loading.catch(() => this.loading.delete(key));
+      void loading.then(
+        () => this.waiting.delete(key),
+        () => this.waiting.delete(key),
+      );
     }
-    return loading;
+    const waiters = this.waiting.get(key);
+    if (!waiters) return loading;
+    waiters.count++;
+    if (onProgress) waiters.listeners.add(onProgress);
+    const giveUp = () => {
+      if (--waiters.count === 0) waiters.stop.abort();
+    };
+    signal?.addEventListener('abort', giveUp, { once: true });
+    try {
+      return await loading;
+    } finally {
+      signal?.removeEventListener('abort', giveUp);
+      if (onProgress) waiters.listeners.delete(onProgress);
+      if (!signal?.aborted) waiters.count--;
+    }
   }
 
   /** Lets go of every model, once each has finished loading. */
@@ -81,6 +112,12 @@ export class ModelCache {
     this.options.log?.(`${name} runs on onnxruntime (converted in ${(performance.now() - started).toFixed(0)} ms)`);
     return native;
   }
+}
+
+interface Waiters {
+  count: number;
+  stop: AbortController;
+  listeners: Set<(message: string) => void>;
 }
 
 /** Disposes a model once it has loaded (a failed load has nothing to dispose). */

@@ -22,6 +22,12 @@ import { getTf } from './tf';
 // the model its name, description and the preprocessing it expects; which runtime it then runs on
 // is the cache's choice (modelCache.ts).
 
+/** Hears how a long open goes, and stops it when nobody waits for it any more. */
+export interface OpenOptions {
+  signal?: AbortSignal;
+  onProgress?: (message: string) => void;
+}
+
 /** A model source found on disk: which version of it this is, and how to open it. */
 export interface LocatedModel {
   /**
@@ -32,7 +38,7 @@ export interface LocatedModel {
   /** The model's file (a catalogue model's weights file), whose older versions may be let go; absent when bundled. */
   readonly path?: string;
   /** Loads it on the runtime its format opens on (TensorFlow.js or onnxruntime). */
-  open(): Promise<LoadedModel>;
+  open(options?: OpenOptions): Promise<LoadedModel>;
 }
 
 export const BUNDLED_SUMMARY = {
@@ -63,7 +69,11 @@ export async function locateModel(source: ModelSource, assetsDir: string): Promi
       // The architecture a state_dict is read as makes another model of the same file.
       const architecture = hints.architecture ? `#${hints.architecture}` : '';
       const key = `${file.path}@${file.mtimeMs}${size}${architecture}`;
-      return { key, path: file.path, open: () => openFileModel(assetsDir, key, file, inputSize, hints) };
+      return {
+        key,
+        path: file.path,
+        open: (options) => openFileModel(assetsDir, key, file, inputSize, hints, options),
+      };
     }
   }
 }
@@ -165,6 +175,7 @@ async function openFileModel(
   file: ModelFile,
   inputSize: { height: number; width: number } | undefined,
   hints: FileModelHints,
+  options: OpenOptions = {},
 ): Promise<LoadedModel> {
   const format = formatById(file.format);
   // A file named after its format (a TF.js model.json) is named by its folder.
@@ -173,7 +184,7 @@ async function openFileModel(
     description: `${format.label}: ${file.path}`,
     path: file.path,
   };
-  const model = await FORMAT_OPENERS[format.id]({ assetsDir, key, file, summary, inputSize, hints });
+  const model = await FORMAT_OPENERS[format.id]({ assetsDir, key, file, summary, inputSize, hints, ...options });
   // An empty shape is one the runtime tells only by running (onnx.ts): it may have maps.
   if (!model.layers.some((layer) => isSpatial(layer.shape) || layer.shape.length === 0)) {
     model.dispose();

@@ -370,12 +370,15 @@ export class FeatureMapsPanel extends Disposable {
                 memoryBudgetBytes,
               },
               job.signal,
-              ({ bytes }) => {
+              (progress) => {
                 if (this.job === job && this.state?.kind === 'loading') {
                   this.setState({
                     kind: 'loading',
                     fileName,
-                    message: `Running the model (about ${megabytes(bytes)} MB)…`,
+                    message:
+                      progress.step === 'pass'
+                        ? `Running the model (about ${megabytes(progress.bytes)} MB)…`
+                        : `${progress.message}…`,
                   });
                 }
               },

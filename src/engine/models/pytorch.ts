@@ -62,7 +62,8 @@ export function conversionDir(ctx: OpenContext, size: number): string {
   return path.join(ctx.hints.cacheDir ?? defaultCacheDir(), 'conversions', hash);
 }
 
-export async function openPytorchModel(ctx: OpenContext, onProgress?: (message: string) => void): Promise<LoadedModel> {
+export async function openPytorchModel(ctx: OpenContext): Promise<LoadedModel> {
+  const onProgress = ctx.onProgress;
   const size = (await fs.stat(ctx.file.path)).size;
   const dir = conversionDir(ctx, size);
   let conversion = await readConversion(dir);
@@ -81,19 +82,25 @@ export async function openPytorchModel(ctx: OpenContext, onProgress?: (message: 
   const what = fresh
     ? `converted now with torch ${conversion.torch}`
     : `converted with torch ${conversion.torch}, cached`;
-  const model = await loadOnnxModel({
-    modelPath: path.join(dir, 'model.onnx'),
-    key: ctx.key,
-    summary: {
-      ...ctx.summary,
-      description: `PyTorch model (${conversion.kind}): ${ctx.file.path}. ${what}; input size from ${conversion.input.source}.`,
-    },
-    preprocessing: 'torch',
-    inputSize: { height: conversion.input.height, width: conversion.input.width },
-    layerPlan: conversion.layers,
-    backend: 'onnxruntime (converted from PyTorch)',
-  });
-  return model;
+  try {
+    return await loadOnnxModel({
+      modelPath: path.join(dir, 'model.onnx'),
+      key: ctx.key,
+      summary: {
+        ...ctx.summary,
+        description: `PyTorch model (${conversion.kind}): ${ctx.file.path}. ${what}; input size from ${conversion.input.source}.`,
+      },
+      preprocessing: 'torch',
+      inputSize: { height: conversion.input.height, width: conversion.input.width },
+      layerPlan: conversion.layers,
+      backend: 'onnxruntime (converted from PyTorch)',
+    });
+  } catch (error) {
+    // An export ONNX Runtime cannot run (an op it lacks): drop it, and run the model in PyTorch itself.
+    if (!(error instanceof UserFacingError)) throw error;
+    await fs.rm(dir, { recursive: true, force: true });
+    return hookModel(ctx, new PythonError(error.message, { code: 'export-failed' }, error.detail), onProgress);
+  }
 }
 
 async function readConversion(dir: string): Promise<Conversion | undefined> {
@@ -113,6 +120,16 @@ async function readConversion(dir: string): Promise<Conversion | undefined> {
 async function convert(ctx: OpenContext, dir: string, onProgress?: (message: string) => void): Promise<Conversion> {
   await fs.mkdir(path.dirname(dir), { recursive: true });
   const partial = `${dir}.partial-${process.pid}-${Date.now()}`;
+  const name = path.basename(ctx.file.path);
+  const started = Date.now();
+  let stage = `Starting Python to convert ${name} (once; later opens use the converted copy)`;
+  const tell = () => {
+    const seconds = Math.round((Date.now() - started) / 1000);
+    onProgress?.(seconds >= 5 ? `${stage} (${seconds} s)` : stage);
+  };
+  tell();
+  // A tick every 5 s: the panel shows the time, and the engine client knows the open goes on.
+  const ticker = setInterval(tell, 5000);
   try {
     await runBridge({
       python: pythonCandidates(ctx.hints.python),
@@ -120,7 +137,11 @@ async function convert(ctx: OpenContext, dir: string, onProgress?: (message: str
       args: ['convert', ctx.file.path, partial, ...bridgeArgs(ctx)],
       timeoutMs: CONVERT_TIMEOUT_MS,
       maxRssBytes: PYTHON_MAX_RSS,
-      onProgress,
+      signal: ctx.signal,
+      onProgress: (message) => {
+        stage = `${message} (${name}, with PyTorch in Python)`;
+        tell();
+      },
     });
     try {
       await fs.rename(partial, dir);
@@ -129,6 +150,7 @@ async function convert(ctx: OpenContext, dir: string, onProgress?: (message: str
       if (!(await readConversion(dir))) throw error;
     }
   } finally {
+    clearInterval(ticker);
     await fs.rm(partial, { recursive: true, force: true });
   }
   const conversion = await readConversion(dir);
@@ -161,6 +183,7 @@ async function hookModel(
     args: ['serve', ctx.file.path, ...bridgeArgs(ctx), '--threads', String(os.availableParallelism())],
     timeoutMs: CONVERT_TIMEOUT_MS,
     maxRssBytes: PYTHON_MAX_RSS,
+    signal: ctx.signal,
     onProgress,
     keep: true,
   });
@@ -198,10 +221,12 @@ class HookPasses {
   private ended = false;
 
   constructor(private readonly bridge: KeptBridge) {
+    // The reply was read line by line (python.ts), which paused the stream: bytes from here on.
     bridge.child.stdout!.on('data', (chunk: Buffer) => {
       this.buffered = this.buffered.length ? Buffer.concat([this.buffered, chunk]) : chunk;
       this.waiting?.();
     });
+    bridge.child.stdout!.resume();
     bridge.child.on('exit', () => {
       this.ended = true;
       this.waiting?.();
