@@ -27,6 +27,9 @@ export function isSpatial(shape: readonly number[]): boolean {
 // "conv2_block1_1_conv" → "conv2_block1", "mixed_5b_…" → "mixed_5b".
 const BLOCK_PREFIX = /^((?:.*?[_/.-])?(?:block|stage|layer)[_-]?\d+|mixed[_-]?\d+[a-z]?|expanded_conv)(?=[_/.-]|$)/i;
 const OPENS_UNIT = /conv|dense|^input/i;
+// PyTorch module paths: "layer1.0.conv1", "features.3.block.0.0", "stages.0.blocks.1.conv_dw",
+// with "#2" for a module's second call.
+const MODULE_PATH = /^[A-Za-z_]\w*(?:\.\w+)+(?:#\d+)?$/;
 
 /**
  * Display groups for the layer tree, one per layer. Scoped names group by their
@@ -46,6 +49,14 @@ export function groupLayers(layers: readonly LayerMeta[]): string[] {
       unit = '';
       continue;
     }
+    // A PyTorch module path groups by the module tree, down to its first numbered child: the
+    // block in a Sequential (ResNet's "layer1.0", MobileNet's "features.3", ConvNeXt's "stages.0").
+    const modulePath = MODULE_PATH.test(layer.name) ? pytorchGroup(layer.name) : undefined;
+    if (modulePath) {
+      groups.push(modulePath);
+      unit = '';
+      continue;
+    }
     const prefix = BLOCK_PREFIX.exec(layer.name)?.[1];
     if (prefix && prefix !== layer.name) {
       groups.push(prefix);
@@ -56,6 +67,13 @@ export function groupLayers(layers: readonly LayerMeta[]): string[] {
     groups.push(unit);
   }
   return groups;
+}
+
+/** "layer1.0.conv1" → "layer1.0", "features.3.block.0" → "features.3"; undefined without a numbered module. */
+function pytorchGroup(name: string): string | undefined {
+  const parts = name.replace(/#\d+$/, '').split('.');
+  const numbered = parts.findIndex((part, i) => i > 0 && /^\d+$/.test(part));
+  return numbered > 0 ? parts.slice(0, numbered + 1).join('.') : undefined;
 }
 
 /**

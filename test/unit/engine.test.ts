@@ -209,6 +209,20 @@ describe('layer grouping and selection', () => {
     assert.deepEqual(groupLayers(vgg), ['block1', 'block1', 'block1', 'block2']);
   });
 
+  it('groups PyTorch module paths by the module tree, down to the numbered block', () => {
+    const modules: [string, string][] = [
+      ['conv1', 'Conv2d'],
+      ['bn1', 'BatchNorm2d'],
+      ['layer1.0.conv1', 'Conv2d'],
+      ['layer1.0.relu#2', 'ReLU'],
+      ['layer1.0', 'BasicBlock'],
+      ['features.3.block.0.0', 'Conv2d'],
+      ['fc', 'Linear'],
+    ];
+    const layers = modules.map(([name, op]) => ({ name, op, shape: [] }));
+    assert.deepEqual(groupLayers(layers), ['conv1', 'conv1', 'layer1.0', 'layer1.0', 'layer1.0', 'features.3', 'fc']);
+  });
+
   it('matches names and globs, never layers without maps; empty matches every map layer', () => {
     const some = [
       { name: 'block1_conv1', op: 'Conv2D', shape: [224, 224, 64] },
