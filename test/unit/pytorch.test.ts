@@ -83,6 +83,8 @@ const only = process.env.PYTORCH_TEST_ARCHS?.split(',');
           const again = await (await locateModel({ kind: 'file', path: file, hints }, DIST)).open();
           try {
             assert.match(again.summary.description ?? '', /cached/);
+            // A 1000-way head is named with the bundled ImageNet labels; the custom model's 10 classes are not.
+            assert.equal(again.labels, arch === 'custom' ? undefined : 'imagenet');
             assert.deepEqual(
               again.layers.map((l) => l.name),
               first.layers.map((l) => l.name),

@@ -7,6 +7,7 @@ import type { OpenContext } from '../formats';
 import type { LayerMeta } from '../layers';
 import type { LoadedModel } from '../model';
 import { type KeptBridge, bridgeScript, pythonCandidates, runBridge, startBridge } from '../python';
+import { findLabelsBeside } from '../modelFiles';
 import { loadOnnxModel, type PlannedLayer } from './onnx';
 
 // A PyTorch checkpoint, opened with the user's own Python once and then without it: the bridge
@@ -63,6 +64,17 @@ export function conversionDir(ctx: OpenContext, size: number): string {
 }
 
 export async function openPytorchModel(ctx: OpenContext): Promise<LoadedModel> {
+  const model = await openConvertedOrHooked(ctx);
+  // A 1000-way head of a model without labels beside it is ImageNet's (torchvision's and timm's
+  // class order is the one the bundled labels have): the top-5 then has names.
+  const head = model.layers.at(-1);
+  if (head?.shape.length === 1 && head.shape[0] === 1000 && !(await findLabelsBeside(ctx.file.path))) {
+    return Object.assign(model, { labels: 'imagenet' as const });
+  }
+  return model;
+}
+
+async function openConvertedOrHooked(ctx: OpenContext): Promise<LoadedModel> {
   const onProgress = ctx.onProgress;
   const size = (await fs.stat(ctx.file.path)).size;
   const dir = conversionDir(ctx, size);
