@@ -43,14 +43,15 @@ export function askArchitecture(
       return;
     }
     const architecture = architectureFromInput(typed, names);
+    // Labelled with exactly what was typed, so VS Code's filter ranks it first (an exact match) and Enter takes it.
     const typedItem: ArchitectureItem = {
-      label: `Use “${typed}”`,
+      label: typed,
       description:
         architecture !== typed
-          ? architecture
+          ? `Use “${typed}”: ${architecture}`
           : typed.includes(':') && !/^(torchvision|timm):/.test(typed)
-            ? 'module:callable from your workspace'
-            : undefined,
+            ? `Use “${typed}”: module:callable from your workspace`
+            : `Use “${typed}”`,
       alwaysShow: true,
       architecture,
     };
