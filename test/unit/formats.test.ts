@@ -15,7 +15,7 @@ import {
 } from '../../src/engine/formats';
 import { resolveModelFile } from '../../src/engine/modelFiles';
 import { rejectsWith } from './assertions';
-import { DIST, REPO, image, shared, tempDir } from './fixtures';
+import { DIST, REPO, image, shared, tempDir, torchOracle } from './fixtures';
 
 // The model-format registry (src/engine/formats.ts) against what the user meets: the files it
 // picks and refuses, the Explorer menu (package.json), the file dialog, the CLI's help.
@@ -25,7 +25,20 @@ const SAMPLES: Record<string, () => string> = {
   tfjs: () => shared('fixtures', 'models', 'darknet-tiny-imagenet.tfjs', 'model.json'),
   keras: () => shared('fixtures', 'models', 'fer2013_mini_XCEPTION.102-0.66.hdf5'),
   onnx: () => shared('fixtures', 'models', 'squeezenet-imagenet.onnx', 'SqueezeNet_fp16.onnx'),
+  // ../shared has no PyTorch file: the PyTorch oracle's (tools/make-torch-oracle.sh; CI makes it).
+  pytorch: () => torchSample('exported.pt2'),
 };
+
+/** A real file of `format` for a file called `name`: a safetensors file for `.safetensors`, a zip otherwise. */
+function sampleFor(format: string, name: string): string {
+  return format === 'pytorch' && name.endsWith('.safetensors') ? torchSample('weights.safetensors') : SAMPLES[format]();
+}
+
+function torchSample(file: string): string {
+  const torch = torchOracle();
+  if (!torch) throw new Error('No PyTorch sample: run tools/make-torch-oracle.sh ../.oracle-cache (CI does).');
+  return path.join(torch.dir, 'resnet18', file);
+}
 
 interface Manifest {
   contributes: {
@@ -102,7 +115,7 @@ describe('model formats: one registry decides which files are models', () => {
         const ext = path.extname(name).toLowerCase();
         assert.ok(modelFileExtensions().includes(ext), `${name}: ${ext} is not in modelFileExtensions()`);
         assert.ok(dialog.includes(ext.slice(1)), `${name}: the file dialog does not offer ${ext}`);
-        const file = await resolveModelFile(named(SAMPLES[format.id](), name));
+        const file = await resolveModelFile(named(sampleFor(format.id, name), name));
         assert.equal(file.format, format.id, name);
       }
       for (const name of offered) {
