@@ -78,6 +78,8 @@ export interface LoadedModel {
 export interface FileModelHints {
   /** The Python interpreter that loads the model. */
   python?: string;
+  /** Where that interpreter was chosen, for messages ("featureMaps.pythonPath", "the Python extension's interpreter"). */
+  pythonSource?: string;
   /** The architecture the weights belong to, e.g. a torchvision model name. */
   architecture?: string;
   /** Whether a file that is a full pickle (not weights only) may be loaded: it can run any code. */

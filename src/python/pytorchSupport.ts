@@ -53,6 +53,7 @@ export class PytorchSupport {
     const folder = vscode.workspace.getWorkspaceFolder(uri) ?? vscode.workspace.workspaceFolders?.[0];
     return {
       python: python?.command,
+      pythonSource: python?.source,
       architecture: this.answers.architecture(modelPath),
       allowPickle: trusted && (await this.answers.pickleAllowed(modelPath)) ? true : undefined,
       cacheDir: this.storageDir,

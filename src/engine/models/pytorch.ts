@@ -144,7 +144,7 @@ async function convert(ctx: OpenContext, dir: string, onProgress?: (message: str
   const ticker = setInterval(tell, 5000);
   try {
     await runBridge({
-      python: pythonCandidates(ctx.hints.python),
+      python: pythonCandidates(ctx.hints.python, ctx.hints.pythonSource),
       script: bridgeScript(ctx.assetsDir),
       args: ['convert', ctx.file.path, partial, ...bridgeArgs(ctx)],
       timeoutMs: CONVERT_TIMEOUT_MS,
@@ -190,7 +190,7 @@ async function hookModel(
   onProgress?: (message: string) => void,
 ): Promise<LoadedModel> {
   const bridge = await startBridge({
-    python: pythonCandidates(ctx.hints.python),
+    python: pythonCandidates(ctx.hints.python, ctx.hints.pythonSource),
     script: bridgeScript(ctx.assetsDir),
     args: ['serve', ctx.file.path, ...bridgeArgs(ctx), '--threads', String(os.availableParallelism())],
     timeoutMs: CONVERT_TIMEOUT_MS,
