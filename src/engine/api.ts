@@ -6,7 +6,14 @@
 import type { ExtractionResult, LayerData } from '../shared/protocol';
 import type { RpcError } from '../shared/rpc';
 import type { ExtractRequest } from './engine';
-import { CancelledError, NotCachedError, PythonError, RejectedDownloadError, UserFacingError, errorText } from './errors';
+import {
+  CancelledError,
+  NotCachedError,
+  PythonError,
+  RejectedDownloadError,
+  UserFacingError,
+  errorText,
+} from './errors';
 
 export interface EngineApi {
   /** Decodes the image, runs the model (loading it first) and describes every layer. */

@@ -62,7 +62,12 @@ export interface ModelFormatEntry<Id extends string = string> {
 }
 
 /** The formats Feature Maps reads, one line each; a file is offered to them in this order. */
-export const MODEL_FORMATS = [tfjsFormat, kerasFormat, onnxFormat, pytorchFormat] as const satisfies readonly ModelFormatEntry[];
+export const MODEL_FORMATS = [
+  tfjsFormat,
+  kerasFormat,
+  onnxFormat,
+  pytorchFormat,
+] as const satisfies readonly ModelFormatEntry[];
 
 /** The id of a registered format: 'tfjs' | 'keras' | 'onnx' | … */
 export type ModelFormatId = (typeof MODEL_FORMATS)[number]['id'];

@@ -444,7 +444,12 @@ function featureMapCandidates(graph: onnx.IGraphProto, input: ImageInput): Tappe
  */
 function plannedCandidates(every: TappedOutput[], plan: readonly PlannedLayer[], input: ImageInput): TappedOutput[] {
   const layoutOf = new Map(every.map((t) => [t.tensor, t.layout]));
-  return plan.map((p) => ({ tensor: p.tensor, layer: p.name, op: p.op, layout: layoutOf.get(p.tensor) ?? input.layout }));
+  return plan.map((p) => ({
+    tensor: p.tensor,
+    layer: p.name,
+    op: p.op,
+    layout: layoutOf.get(p.tensor) ?? input.layout,
+  }));
 }
 
 function outputLayout(node: onnx.INodeProto, inputLayout: Layout): Layout {
