@@ -19,7 +19,7 @@ import { loadOnnxModel, type PlannedLayer } from './onnx';
 // with forward hooks (hookModel below).
 
 /** Bumped when the bridge's output changes: older conversions are then made again. */
-export const CONVERTER_VERSION = 1;
+export const CONVERTER_VERSION = 2;
 /** How long Python may take to open and convert a model. */
 const CONVERT_TIMEOUT_MS = 10 * 60_000;
 /** How long one forward pass in the hook fallback may take. */

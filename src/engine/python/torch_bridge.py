@@ -540,8 +540,8 @@ def export_torchscript(torch, script, x, onnx_path):
     graph = onnx.load(onnx_path, load_external_data=False).graph
     # Node names carry the module path as scopes: "/layer1/0/conv1/Conv"; "relu_1" is relu's second call.
     last = {}
-    order = []
-    for node in graph.node:
+    finished = {}
+    for index, node in enumerate(graph.node):
         if node.op_type in ("Constant", "Identity") or not node.output:
             continue
         scopes = [s for s in node.name.split("/")[1:-1] if s]
@@ -549,9 +549,10 @@ def export_torchscript(torch, script, x, onnx_path):
             key = module_call(scopes[:depth], classes)
             if key is None:
                 break
-            if key not in last:
-                order.append(key)
             last[key] = node.output[0]
+            finished[key] = (index, -depth)
+    # In the order modules finish, as forward hooks see them: a block after its last layer.
+    order = sorted(last, key=lambda key: finished[key])
     layers = []
     for name, call in order:
         layers.append(
