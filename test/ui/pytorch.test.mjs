@@ -130,7 +130,7 @@ describe('PyTorch models in the panel (issue 10)', function () {
     assert.equal(await text(frame, '.model-name'), 'resnet18.pt');
     // The header says what ran: PyTorch's file, converted now, on onnxruntime, torchvision's preprocessing.
     const description = await text(frame, '.model-description');
-    assert.match(description, /^PyTorch model \(torchscript\): .*resnet18\.pt\. converted now with torch \d/);
+    assert.match(description, /^PyTorch model \(torchscript\): .*resnet18\.pt\. Converted now with torch \d/);
     assert.match(await text(frame, '.elapsed'), /· onnxruntime \(converted from PyTorch\)$/);
     assert.match(await text(frame, '.model-preprocessing'), /torch/);
 
@@ -171,7 +171,7 @@ describe('PyTorch models in the panel (issue 10)', function () {
     const elapsed = Date.now() - clicked;
     console.log(`      (measured, not asserted: menu click → panel ready, from the cache: ${elapsed} ms)`);
     assert.equal(await text(frame, '.model-name'), 'resnet18.pt');
-    assert.match(await text(frame, '.model-description'), /converted with torch \S+, cached/);
+    assert.match(await text(frame, '.model-description'), /Converted with torch \S+, cached/);
     assert.match(await text(frame, '.elapsed'), /onnxruntime \(converted from PyTorch\)/);
     await waitForPaintedGrid(ctx.page, 'coffee.png', 16);
     assert.equal(await frame.locator('.layer-row[data-layer="layer4.1.conv2"]').count(), 1);

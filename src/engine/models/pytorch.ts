@@ -92,8 +92,8 @@ async function openConvertedOrHooked(ctx: OpenContext): Promise<LoadedModel> {
     }
   }
   const what = fresh
-    ? `converted now with torch ${conversion.torch}`
-    : `converted with torch ${conversion.torch}, cached`;
+    ? `Converted now with torch ${conversion.torch}`
+    : `Converted with torch ${conversion.torch}, cached`;
   try {
     return await loadOnnxModel({
       modelPath: path.join(dir, 'model.onnx'),
