@@ -334,12 +334,18 @@ describe('when the engine process crashes, hangs or runs forever', () => {
     );
     // Asked while the endless pass runs: it goes on in a fresh process when that one is ended.
     const waiting = client.extract({ imagePath: image('coffee.png'), model: BUNDLED, layerPatterns: [] });
+    // Settled whatever happens below, so that a failed assertion cannot leave it unhandled.
+    const waited = waiting.then(
+      (result) => result.input.fileName,
+      (error: unknown) => error,
+    );
     await inPass;
     const started = performance.now();
     abort.abort();
     await assert.rejects(endless, CancelledError);
-    assert.ok(performance.now() - started < 50, 'the caller hears of the cancel at once');
-    assert.equal((await waiting).input.fileName, 'coffee.png');
+    // At once: before the grace period after which the process running the pass is ended.
+    assert.ok(performance.now() - started < 500, 'the caller hears of the cancel before the process is ended');
+    assert.equal(await waited, 'coffee.png');
     assert.notEqual(client.stats().pid, pid, 'the process running the endless pass was ended');
     assert.equal(isRunning(pid), false);
   });
