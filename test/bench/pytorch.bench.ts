@@ -41,7 +41,7 @@ async function main(): Promise<void> {
     const layers = first.layers.length;
     const backend = first.backend ?? '';
     first.dispose();
-    if (!/converted now/.test(description)) throw new Error(`the first open did not convert: ${description}`);
+    if (!/converted now/i.test(description)) throw new Error(`the first open did not convert: ${description}`);
     const conversion = readConversion(cacheDir);
 
     // Second open: the same file and hints, from the conversion on disk.
@@ -50,7 +50,7 @@ async function main(): Promise<void> {
     const secondOpenMs = performance.now() - t;
     const secondDescription = second.summary.description ?? '';
     second.dispose();
-    if (!/cached/.test(secondDescription)) throw new Error(`the second open was not cached: ${secondDescription}`);
+    if (!/cached/i.test(secondDescription)) throw new Error(`the second open was not cached: ${secondDescription}`);
 
     // Every layer of one image, as the panel asks for it: a distinct copy of the image per pass
     // (the engine caches by model and image). The engine opens the model a third time, from the cache.

@@ -158,7 +158,7 @@ async function main() {
     } catch (error) {
       // The other parts' figures are still written; the run fails at the end.
       log(`the PyTorch file part failed: ${error.message}`);
-      results.pytorch = { error: error.message.split('\n')[0] };
+      results.pytorch = { error: reasonOf(error.message) };
       process.exitCode = 1;
     }
   }
@@ -169,6 +169,12 @@ async function main() {
   fs.writeFileSync(path.join(repo, 'test-results', 'bench.json'), JSON.stringify(results, null, 2));
   fs.writeFileSync(path.join(repo, 'test-results', 'bench.md'), markdown);
   console.log(markdown);
+}
+
+/** A failed command's reason: its first `Error:` line (the stack's head), else the message's first line. */
+function reasonOf(message) {
+  const lines = message.split('\n');
+  return (lines.find((l) => /^\w*Error\b/.test(l.trim())) ?? lines[0]).trim();
 }
 
 /** The torch venv's Python (as the PyTorch tests find it), or why there is none. */
