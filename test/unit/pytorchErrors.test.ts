@@ -54,6 +54,46 @@ const torch = torchOracle();
     assert.match(error.problem.fix ?? '', /-m pip install torch$/);
   });
 
+  it('a torchvision architecture in a Python without torchvision: says which package, and its pip command', async () => {
+    // A venv that sees the torch venv's packages but not torchvision (hidden by an import blocker),
+    // as a Python with torch alone is.
+    const venv = path.join(work, 'torch-only-venv');
+    execFileSync(torch!.python, ['-m', 'venv', '--without-pip', venv]);
+    const site = execFileSync(path.join(venv, 'bin', 'python'), [
+      '-c',
+      'import sysconfig; print(sysconfig.get_paths()["purelib"])',
+    ])
+      .toString()
+      .trim();
+    const torchSite = execFileSync(torch!.python, [
+      '-c',
+      'import torch, os; print(os.path.dirname(os.path.dirname(torch.__file__)))',
+    ])
+      .toString()
+      .trim();
+    fs.writeFileSync(
+      path.join(site, 'no_torchvision.py'),
+      [
+        'import importlib.abc, sys',
+        'class Hide(importlib.abc.MetaPathFinder):',
+        '    def find_spec(self, name, path=None, target=None):',
+        '        if name == "torchvision" or name.startswith("torchvision."):',
+        '            raise ImportError("No module named " + repr(name))',
+        'sys.meta_path.insert(0, Hide())',
+        '',
+      ].join('\n'),
+    );
+    fs.writeFileSync(path.join(site, 'zz_torch_only.pth'), `${torchSite}\nimport no_torchvision\n`);
+    const python = path.join(venv, 'bin', 'python');
+    const error = await problem(resnet('state_dict.pth'), { python, architecture: 'torchvision:resnet18' });
+    assert.equal(error.problem.code, 'missing-package');
+    assert.match(
+      error.message,
+      /The architecture torchvision:resnet18 needs the Python package torchvision, which .*torch-only-venv.* does not have/,
+    );
+    assert.match(error.problem.fix ?? '', /-m pip install torchvision$/);
+  });
+
   it('a state_dict without an architecture asks for one, offering torchvision and timm names', async () => {
     const error = await problem(resnet('state_dict.pth'), { python: torch!.python });
     assert.equal(error.problem.code, 'needs-architecture');
