@@ -161,12 +161,14 @@ describe('your own model: TF.js LayersModel (Darknet Tiny, ImageNet)', () => {
     const dir = tempDir();
     fs.mkdirSync(path.join(dir, 'broken'));
     fs.writeFileSync(path.join(dir, 'broken', 'model.json'), 'not json');
-    fs.writeFileSync(path.join(dir, 'weights.pt'), 'a PyTorch file');
+    fs.writeFileSync(path.join(dir, 'weights.pt'), 'not really a PyTorch file');
+    fs.writeFileSync(path.join(dir, 'weights.npz'), 'a NumPy archive');
     fs.mkdirSync(path.join(dir, 'empty'));
     const cases: [string, RegExp][] = [
       [path.join(dir, 'broken', 'model.json'), /model\.json is not a readable TF\.js model\.json/],
       [path.join(dir, 'missing.onnx'), /missing\.onnx does not exist/],
-      [path.join(dir, 'weights.pt'), /weights\.pt is not a model file this extension reads/],
+      [path.join(dir, 'weights.pt'), /^weights\.pt is not a valid PyTorch model file\.$/],
+      [path.join(dir, 'weights.npz'), /weights\.npz is not a model file this extension reads \(.*PyTorch/],
       [path.join(dir, 'empty'), /empty is a folder without a model\.json/],
     ];
     for (const [file, message] of cases) {
