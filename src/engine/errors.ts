@@ -60,7 +60,8 @@ export class RejectedDownloadError extends UserFacingError {
  * What went wrong in the user's Python, in a way the host can act on: `needs-architecture` (a
  * state_dict: ask which model it belongs to), `needs-pickle` (ask before running the file's code),
  * `no-python`, `no-torch`, `old-torch`, `missing-package` (the `fix` command installs it),
- * `wrong-architecture`, `corrupt`, `export-failed`, `timeout`, `memory`, `python-error`.
+ * `wrong-architecture`, `corrupt`, `export-failed`, `timeout`, `memory`, `python-error`. (A cancelled
+ * open is a CancelledError.)
  */
 export interface PythonProblem {
   code: string;

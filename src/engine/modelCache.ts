@@ -1,4 +1,4 @@
-import { errorText } from './errors';
+import { CancelledError, errorText } from './errors';
 import type { LoadedModel, ModelSource } from './model';
 import { locateModel } from './modelSources';
 import { TRIAL_PASS_BYTES, toOnnxRuntime } from './models/layersToOnnx';
@@ -33,6 +33,7 @@ export class ModelCache {
    * cancelled (`signal`), the open stops (a PyTorch conversion ends its Python process).
    */
   async load(source: ModelSource, signal?: AbortSignal, onProgress?: (message: string) => void): Promise<LoadedModel> {
+    signal?.throwIfAborted();
     const located = await locateModel(source, this.options.assetsDir);
     const { key } = located;
     let loading = this.loading.get(key);
@@ -40,30 +41,40 @@ export class ModelCache {
       if (located.path) this.releaseOlderVersions(located.path);
       const waiters: Waiters = { count: 0, stop: new AbortController(), listeners: new Set() };
       this.waiting.set(key, waiters);
-      loading = this.onFastestRuntime(
+      const started = this.onFastestRuntime(
         located.open({
           signal: waiters.stop.signal,
           onProgress: (message) => waiters.listeners.forEach((listener) => listener(message)),
         }),
       );
-      this.loading.set(key, loading);
-      // A failed load is not cached: the user may fix the file and try again.
-      loading.catch(() => this.loading.delete(key));
-      void loading.then(
-        () => this.waiting.delete(key),
-        () => this.waiting.delete(key),
+      loading = started;
+      this.loading.set(key, started);
+      // Only this load's own entries are removed: a stopped load may be followed by a new one.
+      const forget = (failed: boolean) => {
+        if (this.waiting.get(key) === waiters) this.waiting.delete(key);
+        // A failed load is not cached: the user may fix the file and try again.
+        if (failed && this.loading.get(key) === started) this.loading.delete(key);
+      };
+      started.then(
+        () => forget(false),
+        () => forget(true),
       );
     }
     const waiters = this.waiting.get(key);
     if (!waiters) return loading;
     waiters.count++;
     if (onProgress) waiters.listeners.add(onProgress);
+    // Nobody waits any more: an open that can stop (a PyTorch conversion) stops.
     const giveUp = () => {
       if (--waiters.count === 0) waiters.stop.abort();
     };
     signal?.addEventListener('abort', giveUp, { once: true });
     try {
       return await loading;
+    } catch (error) {
+      // Joined an open that stopped because the callers before gave up: open it afresh.
+      if (error instanceof CancelledError && !signal?.aborted) return this.load(source, signal, onProgress);
+      throw error;
     } finally {
       signal?.removeEventListener('abort', giveUp);
       if (onProgress) waiters.listeners.delete(onProgress);

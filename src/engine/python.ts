@@ -2,7 +2,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { createInterface } from 'node:readline';
-import { PythonError, type PythonProblem } from './errors';
+import { CancelledError, PythonError, type PythonProblem } from './errors';
 
 // Runs src/engine/python/torch_bridge.py in the user's Python: one command per process, one JSON
 // line per reply. Python work is bounded: a deadline, a memory ceiling watched from here (RSS, on
@@ -196,7 +196,7 @@ function runWith(choice: PythonChoice, options: BridgeOptions): Promise<KeptBrid
     child.on('exit', (code, signal) => {
       settle(() => {
         if (reason === 'cancelled') {
-          reject(new PythonError('Opening the PyTorch model was cancelled.', { code: 'cancelled' }));
+          reject(new CancelledError());
           return;
         }
         if (reason) {

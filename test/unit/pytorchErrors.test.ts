@@ -2,8 +2,9 @@ import * as assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { PythonError, UserFacingError } from '../../src/engine/errors';
+import { CancelledError, PythonError, UserFacingError } from '../../src/engine/errors';
 import type { FileModelHints } from '../../src/engine/model';
+import { ModelCache } from '../../src/engine/modelCache';
 import { locateModel } from '../../src/engine/modelSources';
 import { DIST, tempDir, torchOracle } from './fixtures';
 
@@ -148,13 +149,32 @@ const torch = torchOracle();
     );
     const started = Date.now();
     setTimeout(() => stop.abort(), 1000);
-    await assert.rejects(located.open({ signal: stop.signal }), (error: unknown) => {
-      assert.ok(error instanceof PythonError);
-      assert.equal(error.problem.code, 'cancelled');
-      return true;
-    });
+    await assert.rejects(located.open({ signal: stop.signal }), CancelledError);
     assert.ok(Date.now() - started < 3000, `took ${Date.now() - started} ms`);
     assert.deepEqual(fs.readdirSync(path.join(work, 'cancel', 'conversions')), [], 'no partial conversion is left');
+  });
+
+  it('an open asked for right after the one before was cancelled converts afresh, not cancelled with it', async () => {
+    // As when a new image replaces one whose conversion was under way: the first caller gives up,
+    // which stops its Python; the next caller must get the model, not the first one's cancel.
+    const models = new ModelCache({ assetsDir: DIST, nativeLayers: true, memoryBudget: 2 ** 31 });
+    const source = {
+      kind: 'file' as const,
+      path: resnet('state_dict.pth'),
+      hints: { cacheDir: path.join(work, 'replaced'), python: torch!.python, architecture: 'torchvision:resnet18' },
+    };
+    const first = new AbortController();
+    const replaced = models.load(source, first.signal);
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    first.abort();
+    const next = models.load(source);
+    await assert.rejects(replaced, CancelledError);
+    const model = await next;
+    try {
+      assert.match(model.backend ?? '', /converted from PyTorch/);
+    } finally {
+      models.dispose();
+    }
   });
 
   it('a model torch.onnx.export cannot convert runs in Python with forward hooks', async () => {
