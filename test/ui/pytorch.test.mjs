@@ -251,7 +251,7 @@ describe('PyTorch models in the panel (issue 10)', function () {
     await frame.locator('body[data-state="ready"]').waitFor({ timeout: CONVERSION_TIMEOUT });
     assert.match(
       await text(frame, '.model-description'),
-      /^PyTorch model \(state_dict \+ torchvision:resnet18\): .*resnet18-weights\.pth\. converted now/,
+      /^PyTorch model \(state_dict \+ torchvision:resnet18\): .*resnet18-weights\.pth\. Converted now/,
     );
     assert.equal(await text(frame, '.layer-row[data-layer="layer1.0.conv1"] .layer-op'), 'Conv2d');
     await waitForPaintedGrid(ctx.page, 'chelsea.png', 16);
