@@ -725,7 +725,8 @@ function toFloat32(tensor: ort.Tensor): Float32Array {
   }
 }
 
-function hwcToChw(hwc: Float32Array, height: number, width: number, channels: number): Float32Array {
+/** An H×W×C image as C×H×W (how NCHW models and PyTorch take it). */
+export function hwcToChw(hwc: Float32Array, height: number, width: number, channels: number): Float32Array {
   const chw = new Float32Array(hwc.length);
   const plane = height * width;
   for (let p = 0; p < plane; p++) {

@@ -8,7 +8,7 @@ import type { LayerMeta } from '../layers';
 import type { LoadedModel } from '../model';
 import { type KeptBridge, bridgeScript, pythonCandidates, runBridge, startBridge } from '../python';
 import { findLabelsBeside } from '../modelFiles';
-import { loadOnnxModel, type PlannedLayer } from './onnx';
+import { hwcToChw, loadOnnxModel, type PlannedLayer } from './onnx';
 
 // A PyTorch checkpoint, opened with the user's own Python once and then without it: the bridge
 // (python/torch_bridge.py) loads the file, exports it to ONNX with every module's output as a graph
@@ -317,13 +317,4 @@ class HookPasses {
 /** PyTorch's C×H×W as the engine's H×W×C shape; other ranks as they are. */
 function chwToHwc(shape: number[]): number[] {
   return shape.length === 3 ? [shape[1], shape[2], shape[0]] : shape;
-}
-
-function hwcToChw(hwc: Float32Array, height: number, width: number, channels: number): Float32Array {
-  const chw = new Float32Array(hwc.length);
-  const plane = height * width;
-  for (let p = 0; p < plane; p++) {
-    for (let c = 0; c < channels; c++) chw[c * plane + p] = hwc[p * channels + c];
-  }
-  return chw;
 }
