@@ -89,6 +89,8 @@ export interface OpenContext {
   signal?: AbortSignal;
   /** What a long open is doing, for the panel ("Converting … with Python"). */
   onProgress?: (message: string) => void;
+  /** Whether a format that can run on onnxruntime instead of TensorFlow.js should (default true). */
+  native?: boolean;
 }
 
 /** Opens a file of one format (engine only: it loads the format's runtime). */

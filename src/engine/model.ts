@@ -60,6 +60,10 @@ export interface LoadedModel {
    * converts it to ONNX to run on onnxruntime instead (layersToOnnx.ts).
    */
   readonly layersModel?: tfl.LayersModel;
+  /** How long converting the model to ONNX took, for a model its loader converted (a Keras file). */
+  readonly convertedInMs?: number;
+  /** Why a model that could have run on onnxruntime runs on TensorFlow.js instead (the layer that has no ONNX form). */
+  readonly nativeRefusal?: string;
   /** Every layer in model order (topological), except the input. */
   readonly layers: LayerMeta[];
   /**

@@ -45,6 +45,7 @@ export class ModelCache {
         located.open({
           signal: waiters.stop.signal,
           onProgress: (message) => waiters.listeners.forEach((listener) => listener(message)),
+          native: this.options.nativeLayers,
         }),
       );
       loading = started;
@@ -105,7 +106,19 @@ export class ModelCache {
    */
   private async onFastestRuntime(loading: Promise<LoadedModel>): Promise<LoadedModel> {
     const model = await loading;
+    if (model.convertedInMs !== undefined) {
+      this.options.log?.(
+        `${model.summary.name} runs on onnxruntime (converted in ${model.convertedInMs.toFixed(0)} ms)`,
+      );
+    }
     if (!model.layersModel || !this.options.nativeLayers) return model;
+    if (model.nativeRefusal) {
+      // The loader tried already, from the file itself.
+      this.options.log?.(
+        `${model.summary.name} runs on ${model.backend ?? 'TensorFlow.js'}, not onnxruntime: ${model.nativeRefusal}`,
+      );
+      return model;
+    }
     const started = performance.now();
     let native: LoadedModel | { unsupported: string };
     try {

@@ -26,6 +26,8 @@ import { getTf } from './tf';
 export interface OpenOptions {
   signal?: AbortSignal;
   onProgress?: (message: string) => void;
+  /** Whether a model that can run on onnxruntime instead of TensorFlow.js should (default true). */
+  native?: boolean;
 }
 
 /** A model source found on disk: which version of it this is, and how to open it. */
@@ -136,7 +138,11 @@ async function openCatalogModel(
 const FORMAT_OPENERS: { readonly [Id in ModelFormatId]: OpenModel } = {
   tfjs: openTfjsModel,
   keras: async (ctx) =>
-    loadKerasModel((await getTf(ctx.assetsDir)).tf, { ...loaderOptions(ctx), modelPath: ctx.file.path }),
+    loadKerasModel((await getTf(ctx.assetsDir)).tf, {
+      ...loaderOptions(ctx),
+      modelPath: ctx.file.path,
+      native: ctx.native,
+    }),
   onnx: (ctx) => loadOnnxModel({ ...loaderOptions(ctx), modelPath: ctx.file.path }),
   pytorch: (ctx) => openPytorchModel(ctx),
 };

@@ -5,7 +5,9 @@ import { UserFacingError, errorText } from '../errors';
 import { MAX_JSON_BYTES, MAX_MODEL_FILE_BYTES, formatBytes, readRegularFile } from '../files';
 import type { LoadedModel } from '../model';
 import type { Tf } from '../tf';
-import { type TfjsLayersOptions, checkLayerGraph, wrapLayersModel } from './tfjsLayers';
+import { openConvertedKeras } from './layersToOnnx';
+import { DEFAULT_INPUT_SIZE, type TfjsLayersOptions, checkLayerGraph, wrapLayersModel } from './tfjsLayers';
+import type { KerasModelInput } from './kerasToOnnx';
 
 // h5wasm's plain ESM build (not `h5wasm/node`): its wasm is embedded and it needs neither
 // `import.meta.url` nor `fs`, so it survives esbuild's CJS bundle and worker threads.
@@ -30,14 +32,21 @@ export type LayerWeights = Map<string, WeightArray[]>;
 interface KerasModelData {
   config: JsonObject;
   weights: LayerWeights;
+  /** The Keras that wrote the file ("3.15.1", "2.2.4-tf"), when it says. */
+  kerasVersion?: string;
 }
 
-export type KerasOptions = Omit<TfjsLayersOptions, 'modelJsonPath'> & { modelPath: string };
+export type KerasOptions = Omit<TfjsLayersOptions, 'modelJsonPath'> & {
+  modelPath: string;
+  /** Convert to ONNX and run on onnxruntime when every layer converts (default true). */
+  native?: boolean;
+};
 
 /**
  * Loads a whole Keras model, either a legacy HDF5 file (`model.save('m.h5')`, Keras 2 or 3)
- * or a Keras 3 `.keras` zip, into TensorFlow.js Layers, and wraps it so one call returns
- * every layer's output.
+ * or a Keras 3 `.keras` zip. Its architecture and weights are written straight into an ONNX
+ * graph that onnxruntime runs (kerasToOnnx.ts); a model with a layer that has no ONNX form is
+ * rebuilt in TensorFlow.js Layers instead, and says why (`nativeRefusal`).
  */
 export async function loadKerasModel(tf: Tf, options: KerasOptions): Promise<LoadedModel> {
   const fileName = path.basename(options.modelPath);
@@ -45,7 +54,7 @@ export async function loadKerasModel(tf: Tf, options: KerasOptions): Promise<Loa
     describe: `the Keras model ${fileName}`,
     maxBytes: MAX_MODEL_FILE_BYTES,
   });
-  const { config, weights } = isZip(bytes)
+  const { config, weights, kerasVersion } = isZip(bytes)
     ? await readKerasZip(bytes, fileName)
     : isHdf5(bytes)
       ? await readLegacyH5(bytes, fileName)
@@ -54,14 +63,51 @@ export async function loadKerasModel(tf: Tf, options: KerasOptions): Promise<Loa
           `The file starts with bytes ${Buffer.from(bytes.subarray(0, 8)).toString('hex')}.`,
         );
 
-  const model = await buildModel(tf, config, fileName);
+  let nativeRefusal: string | undefined;
+  if (options.native !== false) {
+    const native = await openNativeKeras(
+      {
+        config,
+        weights,
+        dialect: kerasVersion && !kerasVersion.startsWith('2') && !kerasVersion.startsWith('1') ? 'keras3' : 'keras2',
+        inputSize: options.inputSize ?? { height: DEFAULT_INPUT_SIZE, width: DEFAULT_INPUT_SIZE },
+      },
+      options,
+    );
+    if (!('unsupported' in native)) return native;
+    nativeRefusal = native.unsupported;
+  }
+
+  let model: tfl.LayersModel;
+  try {
+    model = await buildModel(tf, config, fileName);
+  } catch (error) {
+    // Neither runtime can run it: the layer the ONNX conversion stopped at says more than tfjs' refusal.
+    if (nativeRefusal && error instanceof UserFacingError) {
+      throw new UserFacingError(
+        `${fileName}: Feature Maps cannot run this model: ${nativeRefusal}.`,
+        `TensorFlow.js could not rebuild it either: ${error.message}${error.detail ? `\n${error.detail}` : ''}`,
+      );
+    }
+    throw error;
+  }
   try {
     setWeights(tf, model, weights, fileName);
-    return wrapLayersModel(tf, model, options);
+    const loaded = wrapLayersModel(tf, model, options);
+    return nativeRefusal ? { ...loaded, nativeRefusal } : loaded;
   } catch (error) {
     model.dispose();
     throw error;
   }
+}
+
+/** The model on onnxruntime, converted from its architecture and weights, or why it cannot be. */
+function openNativeKeras(input: KerasModelInput, options: KerasOptions) {
+  return openConvertedKeras(input, {
+    key: options.key,
+    summary: options.summary,
+    preprocessing: options.preprocessing,
+  });
 }
 
 function fail(message: string, detail?: string): never {
@@ -192,19 +238,32 @@ function readDataset(context: H5Context, entity: unknown, where: string): Weight
   if (!(entity instanceof h5.Dataset)) {
     throw new UserFacingError(`${fileName} lists the weight "${where}" but does not contain it.`);
   }
-  const notFloat = () =>
+  const notNumeric = () =>
     new UserFacingError(
-      `${fileName}: the weight "${where}" is not stored as float32 or float64, which Feature Maps cannot read.`,
+      `${fileName}: the weight "${where}" is not stored as numbers Feature Maps can read (float32, float64 or integers).`,
       `HDF5 dtype ${JSON.stringify(entity.dtype)}`,
     );
-  // Checked from the metadata, before h5wasm allocates for the values.
-  if (typeof entity.dtype !== 'string' || !/^[<>]?[fd]$/.test(entity.dtype)) throw notFloat();
+  // Checked from the metadata, before h5wasm allocates for the values. Integers are counters
+  // (Normalization's count, any width); they are read as float32 like the rest.
+  if (typeof entity.dtype !== 'string' || !/^[<>|]?[fdbBhHiIlLqQ]$/.test(entity.dtype)) throw notNumeric();
   checkDeclaredSize(context, entity, where);
-  const value = entity.value;
+  const value: unknown = entity.value;
   let data: Float32Array;
   if (value instanceof Float32Array) data = value;
-  else if (value instanceof Float64Array) data = Float32Array.from(value);
-  else throw notFloat();
+  else if (value instanceof Float64Array || value instanceof Int32Array || value instanceof Uint32Array) {
+    data = Float32Array.from(value);
+  } else if (
+    value instanceof Int8Array ||
+    value instanceof Uint8Array ||
+    value instanceof Int16Array ||
+    value instanceof Uint16Array
+  ) {
+    data = Float32Array.from(value);
+  } else if (value instanceof BigInt64Array || value instanceof BigUint64Array) {
+    data = Float32Array.from(value, (v) => Number(v));
+  } else if (typeof value === 'number' || typeof value === 'bigint') {
+    data = Float32Array.of(Number(value));
+  } else throw notNumeric();
   return { path: where, shape: entity.shape ?? [], data };
 }
 
@@ -241,8 +300,36 @@ function readLegacyH5(bytes: Uint8Array, fileName: string): Promise<KerasModelDa
     if (!(group instanceof h5.Group)) {
       throw new UserFacingError(`${fileName} has a model architecture but no weights (no /model_weights group).`);
     }
-    return { config, weights: readLegacyWeights(group, context) };
+    const kerasVersion = stringAttr(file, 'keras_version') ?? stringAttr(group, 'keras_version');
+    return { config, weights: splitNestedWeights(config, readLegacyWeights(group, context)), kerasVersion };
   });
+}
+
+/**
+ * A model nested in this one (ConvNeXt's stem is a Sequential) keeps all its layers' weights in
+ * one group, named `outer/inner/kernel`: they are filed under `outer/inner` as kerasToOnnx reads them.
+ */
+function splitNestedWeights(config: JsonObject, weights: LayerWeights): LayerWeights {
+  const nested = new Set(
+    rawLayers(config, '')
+      .filter((l) => NESTED_MODELS.has(String(l.class_name)))
+      .map((l) => layerName(l)),
+  );
+  if (nested.size === 0) return weights;
+  const result: LayerWeights = new Map();
+  for (const [layer, arrays] of weights) {
+    if (!nested.has(layer)) {
+      result.set(layer, arrays);
+      continue;
+    }
+    for (const array of arrays) {
+      const parts = array.path.split('/');
+      const inner = parts[parts.length - 2];
+      const key = `${layer}/${inner}`;
+      result.set(key, [...(result.get(key) ?? []), array]);
+    }
+  }
+  return result;
 }
 
 /**
@@ -424,27 +511,83 @@ async function readKerasZip(bytes: Uint8Array, fileName: string): Promise<KerasM
   }
   const configBytes = inflateEntry(bytes, configEntry, MAX_JSON_BYTES, fileName);
   const config = parseConfig(new TextDecoder().decode(configBytes), fileName, 'config.json');
-  const layers = rawLayers(config, fileName);
+  const metadataEntry = entries.find((e) => e.name === 'metadata.json');
+  let kerasVersion: string | undefined;
+  if (metadataEntry) {
+    try {
+      const metadata = JSON.parse(
+        new TextDecoder().decode(inflateEntry(bytes, metadataEntry, MAX_JSON_BYTES, fileName)),
+      ) as Json;
+      if (isObject(metadata) && typeof metadata.keras_version === 'string') kerasVersion = metadata.keras_version;
+    } catch {
+      // The version only tells which Keras' definitions apply; Keras 3 wrote every .keras file.
+    }
+  }
   const weightBytes = inflateEntry(bytes, weightsEntry, MAX_MODEL_FILE_BYTES, fileName);
   const weights = await withH5File(weightBytes, fileName, (file, context) => {
-    const { h5 } = context;
     const result: LayerWeights = new Map();
-    const used = new Map<string, number>();
-    for (const layer of layers) {
-      // `layers/<snake_case(class)>[_N]/vars/<i>`, N counting same-class layers in config order.
-      const base = toSnakeCase(String(layer.class_name));
-      const count = used.get(base);
-      used.set(base, count === undefined ? 0 : count + 1);
-      const key = count === undefined ? base : `${base}_${count + 1}`;
-      const vars = file.get(`layers/${key}/vars`);
-      if (!(vars instanceof h5.Group)) continue;
-      const indices = vars.keys().sort((a, b) => Number(a) - Number(b));
-      const arrays = indices.map((i) => readDataset(context, vars.get(i), `layers/${key}/vars/${i}`));
-      if (arrays.length > 0) result.set(layerName(layer), arrays);
-    }
+    readZipLayers(file, context, 'layers', config, '', result);
     return result;
   });
-  return { config, weights };
+  return { config, weights, kerasVersion: kerasVersion ?? '3' };
+}
+
+/**
+ * The weights of `model`'s layers under `groupPath` of model.weights.h5: `<groupPath>/<snake_case(class)>[_N]/vars/<i>`,
+ * N counting same-class layers in config order; a nested model's layers one level down
+ * (`…/sequential/layers/conv2d/vars/0`), filed as `outer/inner`; a layer made of sublayers
+ * (MultiHeadAttention: `…/query_dense/vars/0`) gets theirs after its own.
+ */
+function readZipLayers(
+  file: H5Group,
+  context: H5Context,
+  groupPath: string,
+  model: JsonObject,
+  prefix: string,
+  result: LayerWeights,
+): void {
+  const used = new Map<string, number>();
+  for (const layer of rawLayers(model, context.fileName)) {
+    // Keras 3 ops in a functional model (`x + 3.0`) are no layers: they have no group.
+    if (typeof layer.module === 'string' && layer.module.startsWith('keras.src.ops')) continue;
+    const base = toSnakeCase(String(layer.class_name));
+    const count = used.get(base);
+    used.set(base, count === undefined ? 0 : count + 1);
+    const key = `${groupPath}/${count === undefined ? base : `${base}_${count + 1}`}`;
+    const name = `${prefix}${layerName(layer)}`;
+    if (NESTED_MODELS.has(String(layer.class_name))) {
+      readZipLayers(file, context, `${key}/layers`, layer, `${name}/`, result);
+      continue;
+    }
+    const arrays = readZipVars(file, context, key);
+    if (arrays.length > 0) result.set(name, arrays);
+  }
+}
+
+/** Sublayers in the order their weights come in Keras' `layer.weights` (MultiHeadAttention's). */
+const SUBLAYER_ORDER = ['query', 'key', 'value', 'output', 'attention_output'];
+
+function readZipVars(file: H5Group, context: H5Context, key: string): WeightArray[] {
+  const { h5 } = context;
+  const group = file.get(key);
+  if (!(group instanceof h5.Group)) return [];
+  const arrays: WeightArray[] = [];
+  const vars = group.get('vars');
+  if (vars instanceof h5.Group) {
+    const indices = vars.keys().sort((a, b) => Number(a) - Number(b));
+    arrays.push(...indices.map((i) => readDataset(context, vars.get(i), `${key}/vars/${i}`)));
+  }
+  const rank = (name: string) => {
+    const bare = name.replace(/^_+/, '').replace(/_dense$/, '');
+    const i = SUBLAYER_ORDER.indexOf(bare);
+    return i < 0 ? SUBLAYER_ORDER.length : i;
+  };
+  const sublayers = group
+    .keys()
+    .filter((k) => k !== 'vars' && group.get(k) instanceof h5.Group)
+    .sort((a, b) => rank(a) - rank(b) || a.localeCompare(b));
+  for (const sub of sublayers) arrays.push(...readZipVars(file, context, `${key}/${sub}`));
+  return arrays;
 }
 
 /** Keras' own `naming.to_snake_case`, which names the groups inside model.weights.h5. */

@@ -282,7 +282,7 @@ export interface TfjsLayersOptions {
   inputSize?: { height: number; width: number };
 }
 
-const DEFAULT_INPUT_SIZE = 224;
+export const DEFAULT_INPUT_SIZE = 224;
 
 /** Loads a TF.js LayersModel and wraps it so one call returns every layer's output. */
 export async function loadTfjsLayersModel(tf: Tf, options: TfjsLayersOptions): Promise<LoadedModel> {

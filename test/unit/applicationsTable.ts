@@ -1,0 +1,80 @@
+// The README's table of Keras architectures: written by the test run that checked them
+// (kerasApps.test.ts), never by hand. Each run's results are merged into
+// docs/keras-applications.json by architecture and file kind (a run of the CI set keeps the slow
+// suite's rows for the large models), and the table between the README's markers is rewritten.
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { REPO } from './fixtures';
+
+export interface ApplicationResult {
+  id: string;
+  label: string;
+  kind: 'h5' | 'keras';
+  /** What ran the pass: onnxruntime, tfjs-wasm… */
+  runtime: string;
+  /** The worst layer's max|ours − Keras| / max|Keras|. */
+  worst: number;
+  worstLayer: string;
+  layers: number;
+  /** Which suite checked it: `npm test` (CI) or `npm run test:applications`. */
+  suite: string;
+  date: string;
+  machine?: string;
+  loadMs?: number;
+  passMs?: number;
+}
+
+const RESULTS = path.join(REPO, 'docs', 'keras-applications.json');
+const README = path.join(REPO, 'README.md');
+const START = '<!-- keras-applications-table:start (written by test/unit/kerasApps.test.ts) -->';
+const END = '<!-- keras-applications-table:end -->';
+
+/** Merges `results` into docs/keras-applications.json and rewrites the README's table from it. */
+export function recordResults(results: readonly ApplicationResult[]): void {
+  if (results.length === 0) return;
+  const machine = `${os.cpus()[0]?.model.trim() ?? 'unknown CPU'}, ${os.cpus().length} cores`;
+  const all = new Map<string, ApplicationResult>();
+  if (fs.existsSync(RESULTS)) {
+    for (const r of JSON.parse(fs.readFileSync(RESULTS, 'utf8')) as ApplicationResult[])
+      all.set(`${r.id}.${r.kind}`, r);
+  }
+  for (const r of results) all.set(`${r.id}.${r.kind}`, { ...r, machine });
+  const sorted = [...all.values()].sort((a, b) => a.id.localeCompare(b.id) || a.kind.localeCompare(b.kind));
+  fs.mkdirSync(path.dirname(RESULTS), { recursive: true });
+  fs.writeFileSync(RESULTS, `${JSON.stringify(sorted, null, 1)}\n`);
+  if (!fs.existsSync(README)) return;
+  const readme = fs.readFileSync(README, 'utf8');
+  const start = readme.indexOf(START);
+  const end = readme.indexOf(END);
+  if (start < 0 || end < start) return;
+  fs.writeFileSync(README, `${readme.slice(0, start)}${START}\n${table(sorted)}\n${readme.slice(end)}`);
+}
+
+function table(results: readonly ApplicationResult[]): string {
+  const byId = new Map<string, Partial<Record<'h5' | 'keras', ApplicationResult>>>();
+  for (const r of results) byId.set(r.id, { ...byId.get(r.id), [r.kind]: r });
+  const cell = (r?: ApplicationResult) =>
+    r
+      ? `${r.runtime}, ${r.worst.toExponential(1)}${r.loadMs !== undefined ? ` (load ${fmtMs(r.loadMs)}, pass ${fmtMs(r.passMs ?? 0)})` : ''}`
+      : 'not checked';
+  const rows = [...byId.entries()].map(([, kinds]) => {
+    const any = (kinds.h5 ?? kinds.keras)!;
+    const checked = [...new Set([kinds.h5, kinds.keras].filter(Boolean).map((r) => `${r!.suite}, ${r!.date}`))].join(
+      '; ',
+    );
+    return `| ${any.label} | ${any.layers} | ${cell(kinds.h5)} | ${cell(kinds.keras)} | ${checked} |`;
+  });
+  const machines = [...new Set(results.map((r) => r.machine).filter(Boolean))].join('; ');
+  return [
+    '| Architecture | Layers | `.h5`: runtime, worst error against Keras | `.keras`: runtime, worst error against Keras | Checked by |',
+    '| --- | ---: | --- | --- | --- |',
+    ...rows,
+    '',
+    `Worst error: the largest max|ours − Keras| / max|Keras| over every layer Keras gives a map (or vector) for, on chelsea.png, random weights (seed 0). Machine: ${machines}.`,
+  ].join('\n');
+}
+
+function fmtMs(ms: number): string {
+  return ms >= 1000 ? `${(ms / 1000).toFixed(1)} s` : `${ms} ms`;
+}

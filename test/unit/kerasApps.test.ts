@@ -1,0 +1,185 @@
+// Every keras.applications architecture (and a U-Net, an autoencoder and a model with every
+// layer kind users have), saved by Keras 3 as .h5 and .keras with random weights, opened as a
+// user opens a file: each must run on onnxruntime and match Keras within 1e-4 of each layer's
+// max |value| on every layer Keras gives a 4-D (and 2-D, 3-D) output. The oracle
+// (tools/make-keras-apps-oracle.sh) makes the files and Keras' activations; CI makes the small
+// members of every family (`--set ci`), `npm run test:applications` the large ones, one at a time.
+// Each result is kept for the README's table (applicationsTable.ts).
+import * as assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { channelsLast, type LoadedModel } from '../../src/engine/model';
+import { loadKerasModel } from '../../src/engine/models/keras';
+import { type Tf, getTf } from '../../src/engine/tf';
+import { type ApplicationResult, recordResults } from './applicationsTable';
+import { DIST, ORACLE_TOLERANCE, REPO } from './fixtures';
+import { readNpy, relErr } from './npy';
+
+/** What tools/make-keras-apps-oracle.sh writes per model (keras-apps/<id>/manifest.json). */
+interface AppManifest {
+  id: string;
+  label: string;
+  builder: string;
+  input_shape: [number, number, number];
+  files: Record<'h5' | 'keras', { name: string; bytes: number }>;
+  layers: {
+    index: number;
+    name: string;
+    class_name: string;
+    output_shape: number[] | null;
+    file: string | null;
+    max_abs: number;
+  }[];
+  top5: number[];
+  top5_margin?: number;
+}
+
+const cacheDir = process.env.ORACLE_CACHE ?? path.resolve(REPO, '..', '.oracle-cache');
+const appsDir = path.join(cacheDir, 'keras-apps');
+
+/** The models the oracle made (all of them, or those KERAS_APPS names). */
+function presentModels(): string[] {
+  const wanted = process.env.KERAS_APPS?.split(',').filter(Boolean);
+  const present = fs.existsSync(appsDir)
+    ? fs.readdirSync(appsDir).filter((id) => fs.existsSync(path.join(appsDir, id, 'manifest.json')))
+    : [];
+  if (wanted) {
+    const missing = wanted.filter((id) => !present.includes(id));
+    if (missing.length > 0) throw new Error(`KERAS_APPS names models the oracle has not made: ${missing.join(', ')}`);
+    return wanted;
+  }
+  return present.sort();
+}
+
+/** CI makes these (tools/make-keras-apps-oracle.sh --set ci): every layer family through its smallest member. */
+const CI_MODELS = [
+  'autoencoder',
+  'convnexttiny',
+  'densenet121',
+  'efficientnetb0',
+  'efficientnetv2b0',
+  'inceptionresnetv2',
+  'inceptionv3',
+  'layers_zoo',
+  'mobilenet',
+  'mobilenetv3small',
+  'nasnetmobile',
+  'regnetx002',
+  'regnety002',
+  'resnet50v2',
+  'unet',
+  'xception',
+];
+
+describe('Keras models of every architecture, on onnxruntime, against Keras', function () {
+  this.timeout(900_000);
+  const models = presentModels();
+  const results: ApplicationResult[] = [];
+  let tf: Tf;
+  before(async () => {
+    tf = (await getTf(DIST)).tf;
+  });
+  after(() => recordResults(results));
+
+  it('the oracle made every model CI covers', function () {
+    if (!process.env.ORACLE_CACHE || process.env.KERAS_APPS) this.skip();
+    const missing = CI_MODELS.filter((id) => !models.includes(id));
+    assert.deepEqual(missing, [], `run tools/make-keras-apps-oracle.sh ${cacheDir} --set ci`);
+  });
+
+  for (const id of models) {
+    const dir = path.join(appsDir, id);
+    const app = JSON.parse(fs.readFileSync(path.join(dir, 'manifest.json'), 'utf8')) as AppManifest;
+    for (const kind of ['h5', 'keras'] as const) {
+      const file = path.join(dir, app.files[kind].name);
+      it(`${app.label} from .${kind}: runs on onnxruntime, every layer as Keras lists it, every map within ${ORACLE_TOLERANCE}`, async () => {
+        const started = performance.now();
+        const model = await loadKerasModel(tf, {
+          key: `test:${file}`,
+          summary: { name: path.basename(file), description: 'test' },
+          preprocessing: 'none',
+          modelPath: file,
+        });
+        const loadMs = performance.now() - started;
+        try {
+          assert.equal(model.backend, 'onnxruntime', model.nativeRefusal);
+          assert.deepEqual(model.inputSize, {
+            height: app.input_shape[0],
+            width: app.input_shape[1],
+            channels: app.input_shape[2],
+          });
+          // The tree lists Keras' layers in Keras' order (a nested model's own layers beside them as outer/inner).
+          const topLevel = model.layers.map((l) => l.name).filter((name) => !name.includes('/'));
+          const kerasLayers = app.layers.filter((l) => l.class_name !== 'InputLayer');
+          assert.deepEqual(
+            topLevel,
+            kerasLayers.map((l) => l.name),
+          );
+          for (const layer of kerasLayers) {
+            assert.equal(
+              model.layers.find((l) => l.name === layer.name)?.op,
+              layer.class_name,
+              `${layer.name}'s class`,
+            );
+          }
+          const { worst, passMs } = await matchesKeras(model, dir, app);
+          results.push({
+            id,
+            label: app.label,
+            kind,
+            runtime: model.backend ?? 'unknown',
+            worst: worst.error,
+            worstLayer: worst.layer,
+            layers: kerasLayers.length,
+            suite: process.env.FEATURE_MAPS_SUITE ?? 'npm test',
+            date: new Date().toISOString().slice(0, 10),
+            loadMs: Math.round(loadMs),
+            passMs: Math.round(passMs),
+          });
+        } finally {
+          model.dispose();
+        }
+      });
+    }
+  }
+});
+
+/** Runs `model` on Keras' own input and checks every layer the oracle saved; the top-5 when it means something. */
+async function matchesKeras(model: LoadedModel, dir: string, app: AppManifest) {
+  const input = readNpy(path.join(dir, 'input.npy'));
+  assert.deepEqual(input.shape, [1, ...app.input_shape]);
+  const started = performance.now();
+  const outputs = await model.run(input.data);
+  const passMs = performance.now() - started;
+  let worst = { layer: '', error: 0 };
+  const failed: string[] = [];
+  let compared = 0;
+  for (const layer of app.layers) {
+    if (!layer.file) continue;
+    const ref = readNpy(path.join(dir, layer.file));
+    const ours = outputs.get(layer.name);
+    assert.ok(ours, `no activations for ${layer.name}`);
+    assert.deepEqual([1, ...ours.shape], ref.shape, `${layer.name} shape`);
+    const error = relErr(channelsLast(ours), ref.data);
+    compared++;
+    if (!(error <= ORACLE_TOLERANCE)) failed.push(`${layer.name} (${layer.class_name}) ${error.toExponential(2)}`);
+    if (error > worst.error || Number.isNaN(error)) worst = { layer: layer.name, error };
+  }
+  console.log(
+    `      ${app.label}: ${compared} layers compared, worst ${worst.layer} ${worst.error.toExponential(1)}; pass ${passMs.toFixed(0)} ms`,
+  );
+  // Where the error starts says more than the first failure: all of them, in model order.
+  assert.deepEqual(
+    failed.slice(0, 10),
+    [],
+    `${failed.length} layers differ from Keras by more than ${ORACLE_TOLERANCE}`,
+  );
+  assert.ok(compared > 0, 'the oracle saved no layer to compare');
+  const last = app.layers[app.layers.length - 1];
+  if (app.top5.length === 5 && (app.top5_margin ?? 0) > 1e-4) {
+    const probabilities = outputs.get(last.name)!.data;
+    const top5 = [...probabilities.keys()].sort((a, b) => probabilities[b] - probabilities[a]).slice(0, 5);
+    assert.deepEqual(top5, app.top5, 'top-5 classes');
+  }
+  return { worst, passMs };
+}
