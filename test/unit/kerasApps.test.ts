@@ -34,6 +34,9 @@ interface AppManifest {
   top5_margin?: number;
 }
 
+/** Keras 3 ops a functional model may apply between layers: listed in the tree, not in `model.layers`. */
+const KERAS_OPS = new Set(['Add', 'Subtract', 'Multiply', 'Divide', 'TrueDivide']);
+
 const cacheDir = process.env.ORACLE_CACHE ?? path.resolve(REPO, '..', '.oracle-cache');
 const appsDir = path.join(cacheDir, 'keras-apps');
 
@@ -108,12 +111,20 @@ describe('Keras models of every architecture, on onnxruntime, against Keras', fu
             width: app.input_shape[1],
             channels: app.input_shape[2],
           });
-          // The tree lists Keras' layers in Keras' order (a nested model's own layers beside them as outer/inner).
-          const topLevel = model.layers.map((l) => l.name).filter((name) => !name.includes('/'));
+          // The tree lists Keras' layers in Keras' order, a nested model's own layers beside them
+          // (outer/inner), and Keras 3 ops applied in the functional model (MobileNetV3's `x + 3`).
           const kerasLayers = app.layers.filter((l) => l.class_name !== 'InputLayer');
+          const listed = new Set(kerasLayers.map((l) => l.name));
+          const topLevel = model.layers.filter((l) => !l.name.includes('/'));
           assert.deepEqual(
-            topLevel,
+            topLevel.filter((l) => listed.has(l.name)).map((l) => l.name),
             kerasLayers.map((l) => l.name),
+          );
+          const extra = topLevel.filter((l) => !listed.has(l.name));
+          assert.deepEqual(
+            extra.filter((l) => !KERAS_OPS.has(l.op)).map((l) => `${l.name} (${l.op})`),
+            [],
+            'layers Keras does not list',
           );
           for (const layer of kerasLayers) {
             assert.equal(
@@ -155,7 +166,7 @@ async function matchesKeras(model: LoadedModel, dir: string, app: AppManifest) {
   const failed: string[] = [];
   let compared = 0;
   for (const layer of app.layers) {
-    if (!layer.file) continue;
+    if (!layer.file || layer.class_name === 'InputLayer') continue;
     const ref = readNpy(path.join(dir, layer.file));
     const ours = outputs.get(layer.name);
     assert.ok(ours, `no activations for ${layer.name}`);

@@ -86,8 +86,8 @@ interface LayerCall {
 
 interface ParsedLayer {
   className: string;
-  /** keras.layers, or keras.src.ops.numpy for an op applied to tensors in a functional model. */
-  module: string;
+  /** keras.layers, or keras.src.ops.numpy for an op applied to tensors in a functional model; absent in .h5 files. */
+  module?: string;
   name: string;
   config: JsonObject;
   calls: LayerCall[];
@@ -153,7 +153,6 @@ function parseSequential(name: string, raw: JsonObject[], inner: JsonObject): Pa
       inputShape = declared ?? inputShape;
       const inputLayer: ParsedLayer = {
         className: 'InputLayer',
-        module: 'keras.layers',
         name: `${name}_input`,
         config: { batch_shape: inputShape ?? null },
         calls: [],
@@ -180,7 +179,7 @@ function parseLayer(raw: JsonObject): ParsedLayer {
   if (typeof className !== 'string' || !isObject(raw.config)) unsupported(`layer "${name}" has no class or config`);
   const layer: ParsedLayer = {
     className,
-    module: typeof raw.module === 'string' ? raw.module : 'keras.layers',
+    module: typeof raw.module === 'string' ? raw.module : undefined,
     name,
     config: raw.config,
     calls: [],
@@ -317,7 +316,7 @@ class Converter {
     const { layer } = call;
     const display = `${prefix}${layer.name}${call.call > 0 ? `#${call.call + 1}` : ''}`;
     const where = `layer "${display}" (${layer.className})`;
-    const isOp = layer.module.startsWith('keras.src.ops');
+    const isOp = isKerasOp(layer);
     const convert = isOp ? LAYERS[`ops.${layer.className}`] : LAYERS[layer.className];
     if (!convert) unsupported(`${where} has no ONNX conversion`);
     const dataFormat = layer.config.data_format;
@@ -381,6 +380,15 @@ class Converter {
     });
     return value;
   }
+}
+
+/**
+ * A Keras 3 op applied to tensors in a functional model (`x + 3.0`) rather than a layer: its module
+ * says so in a .keras file; an .h5 file leaves the module out, and only the op's config is just its name.
+ */
+function isKerasOp(layer: ParsedLayer): boolean {
+  if (layer.module !== undefined) return layer.module.startsWith('keras.src.ops');
+  return `ops.${layer.className}` in LAYERS && Object.keys(layer.config).every((key) => key === 'name');
 }
 
 function refKey([layer, node, tensor]: TensorRef): string {
