@@ -6,6 +6,7 @@
 // members of every family (`--set ci`), `npm run test:applications` the large ones, one at a time.
 // Each result is kept for the README's table (applicationsTable.ts).
 import * as assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { channelsLast, type LoadedModel } from '../../src/engine/model';
@@ -54,25 +55,14 @@ function presentModels(): string[] {
   return present.sort();
 }
 
-/** CI makes these (tools/make-keras-apps-oracle.sh --set ci): every layer family through its smallest member. */
-const CI_MODELS = [
-  'autoencoder',
-  'convnexttiny',
-  'densenet121',
-  'efficientnetb0',
-  'efficientnetv2b0',
-  'inceptionresnetv2',
-  'inceptionv3',
-  'layers_zoo',
-  'mobilenet',
-  'mobilenetv3small',
-  'nasnetmobile',
-  'regnetx002',
-  'regnety002',
-  'resnet50v2',
-  'unet',
-  'xception',
-];
+/** The models CI makes (`make-keras-apps-oracle.sh --set ci`): every layer family through its smallest member. */
+function ciModels(): string[] {
+  const list = spawnSync('python3', [path.join(REPO, 'test', 'oracle', 'keras_apps.py'), '--list', 'ci'], {
+    encoding: 'utf8',
+  });
+  if (list.status !== 0) throw new Error(`keras_apps.py --list ci failed: ${list.stderr}`);
+  return list.stdout.split('\n').filter(Boolean);
+}
 
 describe('Keras models of every architecture, on onnxruntime, against Keras', function () {
   this.timeout(900_000);
@@ -86,7 +76,7 @@ describe('Keras models of every architecture, on onnxruntime, against Keras', fu
 
   it('the oracle made every model CI covers', function () {
     if (!process.env.ORACLE_CACHE || process.env.KERAS_APPS) this.skip();
-    const missing = CI_MODELS.filter((id) => !models.includes(id));
+    const missing = ciModels().filter((id) => !models.includes(id));
     assert.deepEqual(missing, [], `run tools/make-keras-apps-oracle.sh ${cacheDir} --set ci`);
   });
 
