@@ -168,29 +168,41 @@ function broadcastShapes(shapes: number[][]): number[] {
 
 // ---------------------------------------------------------------- kernels
 
-/** Keras HWIO → ONNX OIHW. */
-function hwioToOihw(kernel: KerasWeight): { dims: number[]; data: Float32Array } {
-  const [h, w, i, o] = kernel.shape;
-  const data = new Float32Array(kernel.data.length);
-  for (let y = 0; y < h; y++)
-    for (let x = 0; x < w; x++)
-      for (let c = 0; c < i; c++)
-        for (let k = 0; k < o; k++) data[((k * i + c) * h + y) * w + x] = kernel.data[((y * w + x) * i + c) * o + k];
-  return { dims: [o, i, h, w], data };
+/**
+ * A kernel in the layout ONNX wants, written as Keras stores it plus the nodes that rearrange it:
+ * ONNX Runtime folds those constant nodes when it loads the graph (in native code, once), which
+ * costs less than rearranging every weight in JavaScript first.
+ */
+type Kernel = (c: LayerContext, base: string) => string;
+
+/** Keras HWIO → ONNX OIHW (and Conv2DTranspose's [h, w, out, in] → ONNX ConvTranspose's [in, out, h, w]). */
+function hwioToOihw(kernel: KerasWeight): Kernel {
+  return (c, base) =>
+    c.graph.node(
+      'Transpose',
+      [c.graph.floats(`${c.out}/${base}_keras`, kernel.shape, kernel.data)],
+      c.graph.fresh(`${c.out}/${base}`),
+      [ints('perm', [3, 2, 0, 1])],
+    );
 }
 
 /**
  * A depthwise kernel [h, w, channels, multiplier] → a grouped Conv weight [channels·multiplier, 1, h, w]:
  * TF's output channel c·multiplier + m is ONNX group c's m-th output.
  */
-function depthwiseToGrouped(kernel: KerasWeight): { dims: number[]; data: Float32Array } {
+function depthwiseToGrouped(kernel: KerasWeight): Kernel {
   const [h, w, i, m] = kernel.shape;
-  const data = new Float32Array(kernel.data.length);
-  for (let y = 0; y < h; y++)
-    for (let x = 0; x < w; x++)
-      for (let c = 0; c < i; c++)
-        for (let k = 0; k < m; k++) data[((c * m + k) * h + y) * w + x] = kernel.data[((y * w + x) * i + c) * m + k];
-  return { dims: [i * m, 1, h, w], data };
+  return (c, base) => {
+    const keras = c.graph.floats(`${c.out}/${base}_keras`, kernel.shape, kernel.data);
+    const cmhw = c.graph.node('Transpose', [keras], c.graph.fresh(`${c.out}/${base}_cmhw`), [
+      ints('perm', [2, 3, 0, 1]),
+    ]);
+    return c.graph.node(
+      'Reshape',
+      [cmhw, c.graph.int64s(`${c.out}/${base}_shape`, [i * m, 1, h, w])],
+      c.graph.fresh(`${c.out}/${base}`),
+    );
+  };
 }
 
 /** A Conv-like node on `x` (channels first) then the layer's activation, output `c.out`. */
@@ -205,13 +217,13 @@ function withActivation(c: LayerContext, emit: (pre: string) => void, shape: num
 function convNode(
   c: LayerContext,
   x: string,
-  weight: { dims: number[]; data: Float32Array },
+  kernel: Kernel,
   bias: Float32Array | undefined,
   attributes: Attribute[],
   out: string,
   op = 'Conv',
 ): string {
-  const inputs = [x, c.graph.floats(`${c.out}/kernel`, weight.dims, weight.data)];
+  const inputs = [x, kernel(c, 'kernel')];
   if (bias) inputs.push(c.graph.floats(`${c.out}/bias`, [bias.length], bias));
   return c.graph.node(op, inputs, out, attributes);
 }
@@ -288,10 +300,9 @@ function separableConv2d(c: LayerContext): Value {
   const strides = pair(c, 'strides', [1, 1]);
   const dilations = pair(c, 'dilation_rate', [1, 1]);
   const win = window(c, x, [kh, kw], strides, dilations);
-  const grouped = depthwiseToGrouped(depthwise);
   const depthwiseOut = c.graph.node(
     'Conv',
-    [c.graph.nchw(x), c.graph.floats(`${c.out}/depthwise_kernel`, grouped.dims, grouped.data)],
+    [c.graph.nchw(x), depthwiseToGrouped(depthwise)(c, 'depthwise_kernel')],
     c.graph.fresh(`${c.out}/depthwise`),
     [
       ints('kernel_shape', [kh, kw]),
@@ -343,13 +354,7 @@ function conv2dTranspose(c: LayerContext): Value {
   };
   const h = axis(0);
   const w = axis(1);
-  // [h, w, out, in] → ONNX ConvTranspose [in, out, h, w].
-  const data = new Float32Array(kernel.data.length);
-  for (let y = 0; y < kh; y++)
-    for (let xx = 0; xx < kw; xx++)
-      for (let o = 0; o < filters; o++)
-        for (let i = 0; i < channels; i++)
-          data[((i * filters + o) * kh + y) * kw + xx] = kernel.data[((y * kw + xx) * filters + o) * channels + i];
+  // [h, w, out, in] → ONNX ConvTranspose's [in, out, h, w]: the same rearrangement as a Conv kernel's.
   const attributes = [
     ints('kernel_shape', [kh, kw]),
     ints('strides', strides),
@@ -359,8 +364,7 @@ function conv2dTranspose(c: LayerContext): Value {
   ];
   return withActivation(
     c,
-    (pre) =>
-      convNode(c, c.graph.nchw(x), { dims: [channels, filters, kh, kw], data }, bias, attributes, pre, 'ConvTranspose'),
+    (pre) => convNode(c, c.graph.nchw(x), hwioToOihw(kernel), bias, attributes, pre, 'ConvTranspose'),
     [h.out, w.out, filters],
   );
 }
