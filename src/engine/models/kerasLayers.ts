@@ -98,6 +98,15 @@ function singleAxis(c: LayerContext, key = 'axis', fallback = -1): number {
   return axis;
 }
 
+/** Refuses a layer that normalises other axes than the channels (the last axis) alone. */
+function channelsOnly(c: LayerContext, x: Value, what: string): void {
+  const raw = c.config.axis ?? -1;
+  const axes = Array.isArray(raw) ? raw : [raw];
+  if (axes.length !== 1 || typeof axes[0] !== 'number' || !isLastAxis(x, axes[0])) {
+    unsupported(`${what} axes ${JSON.stringify(raw)}, not the channels`);
+  }
+}
+
 /** A Keras axis in the ONNX tensor's layout. */
 function onnxAxis(v: Value, axis: number): number {
   const a = kerasAxis(axis, v.shape.length + 1);
@@ -413,7 +422,7 @@ function affine(c: LayerContext, x: Value, scale: Float32Array, shift: Float32Ar
 
 function batchNormalization(c: LayerContext): Value {
   const x = one(c.inputs);
-  if (!isLastAxis(x, singleAxis(c))) unsupported(`normalises axis ${JSON.stringify(c.config.axis)}, not the channels`);
+  channelsOnly(c, x, 'normalises');
   const channels = x.shape[x.shape.length - 1];
   const scale = bool(c, 'scale', true);
   const center = bool(c, 'center', true);
@@ -493,7 +502,7 @@ function gammaBeta(c: LayerContext, x: Value, normalised: string, channels: numb
 
 function layerNormalization(c: LayerContext): Value {
   const x = one(c.inputs);
-  if (!isLastAxis(x, singleAxis(c))) unsupported(`normalises axes ${JSON.stringify(c.config.axis)}, not the channels`);
+  channelsOnly(c, x, 'normalises');
   if (c.config.rms_scaling === true) unsupported('uses RMS scaling');
   const channels = x.shape[x.shape.length - 1];
   const normalised = normalise(c, x.name, [onnxAxis(x, -1)], num(c, 'epsilon', 1e-3), 'ln');
@@ -502,7 +511,7 @@ function layerNormalization(c: LayerContext): Value {
 
 function groupNormalization(c: LayerContext): Value {
   const x = image(c.inputs);
-  if (!isLastAxis(x, singleAxis(c))) unsupported(`normalises axis ${JSON.stringify(c.config.axis)}`);
+  channelsOnly(c, x, 'normalises');
   const [height, width, channels] = x.shape;
   const groups = num(c, 'groups', 32);
   if (!Number.isInteger(groups) || groups < 1 || channels % groups !== 0) {
@@ -526,7 +535,7 @@ function groupNormalization(c: LayerContext): Value {
 /** Keras' preprocessing Normalization: (x − mean) / max(√variance, 1e-7), or its inverse. */
 function normalization(c: LayerContext): Value {
   const x = one(c.inputs);
-  if (!isLastAxis(x, singleAxis(c))) unsupported(`normalises axis ${JSON.stringify(c.config.axis)}`);
+  channelsOnly(c, x, 'normalises');
   const channels = x.shape[x.shape.length - 1];
   const fromConfig = (key: string): Float32Array | undefined => {
     const value = c.config[key];
