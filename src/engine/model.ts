@@ -1,7 +1,9 @@
+import type * as tfc from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import type { ModelSummary } from '../shared/protocol';
 import type { ResizeKernel } from './image';
 import type { LayerMeta } from './layers';
+import type { GraphNode } from './models/tfjsGraph';
 import type { PreprocessMode } from './preprocess';
 
 /**
@@ -60,6 +62,11 @@ export interface LoadedModel {
    * converts it to ONNX to run on onnxruntime instead (layersToOnnx.ts).
    */
   readonly layersModel?: tfl.LayersModel;
+  /**
+   * The TF.js GraphModel behind `run`, for TF.js GraphModels: the engine converts it to ONNX to
+   * run on onnxruntime instead (tfjsGraphToOnnx.ts).
+   */
+  readonly graphModel?: GraphModelArtifacts;
   /** How long converting the model to ONNX took, for a model its loader converted (a Keras file). */
   readonly convertedInMs?: number;
   /** Why a model that could have run on onnxruntime runs on TensorFlow.js instead (the layer that has no ONNX form). */
@@ -72,6 +79,16 @@ export interface LoadedModel {
    */
   run(input: Float32Array, only?: ReadonlySet<string>): Promise<Map<string, Activation>>;
   dispose(): void;
+}
+
+/** A TF.js GraphModel as tfjsGraphToOnnx.ts reads it. */
+export interface GraphModelArtifacts {
+  /** model.json's nodes: TensorFlow NodeDefs in protobuf's JSON form. */
+  readonly nodes: readonly GraphNode[];
+  /** The image input's node. */
+  readonly input: string;
+  /** Each constant's value by node name, as TensorFlow.js decoded it (a quantized weight dequantized to float32). */
+  readonly weights: Readonly<Record<string, tfc.Tensor[] | undefined>>;
 }
 
 /**

@@ -2,6 +2,7 @@ import { CancelledError, errorText } from './errors';
 import type { LoadedModel, ModelSource } from './model';
 import { locateModel } from './modelSources';
 import { TRIAL_PASS_BYTES, toOnnxRuntime } from './models/layersToOnnx';
+import { graphModelToOnnxRuntime } from './models/tfjsGraphToOnnx';
 
 export interface ModelCacheOptions {
   /** The folder with the built assets: tfjs wasm binaries and models/ (the extension's dist/). */
@@ -100,9 +101,9 @@ export class ModelCache {
   }
 
   /**
-   * A TF.js or Keras model moves to onnxruntime (converted to ONNX in memory, several times
-   * faster than tfjs' single-threaded wasm) when every layer converts; otherwise it stays on
-   * TensorFlow.js, and the log says why.
+   * A TF.js (Layers or Graph) or Keras model moves to onnxruntime (converted to ONNX in memory,
+   * several times faster than tfjs' single-threaded wasm) when every layer converts; otherwise it
+   * stays on TensorFlow.js, and the log says why.
    */
   private async onFastestRuntime(loading: Promise<LoadedModel>): Promise<LoadedModel> {
     const model = await loading;
@@ -111,7 +112,8 @@ export class ModelCache {
         `${model.summary.name} runs on onnxruntime (converted in ${model.convertedInMs.toFixed(0)} ms)`,
       );
     }
-    if (!model.layersModel || !this.options.nativeLayers) return model;
+    const toNative = model.layersModel ? toOnnxRuntime : model.graphModel ? graphModelToOnnxRuntime : undefined;
+    if (!toNative || !this.options.nativeLayers) return model;
     if (model.nativeRefusal) {
       // The loader tried already, from the file itself.
       this.options.log?.(
@@ -123,7 +125,7 @@ export class ModelCache {
     let native: LoadedModel | { unsupported: string };
     try {
       // A trial pass at load stays well within the budget (see TRIAL_PASS_BYTES).
-      native = await toOnnxRuntime(model, { trialPassBytes: Math.min(TRIAL_PASS_BYTES, this.options.memoryBudget) });
+      native = await toNative(model, { trialPassBytes: Math.min(TRIAL_PASS_BYTES, this.options.memoryBudget) });
     } catch (error) {
       native = { unsupported: errorText(error) };
     }

@@ -8,7 +8,7 @@ import { type Tf, tfjsBackendLabel } from '../tf';
 import { type TfjsLayersOptions, fileHandler, readActivations } from './tfjsLayers';
 
 /** A NodeDef as the TF.js converter writes it into model.json. */
-interface GraphNode {
+export interface GraphNode {
   name: string;
   op: string;
   input?: string[];
@@ -16,7 +16,7 @@ interface GraphNode {
 }
 
 /** A NodeDef attribute in protobuf's JSON form: strings base64, 64-bit integers decimal strings. */
-interface AttrValue {
+export interface AttrValue {
   s?: string;
   i?: string | number;
   f?: number;
@@ -91,7 +91,7 @@ const ASYNC_OPS = new Set([
 const DEFAULT_INPUT_SIZE = 224;
 
 /** "conv/Relu:0" → "conv/Relu"; control inputs ("^name") are not data and give undefined. */
-function producer(input: string): string | undefined {
+export function producer(input: string): string | undefined {
   if (input.startsWith('^')) return undefined;
   const colon = input.lastIndexOf(':');
   return colon > 0 && /^\d+$/.test(input.slice(colon + 1)) ? input.slice(0, colon) : input;
@@ -115,7 +115,7 @@ function nodesFromInput(nodes: GraphNode[], inputName: string): GraphNode[] {
  * where it is valid and fixes it where not (a cycle, NextIteration in loops, is broken where
  * it is met). Iterative: deep graphs would overflow the call stack.
  */
-function topological(nodes: readonly GraphNode[], byName: Map<string, GraphNode>): GraphNode[] {
+export function topological(nodes: readonly GraphNode[], byName: Map<string, GraphNode>): GraphNode[] {
   const order: GraphNode[] = [];
   const seen = new Set<string>();
   for (const root of nodes) {
@@ -234,6 +234,8 @@ async function wrapGraphModel(
     preprocessing: options.preprocessing,
     inputName,
     backend: tfjsBackendLabel(tf),
+    // The engine converts it to ONNX from these (tfjsGraphToOnnx.ts): weights as tfjs decoded them.
+    graphModel: { nodes, input: inputName, weights: model.weights },
     layers,
     async run(input: Float32Array): Promise<Map<string, Activation>> {
       const x = tf.tensor4d(input, [1, height, width, channels]);
