@@ -5,6 +5,8 @@
 //   docs/restricted-mode.png the panel in Restricted Mode, the folder's own model ignored;
 //   docs/pytorch.png     the panel on a PyTorch ResNet-18 TorchScript file (converted with the torch
 //                        venv's Python), under PyTorch's module names, layer2.0.conv1 selected.
+//   docs/keras.png       the panel on a Keras 3 ConvNeXtTiny .keras file (the Keras apps oracle's,
+//                        random weights), converted to ONNX and run on onnxruntime, a stage-1 layer selected.
 // VGG16 uses the Keras oracle's weights (random, seeded: ImageNet's cannot be downloaded here),
 // put where a download would have left them; the ResNet-18 is the torch oracle's (random, seeded).
 // Run after `npm run build`:
@@ -33,6 +35,7 @@ const wanted = (name) => !only || only.has(name);
 const fixtures = path.resolve(repoRoot, '..', 'shared', 'fixtures', 'images');
 const oracle = path.resolve(args[0] ?? path.join(repoRoot, '..', '.oracle-cache'));
 const VGG16_WEIGHTS = path.join(oracle, 'vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5');
+const KERAS_CONVNEXT = path.join(oracle, 'keras-apps', 'convnexttiny', 'convnexttiny.keras');
 const TORCH_RESNET18 = path.join(process.env.TORCH_ORACLE ?? path.join(oracle, 'torch'), 'resnet18', 'torchscript.pt');
 const TORCH_PYTHON =
   process.env.FEATURE_MAPS_TEST_PYTHON ??
@@ -169,5 +172,18 @@ if (fs.existsSync(TORCH_RESNET18) && TORCH_PYTHON) {
   console.error(
     `no ${TORCH_RESNET18} or no torch Python: docs/pytorch.png not made (run tools/make-torch-oracle.sh first)`,
   );
+}
+if (fs.existsSync(KERAS_CONVNEXT)) {
+  await capture({
+    name: 'keras',
+    settings: { 'featureMaps.model': 'models/convnexttiny.keras' },
+    files: { 'models/convnexttiny.keras': KERAS_CONVNEXT },
+    image: 'chelsea.png',
+    tiles: 16,
+    layer: 'convnext_tiny_stage_1_block_0_depthwise_conv',
+    expand: ['models'],
+  });
+} else if (wanted('keras')) {
+  console.error(`no ${KERAS_CONVNEXT}: docs/keras.png not made (run tools/make-keras-apps-oracle.sh first)`);
 }
 process.exit(0);

@@ -24,9 +24,10 @@ export function isSpatial(shape: readonly number[]): boolean {
 }
 
 // "block1_conv1" → "block1", "block_3_expand_BN" → "block_3", "expanded_conv_project" → "expanded_conv",
-// "conv2_block1_1_conv" → "conv2_block1", "mixed_5b_…" → "mixed_5b", EfficientNet's "block2b_expand_conv" → "block2b".
+// "conv2_block1_1_conv" → "conv2_block1", "mixed_5b_…" → "mixed_5b", EfficientNet's "block2b_expand_conv" → "block2b",
+// ConvNeXt's "convnext_tiny_stage_1_block_0_depthwise_conv" → "convnext_tiny_stage_1_block_0".
 const BLOCK_PREFIX =
-  /^((?:.*?[_/.-])?(?:block|stage|layer)[_-]?\d+[a-z]?|mixed[_-]?\d+[a-z]?|expanded_conv)(?=[_/.-]|$)/i;
+  /^((?:.*?[_/.-])?(?:block|stage|layer)[_-]?\d+[a-z]?(?:[_-](?:block|stage|layer)[_-]?\d+[a-z]?)*|mixed[_-]?\d+[a-z]?|expanded_conv)(?=[_/.-]|$)/i;
 const OPENS_UNIT = /conv|dense|^input/i;
 // PyTorch module paths: "layer1.0.conv1", "features.3.block.0.0", "stages.0.blocks.1.conv_dw",
 // with "#2" for a module's second call.

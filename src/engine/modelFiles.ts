@@ -97,11 +97,16 @@ export function guessPreprocessing(
   inputName?: string,
 ): { mode: PreprocessMode; why: string } {
   const names = new Set(layers.map((l) => l.name));
-  if (layers.slice(0, 3).some((l) => l.op === 'Rescaling'))
-    return { mode: 'none', why: 'the model rescales its input itself' };
+  // Keras 3's EfficientNet, EfficientNetV2, ConvNeXt and MobileNetV3 scale pixels in their first layers.
+  if (layers.slice(0, 3).some((l) => l.op === 'Rescaling' || l.op === 'Normalization'))
+    return { mode: 'none', why: 'the model scales its input itself' };
   if (names.has('block1_conv1') && names.has('block2_conv1')) return { mode: 'caffe', why: 'Keras VGG layer names' };
+  if (names.has('conv1_conv') && names.has('conv2_block1_out') && names.has('post_relu'))
+    return { mode: 'tf', why: 'Keras ResNetV2 layer names' };
   if (names.has('conv1_conv') && names.has('conv2_block1_out'))
     return { mode: 'caffe', why: 'Keras ResNet layer names' };
+  if (names.has('conv1_conv') && names.has('conv2_block1_concat'))
+    return { mode: 'torch', why: 'Keras DenseNet layer names' };
   return formatById(format).defaultPreprocessing(layers, inputName);
 }
 

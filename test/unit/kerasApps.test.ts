@@ -10,7 +10,9 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { channelsLast, type LoadedModel } from '../../src/engine/model';
+import { guessPreprocessing } from '../../src/engine/modelFiles';
 import { loadKerasModel } from '../../src/engine/models/keras';
+import type { PreprocessMode } from '../../src/engine/preprocess';
 import { type Tf, getTf } from '../../src/engine/tf';
 import { type ApplicationResult, recordResults } from './applicationsTable';
 import { DIST, ORACLE_TOLERANCE, REPO } from './fixtures';
@@ -22,6 +24,8 @@ interface AppManifest {
   label: string;
   builder: string;
   input_shape: [number, number, number];
+  /** The keras.applications module whose preprocess_input made the input ("none": the script's own models). */
+  preprocess: string;
   files: Record<'h5' | 'keras', { name: string; bytes: number }>;
   layers: {
     index: number;
@@ -34,6 +38,20 @@ interface AppManifest {
   top5: number[];
   top5_margin?: number;
 }
+
+/** The preprocessing each keras.applications module's preprocess_input does, in our modes. */
+const PREPROCESSING: Record<string, PreprocessMode> = {
+  vgg16: 'caffe',
+  vgg19: 'caffe',
+  resnet: 'caffe',
+  resnet50: 'caffe',
+  densenet: 'torch',
+  // These scale pixels in their own first layers (Rescaling, Normalization): preprocess_input passes them on.
+  efficientnet: 'none',
+  efficientnet_v2: 'none',
+  convnext: 'none',
+  mobilenet_v3: 'none',
+};
 
 /** Keras 3 ops a functional model may apply between layers: listed in the tree, not in `model.layers`. */
 const KERAS_OPS = new Set(['Add', 'Subtract', 'Multiply', 'Divide', 'TrueDivide']);
@@ -122,6 +140,10 @@ describe('Keras models of every architecture, on onnxruntime, against Keras', fu
               layer.class_name,
               `${layer.name}'s class`,
             );
+          }
+          // What the panel would feed it, guessed as for any Keras file, is what preprocess_input does.
+          if (app.preprocess !== 'none') {
+            assert.equal(guessPreprocessing('keras', model.layers).mode, PREPROCESSING[app.preprocess] ?? 'tf');
           }
           const { worst, passMs } = await matchesKeras(model, dir, app);
           results.push({
