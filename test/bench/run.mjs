@@ -12,10 +12,17 @@
 //     file (import + load, then the forward pass with a hook on every module). Uses the torch venv
 //     of the PyTorch tests (FEATURE_MAPS_TEST_PYTHON, else ../.oracle-cache/.torch-venv, else
 //     ../.torch-venv); skipped, saying so, without one.
+//   - Keras files (EfficientNetB0 and ConvNeXtTiny, random weights, each as .h5 and .keras, from
+//     the Keras applications oracle, made here when missing): the engine's first open in a fresh
+//     process and second open (the file read, converted to ONNX, onnxruntime's session), every
+//     layer's pass, the first layer alone, its peak memory, and the CLI as whole processes; beside
+//     Keras itself in the oracle's venv (import, load_model, one model of every layer's output,
+//     the first layer alone, its peak memory, and a user's script as a whole process).
 // Needs the Keras oracle's weight files (made here when missing, from the local wheel mirror)
 // and a venv with PyTorch (test/bench/setup-python.sh). Writes test-results/bench.{json,md}.
-// BENCH_RUNS (default 10) passes after BENCH_WARMUP (default 2) warm-up passes.
-// `--only pytorch` (or a comma list of engine, torch, seed, ui, pytorch) runs only those parts.
+// BENCH_RUNS (default 10) passes after BENCH_WARMUP (default 2) warm-up passes; the Keras part
+// runs BENCH_PROCESS_RUNS (default 3) whole processes per side and file.
+// `--only keras` (or a comma list of engine, torch, seed, ui, pytorch, keras) runs only those parts.
 import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -32,7 +39,7 @@ const warmup = Number(process.env.BENCH_WARMUP ?? 2);
 const image = path.join(shared, 'fixtures', 'images', 'chelsea.png');
 const log = (line) => console.error(`bench: ${line}`);
 
-const PARTS = ['engine', 'torch', 'seed', 'ui', 'pytorch'];
+const PARTS = ['engine', 'torch', 'seed', 'ui', 'pytorch', 'keras'];
 const { values: flags } = parseArgs({ options: { only: { type: 'string' } } });
 const parts = new Set(flags.only ? flags.only.split(',') : PARTS);
 for (const part of parts) {
@@ -61,11 +68,14 @@ function run(command, args, { env = {}, json = true } = {}) {
 
 function prepare() {
   if (!fs.existsSync(shared)) throw new Error(`${shared} is missing: the benchmark uses its photos and Keras oracle`);
-  const built = ['engine.bench.js', 'pytorch.bench.js'].map((f) => path.join(repo, 'dist', 'test', 'bench', f));
+  const built = ['engine.bench.js', 'pytorch.bench.js', 'keras.bench.js'].map((f) =>
+    path.join(repo, 'dist', 'test', 'bench', f),
+  );
   if (![...built, path.join(repo, 'dist', 'cli.js')].every((f) => fs.existsSync(f))) {
     log('building');
     execFileSync('npm', ['run', 'build'], { cwd: repo, stdio: 'inherit' });
   }
+  if (parts.has('keras')) prepareKerasFiles();
   if (!['engine', 'seed', 'ui'].some((part) => parts.has(part))) return;
   if (!fs.existsSync(path.join(oracleDir, VGG16_FILE))) {
     log(`making the Keras oracle's weights in ${oracleDir} (local wheel mirror, about a minute)`);
@@ -159,6 +169,15 @@ async function main() {
       // The other parts' figures are still written; the run fails at the end.
       log(`the PyTorch file part failed: ${error.message}`);
       results.pytorch = { error: reasonOf(error.message) };
+      process.exitCode = 1;
+    }
+  }
+  if (parts.has('keras')) {
+    try {
+      results.keras = kerasFiles();
+    } catch (error) {
+      log(`the Keras part failed: ${error.message}`);
+      results.keras = { error: reasonOf(error.message) };
       process.exitCode = 1;
     }
   }
@@ -286,6 +305,129 @@ function conversionsUnder(dir) {
     .map((f) => path.dirname(path.join(dir, f)));
 }
 
+const KERAS_MODELS = [
+  { id: 'efficientnetb0', name: 'EfficientNetB0' },
+  { id: 'convnexttiny', name: 'ConvNeXtTiny' },
+];
+const KERAS_KINDS = ['h5', 'keras'];
+/** Whole processes per side and file: the CLI, and a Keras user's script (BENCH_PROCESS_RUNS, default 3). */
+const KERAS_PROCESS_RUNS = Number(process.env.BENCH_PROCESS_RUNS ?? 3);
+const kerasPython = path.join(oracleDir, '.venv', 'bin', 'python');
+const kerasFile = (model, kind) => path.join(oracleDir, 'keras-apps', model.id, `${model.id}.${kind}`);
+
+/**
+ * The Keras applications oracle's EfficientNetB0 and ConvNeXtTiny files (random weights, seed 0),
+ * made when missing with tools/make-keras-apps-oracle.sh, in the venv of the Keras oracle (made
+ * first, when missing, as for the other parts).
+ */
+function prepareKerasFiles() {
+  const missing = KERAS_MODELS.filter((m) => KERAS_KINDS.some((kind) => !fs.existsSync(kerasFile(m, kind))));
+  if (missing.length === 0) return;
+  if (!fs.existsSync(kerasPython)) {
+    log(`making the Keras oracle's venv in ${oracleDir} (local wheel mirror, about a minute)`);
+    execFileSync('bash', [path.join(shared, 'oracle', 'make-oracle.sh'), oracleDir], {
+      stdio: 'inherit',
+      env: { ...process.env, ORACLE_CROSSCHECK: '0' },
+    });
+  }
+  log(`making ${missing.map((m) => m.name).join(' and ')} in ${path.join(oracleDir, 'keras-apps')}`);
+  execFileSync(
+    'bash',
+    [path.join(repo, 'tools', 'make-keras-apps-oracle.sh'), oracleDir, ...missing.map((m) => m.id)],
+    { stdio: 'inherit' },
+  );
+}
+
+/**
+ * Each Keras file opened by our engine (keras.bench.js: first and second open, every layer, the
+ * first layer alone) and by Keras itself (keras_bench.py run), then as whole processes: the CLI
+ * and a Keras user's script (keras_bench.py whole), in turn.
+ */
+function kerasFiles() {
+  const result = { loadAverage: os.loadavg().map((x) => Math.round(x * 100) / 100), files: [] };
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fm-bench-keras-'));
+  try {
+    for (const model of KERAS_MODELS) {
+      for (const kind of KERAS_KINDS) {
+        const file = kerasFile(model, kind);
+        log(`Keras file ${model.name} .${kind}: our engine (first open, second open, every layer, the first layer)`);
+        const ours = run(process.execPath, [
+          path.join(repo, 'dist', 'test', 'bench', 'keras.bench.js'),
+          ...['--file', file, '--image', image, '--runs', String(runs), '--warmup', String(warmup)],
+        ]);
+        log(`Keras file ${model.name} .${kind}: Keras itself (import, load_model, every layer, the first layer)`);
+        const spawnedAt = Date.now();
+        const keras = run(kerasPython, [
+          path.join(repo, 'test', 'bench', 'keras_bench.py'),
+          'run',
+          file,
+          image,
+          String(os.availableParallelism()),
+          String(runs),
+          String(warmup),
+          String(spawnedAt),
+        ]);
+        keras.processMs = Date.now() - spawnedAt;
+        const cli = [];
+        const script = [];
+        for (let i = 0; i < KERAS_PROCESS_RUNS; i++) {
+          log(
+            `Keras file ${model.name} .${kind}: whole processes ${i + 1} of ${KERAS_PROCESS_RUNS}, the CLI and Keras`,
+          );
+          const out = path.join(dir, `sheet-${model.id}-${kind}-${i}.png`);
+          cli.push(
+            wholeProcess(process.execPath, [path.join(repo, 'dist', 'cli.js'), image, '--model', file, '--out', out]),
+          );
+          if (!cli.at(-1).error && !fs.existsSync(out)) throw new Error(`the CLI wrote no ${out}`);
+          // A file Keras cannot load fails the same way every time.
+          if (script.at(-1)?.error) continue;
+          script.push(
+            wholeProcess(kerasPython, [
+              path.join(repo, 'test', 'bench', 'keras_bench.py'),
+              'whole',
+              file,
+              image,
+              String(os.availableParallelism()),
+            ]),
+          );
+        }
+        result.files.push({
+          model: model.name,
+          kind,
+          file: path.relative(oracleDir, file),
+          ours,
+          keras,
+          process: { cli: processStats(cli), keras: processStats(script) },
+        });
+      }
+    }
+    return result;
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** A whole process's wall time (spawn to exit) and peak resident memory (GNU time's %M, when there is /usr/bin/time). */
+function wholeProcess(command, args) {
+  const timed = fs.existsSync('/usr/bin/time');
+  const t = Date.now();
+  const result = timed
+    ? spawnSync('/usr/bin/time', ['-f', 'fm-bench-peak-kb %M', command, ...args], { cwd: repo, encoding: 'utf8' })
+    : spawnSync(command, args, { cwd: repo, encoding: 'utf8' });
+  const ms = Date.now() - t;
+  if (result.status !== 0) return { ms, error: reasonOf(result.stderr || `exit ${result.status}`) };
+  const peak = /^fm-bench-peak-kb (\d+)$/m.exec(result.stderr ?? '');
+  return { ms, peakRssMB: peak ? Math.round(Number(peak[1]) / 1024) : undefined };
+}
+
+/** Whole processes' wall times (and peak memory), or the first failure's reason when any failed. */
+function processStats(processes) {
+  const failed = processes.find((p) => p.error);
+  if (failed) return { error: failed.error, n: processes.length };
+  const peaks = processes.map((p) => p.peakRssMB).filter((x) => x !== undefined);
+  return { wall: stats(processes.map((p) => p.ms)), peakRssMB: peaks.length ? Math.max(...peaks) : undefined };
+}
+
 function stats(values) {
   const sorted = [...values].sort((a, b) => a - b);
   const mid = sorted.length >> 1;
@@ -306,6 +448,7 @@ function report(r) {
   if (r.engine.length) perModel(r, lines);
   if (r.ui.length) ui(r, lines);
   if (r.pytorch) pytorchReport(r, lines);
+  if (r.keras) kerasReport(r, lines);
   lines.push('');
   lines.push(`(benchmark took ${r.seconds} s)`);
   return lines.join('\n') + '\n';
@@ -456,6 +599,63 @@ function pytorchReport(r, lines) {
   lines.push(`| first run (empty cache: converts) | later runs (cache warm), min / median / max of ${cli.warm.n} |`);
   lines.push('| --- | --- |');
   lines.push(`| ${s(cli.firstMs)} | ${s(cli.warm.min)} / ${s(cli.warm.median)} / ${s(cli.warm.max)} |`);
+}
+
+function kerasReport(r, lines) {
+  const k = r.keras;
+  lines.push('');
+  if (k.error) {
+    lines.push(`**Keras files (EfficientNetB0, ConvNeXtTiny)**: failed: ${k.error}.`);
+    return;
+  }
+  const first = k.files[0];
+  const secs = (ms) => (ms < 1000 ? `${Math.round(ms)} ms` : `${(ms / 1000).toFixed(1)} s`);
+  const msOf = (ms) => `${ms < 100 ? ms.toFixed(1) : Math.round(ms)} ms`;
+  const whole = (p) =>
+    p.error ? `fails: ${p.error}` : `${secs(p.wall.median)}${p.peakRssMB === undefined ? '' : `, ${p.peakRssMB} MB`}`;
+  lines.push(
+    `**Keras files**: keras.applications models with random weights (seed 0), saved by Keras ${first.keras.keras} as \`.h5\` and \`.keras\`, the same file on both sides; chelsea.png at 224×224; ${first.keras.threads} threads for TensorFlow (TF_ENABLE_ONEDNN_OPTS=${first.keras.oneDnnOpts}), onnxruntime on every core; load average ${k.loadAverage.join(', ')} when the part started`,
+  );
+  lines.push('');
+  lines.push(
+    `| model | file | side | open | layers read out | every layer (median of ${first.ours.forward.n}) | the first layer alone | bench process peak RSS | whole process (median of ${KERAS_PROCESS_RUNS}; peak RSS) |`,
+  );
+  lines.push('| --- | --- | --- | --- | --- | --- | --- | --- | --- |');
+  for (const f of k.files) {
+    const { ours, keras } = f;
+    const size = `${ours.fileMB} MB`;
+    lines.push(
+      `| ${f.model} | .${f.kind} (${size}) | ours | ${secs(ours.firstOpenMs)}; again ${secs(ours.secondOpenMs)} | ${ours.layers} | ${msOf(ours.forward.median)} | ${msOf(ours.firstLayer.pass.median)} | ${ours.peakRssMB} MB | CLI: ${whole(f.process.cli)} |`,
+    );
+    if (keras.loadError) {
+      lines.push(
+        `| ${f.model} | .${f.kind} | Keras | **load_model fails**: ${keras.loadError} (after import ${secs(keras.importMs)}) | – | – | – | ${keras.peakRssMB} MB | script: ${whole(f.process.keras)} |`,
+      );
+      continue;
+    }
+    const pass = (p) => `predict ${msOf(p.predict.median)}; call ${msOf(p.call.median)}`;
+    lines.push(
+      `| ${f.model} | .${f.kind} | Keras | ${secs(keras.loadMs)} + import ${secs(keras.importMs)}; again ${secs(keras.secondLoadMs)} | ${keras.outputs} | ${pass(keras.everyLayer)} | ${pass(keras.firstLayer)} | ${keras.peakRssMB} MB | script: ${whole(f.process.keras)} |`,
+    );
+  }
+  lines.push('');
+  lines.push(
+    "Open, ours: the engine's `loadModel` (the file read, its architecture and weights written into an ONNX graph, onnxruntime's session), the first in a fresh process (Node modules, h5wasm and onnxruntime start with it), then again after disposing that engine. Keras: `keras.saving.load_model(file, compile=False)` after `import tensorflow, keras` (timed apart), then again after `clear_session()`. " +
+      `Every layer, ours: the engine's forward pass with every layer copied out (preprocessing included, image decode not); Keras: one \`keras.Model(inputs, [every layer's output])\`, \`predict\` and \`model(x, training=False)\` with every output to numpy (a nested model, ConvNeXt's stem and downsampling blocks, gives one output to Keras, its layers to us). ` +
+      `The first layer alone (${k.files
+        .map((f) => f.ours.firstLayer.layer)
+        .filter((x, i, a) => a.indexOf(x) === i)
+        .join(
+          ', ',
+        )}): ours, \`run\` with only that layer, on a graph cut down to it; Keras, a model of that layer's output. ` +
+      "Whole process: spawn to exit; ours `feature-maps <image> --model <file> --out sheet.png` (every layer's pass, a contact sheet of three), Keras a script that imports, loads, `predict`s every layer's output and takes them as numpy arrays. Peak RSS of whole processes by GNU time.",
+  );
+  const firstOpen = k.files.map(
+    (f) =>
+      `${f.model} .${f.kind} ${secs(f.ours.firstOpenMs)} (conversion + session ${secs(f.ours.firstConvertedInMs)}; again ${secs(f.ours.secondConvertedInMs)})`,
+  );
+  lines.push('');
+  lines.push(`Ours, what the open spends converting and making the session: ${firstOpen.join(', ')}.`);
 }
 
 main().catch((error) => {
