@@ -50,6 +50,7 @@ const NAMES = new Set([
   'squareplus',
   'sparse_plus',
   'sparse_sigmoid',
+  'sparsemax',
 ]);
 
 /** The activation a layer's config names (a string, or Keras 3's `{class_name: "function", config: "relu"}`). */
@@ -155,6 +156,36 @@ export function activation(graph: GraphBuilder, act: ActivationSpec, x: string, 
     }
     case 'sparse_sigmoid':
       return clip(node('Mul', [node('Add', [x, k('one', 1)]), k('half', 0.5)]), 0, 1, out);
+    case 'sparsemax': {
+      // Keras' sparsemax along `axis` as its TensorFlow backend computes it: sort descending, the
+      // support {k : 1 + k·z₍ₖ₎ > Σⱼ≤ₖ z₍ⱼ₎}, then τ = (Σ over the support of the running sums − 1) / its
+      // size (the paper's τ takes the last running sum alone), and max(z − τ, 0).
+      const axisTensor = graph.int64s(tmp('axis'), [axis]);
+      const count = node('Gather', [node('Shape', [x]), axisTensor], tmp('count'), [int('axis', 0)]);
+      const sorted = graph.nodeOutputs(
+        'TopK',
+        [x, count],
+        [tmp('sorted'), tmp('order')],
+        [int('axis', axis), int('largest', 1), int('sorted', 1)],
+      )[0];
+      const axisScalar = graph.int64Scalar(tmp('axis_scalar'), axis);
+      const cumsum = node('CumSum', [sorted, axisScalar]);
+      const rank = node(
+        'CumSum',
+        [node('Add', [node('Mul', [sorted, k('zero', 0)]), k('one', 1)]), axisScalar],
+        tmp('rank'),
+      );
+      const support = node(
+        'Cast',
+        [node('Greater', [node('Add', [k('one_b', 1), node('Mul', [rank, sorted])]), cumsum])],
+        tmp('support'),
+        [int('to', 1)],
+      );
+      const size = node('ReduceSum', [support, axisTensor], tmp('size'), [int('keepdims', 1)]);
+      const total = node('ReduceSum', [node('Mul', [cumsum, support]), axisTensor], tmp('total'), [int('keepdims', 1)]);
+      const tau = node('Div', [node('Sub', [total, k('one_c', 1)]), size], tmp('tau'));
+      return node('Relu', [node('Sub', [x, tau])], out);
+    }
     default:
       throw new Unsupported(`uses the activation "${act.name}"`);
   }

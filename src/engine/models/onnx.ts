@@ -699,6 +699,8 @@ function activationShape(dims: readonly number[], layout: Layout): number[] {
   if (dims.length === 4 && dims[0] === 1) {
     return layout === 'NCHW' ? [dims[2], dims[3], dims[1]] : [dims[1], dims[2], dims[3]];
   }
+  // A sequence of tokens (1×N×C) keeps its two axes; anything else is a vector.
+  if (dims.length === 3 && dims[0] === 1) return [dims[1], dims[2]];
   return [dims.reduce((a, b) => a * b, 1)];
 }
 

@@ -61,6 +61,12 @@ export class GraphBuilder {
     return output;
   }
 
+  /** A node with several outputs (TopK's values and indices). */
+  nodeOutputs(op: string, inputs: string[], outputs: string[], attribute: Attribute[] = []): string[] {
+    this.nodes.push({ opType: op, name: outputs[0], input: inputs, output: outputs, attribute });
+    return outputs;
+  }
+
   /** A float32 weight; `data` is read when the model is encoded, not copied. */
   floats(base: string, dims: number[], data: Float32Array | number[]): string {
     const values = data instanceof Float32Array ? data : Float32Array.from(data);
@@ -78,6 +84,13 @@ export class GraphBuilder {
     const name = this.fresh(base);
     const data = BigInt64Array.from(values, (v) => BigInt(v));
     this.initializers.push({ name, dims: [values.length], dataType: INT64, rawData: bytesOf(data) });
+    return name;
+  }
+
+  /** An int64 scalar (CumSum's axis). */
+  int64Scalar(base: string, value: number): string {
+    const name = this.fresh(base);
+    this.initializers.push({ name, dims: [], dataType: INT64, rawData: bytesOf(BigInt64Array.of(BigInt(value))) });
     return name;
   }
 
