@@ -42,7 +42,7 @@ export function recordResults(results: readonly ApplicationResult[]): void {
   for (const r of results) all.set(`${r.id}.${r.kind}`, { ...r, machine });
   const sorted = [...all.values()].sort((a, b) => a.id.localeCompare(b.id) || a.kind.localeCompare(b.kind));
   fs.mkdirSync(path.dirname(RESULTS), { recursive: true });
-  fs.writeFileSync(RESULTS, `${JSON.stringify(sorted, null, 1)}\n`);
+  fs.writeFileSync(RESULTS, `${JSON.stringify(sorted, null, 2)}\n`);
   if (!fs.existsSync(README)) return;
   const readme = fs.readFileSync(README, 'utf8');
   const start = readme.indexOf(START);
