@@ -137,8 +137,8 @@ async function openCatalogModel(
  */
 const FORMAT_OPENERS: { readonly [Id in ModelFormatId]: OpenModel } = {
   tfjs: openTfjsModel,
-  keras: async (ctx) =>
-    loadKerasModel((await getTf(ctx.assetsDir)).tf, {
+  keras: (ctx) =>
+    loadKerasModel(async () => (await getTf(ctx.assetsDir)).tf, {
       ...loaderOptions(ctx),
       modelPath: ctx.file.path,
       native: ctx.native,

@@ -48,7 +48,10 @@ export type KerasOptions = Omit<TfjsLayersOptions, 'modelJsonPath'> & {
  * graph that onnxruntime runs (kerasToOnnx.ts); a model with a layer that has no ONNX form is
  * rebuilt in TensorFlow.js Layers instead, and says why (`nativeRefusal`).
  */
-export async function loadKerasModel(tf: Tf, options: KerasOptions): Promise<LoadedModel> {
+export async function loadKerasModel(
+  tfOrLoader: Tf | (() => Promise<Tf>),
+  options: KerasOptions,
+): Promise<LoadedModel> {
   const fileName = path.basename(options.modelPath);
   const bytes = await readRegularFile(options.modelPath, {
     describe: `the Keras model ${fileName}`,
@@ -78,6 +81,8 @@ export async function loadKerasModel(tf: Tf, options: KerasOptions): Promise<Loa
     nativeRefusal = native.unsupported;
   }
 
+  // TensorFlow.js (and its wasm) is loaded only for a model that needs it.
+  const tf = typeof tfOrLoader === 'function' ? await tfOrLoader() : tfOrLoader;
   let model: tfl.LayersModel;
   try {
     model = await buildModel(tf, config, fileName);
