@@ -43,7 +43,8 @@ export function recordResults(results: readonly ApplicationResult[]): void {
   const sorted = [...all.values()].sort((a, b) => a.id.localeCompare(b.id) || a.kind.localeCompare(b.kind));
   fs.mkdirSync(path.dirname(RESULTS), { recursive: true });
   fs.writeFileSync(RESULTS, `${JSON.stringify(sorted, null, 2)}\n`);
-  if (!fs.existsSync(README)) return;
+  // KERAS_APPS_README=0: results only (a long run while the README is being edited).
+  if (!fs.existsSync(README) || process.env.KERAS_APPS_README === '0') return;
   const readme = fs.readFileSync(README, 'utf8');
   const start = readme.indexOf(START);
   const end = readme.indexOf(END);
