@@ -2,6 +2,7 @@
 // (kerasApps.test.ts), never by hand. Each run's results are merged into
 // docs/keras-applications.json by architecture and file kind (a run of the CI set keeps the slow
 // suite's rows for the large models), and the table between the README's markers is rewritten.
+import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -43,6 +44,7 @@ export function recordResults(results: readonly ApplicationResult[]): void {
   const sorted = [...all.values()].sort((a, b) => a.id.localeCompare(b.id) || a.kind.localeCompare(b.kind));
   fs.mkdirSync(path.dirname(RESULTS), { recursive: true });
   fs.writeFileSync(RESULTS, `${JSON.stringify(sorted, null, 2)}\n`);
+  prettier(RESULTS);
   // KERAS_APPS_README=0: results only (a long run while the README is being edited).
   if (!fs.existsSync(README) || process.env.KERAS_APPS_README === '0') return;
   const readme = fs.readFileSync(README, 'utf8');
@@ -50,6 +52,12 @@ export function recordResults(results: readonly ApplicationResult[]): void {
   const end = readme.indexOf(END);
   if (start < 0 || end < start) return;
   fs.writeFileSync(README, `${readme.slice(0, start)}${START}\n${table(sorted)}\n${readme.slice(end)}`);
+  prettier(README);
+}
+
+/** Formats a written file as `npm run lint` wants it. */
+function prettier(file: string): void {
+  spawnSync(path.join(REPO, 'node_modules', '.bin', 'prettier'), ['--write', file], { stdio: 'ignore' });
 }
 
 function table(results: readonly ApplicationResult[]): string {
@@ -76,6 +84,3 @@ function table(results: readonly ApplicationResult[]): string {
   ].join('\n');
 }
 
-function fmtMs(ms: number): string {
-  return ms >= 1000 ? `${(ms / 1000).toFixed(1)} s` : `${ms} ms`;
-}
