@@ -7,7 +7,7 @@ import type * as tfl from '@tensorflow/tfjs-layers';
 import { type PassCosts, estimatePass } from '../budget';
 import { errorText } from '../errors';
 import { learnShapes, type LayerMeta } from '../layers';
-import type { LoadedModel, ModelIdentity } from '../model';
+import type { Activation, LoadedModel, ModelIdentity } from '../model';
 import {
   type ConvertedModel,
   type JsonObject,
@@ -93,14 +93,37 @@ async function openSession(
   }
   for (const layer of layers) {
     const inferred = session.shapes.get(layer.name);
-    if (inferred && layer.shape.length > 0 && inferred.join() !== layer.shape.join()) {
+    if (inferred && layer.shape.length > 0 && inferred.join() !== asOrtShows(layer.shape).join()) {
       session.release();
       return {
-        unsupported: `layer "${layer.name}" is ${JSON.stringify(inferred)} on ONNX Runtime, ${JSON.stringify(layer.shape)} in Keras`,
+        unsupported: `layer "${layer.name}" is ${JSON.stringify(inferred)} on ONNX Runtime, ${JSON.stringify(layer.shape)} in the converted graph`,
       };
     }
   }
-  return session;
+  // ORT gives a tensor that is neither a map nor a token sequence flattened: it keeps its own shape here.
+  const shaped = (activations: Map<string, Activation>) => {
+    for (const layer of layers) {
+      const activation = activations.get(layer.name);
+      if (
+        activation &&
+        activation.shape.join() !== layer.shape.join() &&
+        product(activation.shape) === product(layer.shape)
+      ) {
+        activation.shape = [...layer.shape];
+      }
+    }
+    return activations;
+  };
+  return { ...session, run: async (input, only) => shaped(await session.run(input, only)) };
+}
+
+/** A shape as onnx.ts reports ORT's outputs: maps and token sequences as they are, the rest flattened. */
+function asOrtShows(shape: readonly number[]): number[] {
+  return shape.length === 3 || shape.length === 2 || shape.length === 1 ? [...shape] : [product(shape)];
+}
+
+function product(shape: readonly number[]): number {
+  return shape.reduce((a, b) => a * b, 1);
 }
 
 function onSession(
@@ -156,15 +179,36 @@ export async function toOnnxRuntime(
   if (names !== model.layers.map((l) => l.name).join('\n')) {
     return { unsupported: 'its layer list differs from the one TensorFlow.js reads' };
   }
-  // A shape tfjs' rules could not tell (listed empty) is the converter's.
-  const layers = model.layers.map((layer, i) =>
-    layer.shape.length > 0 ? { ...layer } : { ...layer, shape: conversion.outputs[i].shape },
-  );
+  return replaceWithConverted(model, conversion, { ...options, layersModel: undefined });
+}
+
+/**
+ * `model` (on TensorFlow.js) on onnxruntime instead, as `conversion` (its layers, in its order):
+ * same key, layers, preprocessing and so on, with `run` on ORT; or why not. Every shape the
+ * converter gives must be tfjs' (a shape tfjs could not tell, listed empty, is the converter's)
+ * and ORT's; when a pass fits `trialPassBytes` (default TRIAL_PASS_BYTES) one runs on a blank
+ * image to check them again. `without` clears the tfjs model's own fields on the result.
+ */
+export async function replaceWithConverted(
+  model: LoadedModel,
+  conversion: ConvertedModel,
+  options: { trialPassBytes?: number } & Partial<Pick<LoadedModel, 'layersModel' | 'graphModel'>>,
+): Promise<(LoadedModel & PassCosts) | { unsupported: string }> {
+  const { trialPassBytes = TRIAL_PASS_BYTES, ...without } = options;
+  for (const [i, layer] of model.layers.entries()) {
+    const shape = conversion.outputs[i].shape;
+    if (layer.shape.length > 0 && layer.shape.join() !== shape.join()) {
+      return {
+        unsupported: `layer "${layer.name}" is ${JSON.stringify(shape)} in the converted graph, ${JSON.stringify(layer.shape)} on TensorFlow.js`,
+      };
+    }
+  }
+  const layers = model.layers.map((layer, i) => ({ ...layer, shape: conversion.outputs[i].shape }));
   const session = await openSession(conversion, layers);
   if ('unsupported' in session) return session;
   const { height, width, channels } = model.inputSize;
   try {
-    if (estimatePass(model).bytes <= (options.trialPassBytes ?? TRIAL_PASS_BYTES)) {
+    if (estimatePass(model).bytes <= trialPassBytes) {
       const activations = await session.run(new Float32Array(height * width * channels));
       for (const layer of layers) {
         const shape = activations.get(layer.name)?.shape;
@@ -179,6 +223,5 @@ export async function toOnnxRuntime(
     session.release();
     return { unsupported: `the converted model does not run like the original: ${errorText(error)}` };
   }
-  // The tfjs model's identity and preprocessing, with its own pass and weights left behind.
-  return onSession(session, model, layers, model.inputSize);
+  return { ...onSession(session, model, layers, model.inputSize), ...without };
 }

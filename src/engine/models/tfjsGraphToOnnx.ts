@@ -5,13 +5,11 @@
 // pooling, batch norm, resizes), channels last where the graph reads them as TensorFlow does
 // (reshapes, matrix products). A graph with an op not written here stays on TensorFlow.js, and
 // the reason names the op and the node (`graphModelToOnnxRuntime`).
-import { type PassCosts, estimatePass } from '../budget';
-import { errorText } from '../errors';
+import type { PassCosts } from '../budget';
 import type { LayerMeta } from '../layers';
-import type { Activation, GraphModelArtifacts, LoadedModel } from '../model';
+import type { GraphModelArtifacts, LoadedModel } from '../model';
 import type { ConvertedModel, ConvertedOutput } from './kerasToOnnx';
-import { TRIAL_PASS_BYTES } from './layersToOnnx';
-import { type OnnxGraphSession, openOnnxGraph } from './onnx';
+import { replaceWithConverted } from './layersToOnnx';
 import { type Attribute, GraphBuilder, Unsupported, float, int, ints, str, unsupported } from './onnxBuilder';
 import { type AttrValue, type GraphNode, producer, topological } from './tfjsGraph';
 
@@ -1216,75 +1214,5 @@ export async function graphModelToOnnxRuntime(
   if (!model.graphModel) return { unsupported: 'it is not a TensorFlow.js GraphModel' };
   const conversion = graphModelToOnnx(model.graphModel, model.inputSize, model.layers);
   if ('unsupported' in conversion) return conversion;
-  const { outputs } = conversion;
-  for (const [i, layer] of model.layers.entries()) {
-    if (layer.shape.length > 0 && layer.shape.join() !== outputs[i].shape.join()) {
-      return {
-        unsupported: `layer "${layer.name}" is ${JSON.stringify(outputs[i].shape)} in the converted graph, ${JSON.stringify(layer.shape)} on TensorFlow.js`,
-      };
-    }
-  }
-  // A shape tfjs' rules could not tell (listed empty) is the converter's.
-  const layers: LayerMeta[] = model.layers.map((layer, i) => ({ ...layer, shape: outputs[i].shape }));
-  // ORT shows a tensor that is not a map flattened; the layer keeps TensorFlow's shape.
-  const shown = (o: ConvertedOutput) => (o.layout === 'vector' ? [product(o.shape)] : o.shape);
-  const { height, width, channels } = model.inputSize;
-  let session: OnnxGraphSession;
-  try {
-    session = await openOnnxGraph(
-      conversion.bytes,
-      { name: conversion.input, layout: 'NHWC', height, width, channels, type: 'float32' },
-      outputs.map((o) => ({
-        tensor: o.tensor,
-        layer: o.layer,
-        op: o.op,
-        layout: o.layout === 'nchw' ? 'NCHW' : 'NHWC',
-      })),
-    );
-  } catch (error) {
-    return { unsupported: `ONNX Runtime refused the converted graph: ${errorText(error)}` };
-  }
-  const reshaped = (activations: Map<string, Activation>): Map<string, Activation> => {
-    for (const o of outputs) {
-      const activation = activations.get(o.layer);
-      if (activation && o.layout === 'vector') activation.shape = [...o.shape];
-    }
-    return activations;
-  };
-  try {
-    for (const o of outputs) {
-      const inferred = session.shapes.get(o.layer);
-      if (inferred && inferred.join() !== shown(o).join()) {
-        throw new Error(
-          `layer "${o.layer}" is ${JSON.stringify(inferred)} on ONNX Runtime, ${JSON.stringify(shown(o))} in the graph`,
-        );
-      }
-    }
-    if (estimatePass({ ...model, layers }).bytes <= (options.trialPassBytes ?? TRIAL_PASS_BYTES)) {
-      const activations = reshaped(await session.run(new Float32Array(height * width * channels)));
-      for (const layer of layers) {
-        const shape = activations.get(layer.name)?.shape;
-        if (shape?.join() !== layer.shape.join()) {
-          throw new Error(
-            `layer "${layer.name}" is ${JSON.stringify(shape)} on ONNX Runtime, ${JSON.stringify(layer.shape)} on TensorFlow.js`,
-          );
-        }
-      }
-    }
-  } catch (error) {
-    session.release();
-    return { unsupported: `the converted graph does not run like the original: ${errorText(error)}` };
-  }
-  return {
-    ...model,
-    layers,
-    backend: 'onnxruntime',
-    graphModel: undefined,
-    // A pass over some layers runs on a graph cut down to them (openOnnxGraph).
-    prunesPartialPasses: true,
-    async run(input, only) {
-      return reshaped(await session.run(input, only));
-    },
-    dispose: () => session.release(),
-  };
+  return replaceWithConverted(model, conversion, { ...options, graphModel: undefined });
 }
