@@ -21,9 +21,16 @@ for id in "${ids[@]}"; do
     failed+=("$id (oracle)")
     continue
   }
-  if ! ORACLE_CACHE=$OUT KERAS_APPS=$id FEATURE_MAPS_SUITE='npm run test:applications' \
-    npx mocha --no-config --timeout 1800000 dist/test/unit/kerasApps.test.js; then
-    failed+=("$id")
+  test() {
+    ORACLE_CACHE=$OUT KERAS_APPS=$id FEATURE_MAPS_SUITE='npm run test:applications' \
+      npx mocha --no-config --timeout 1800000 dist/test/unit/kerasApps.test.js
+  }
+  if ! test; then
+    # Deep nets (ResNet152) drift past 1e-4 in float32, Keras' own included: remake the oracle with
+    # Keras' float64 too, so each layer is held to Keras' own float32 error where that is larger.
+    echo "test-applications: $id: again, against Keras' own float32 error (--f64)"
+    bash tools/make-keras-apps-oracle.sh "$OUT" "$id" --f64 --force >>"$OUT/keras-apps-$id.log" 2>&1 && test ||
+      failed+=("$id")
   fi
   # CI's models stay for `npm test`; the rest go once checked.
   if [[ " ${ci[*]} " != *" $id "* ]]; then

@@ -34,7 +34,10 @@ interface AppManifest {
     output_shape: number[] | null;
     file: string | null;
     max_abs: number;
+    /** Keras' own float32 against float64 on this layer (made with --f64; null otherwise). */
+    keras_f32_vs_f64?: number | null;
   }[];
+  keras_f32_vs_f64_worst?: number | null;
   /** The classifier's best five classes (null for a model without one). */
   top5: number[] | null;
   top5_margin?: number | null;
@@ -104,7 +107,7 @@ describe('Keras models of every architecture, on onnxruntime, against Keras', fu
     const app = JSON.parse(fs.readFileSync(path.join(dir, 'manifest.json'), 'utf8')) as AppManifest;
     for (const kind of ['h5', 'keras'] as const) {
       const file = path.join(dir, app.files[kind].name);
-      it(`${app.label} from .${kind}: runs on onnxruntime, every layer as Keras lists it, every map within ${ORACLE_TOLERANCE}`, async () => {
+      it(`${app.label} from .${kind}: runs on onnxruntime, every layer as Keras lists it, every map within ${ORACLE_TOLERANCE} (or Keras' own float32 error, where larger)`, async () => {
         const started = performance.now();
         const model = await loadKerasModel(tf, {
           key: `test:${file}`,
@@ -146,7 +149,7 @@ describe('Keras models of every architecture, on onnxruntime, against Keras', fu
           if (app.preprocess !== 'none') {
             assert.equal(guessPreprocessing('keras', model.layers).mode, PREPROCESSING[app.preprocess] ?? 'tf');
           }
-          const { worst, passMs } = await matchesKeras(model, dir, app);
+          const { worst, passMs, relaxed } = await matchesKeras(model, dir, app);
           results.push({
             id,
             label: app.label,
@@ -154,6 +157,7 @@ describe('Keras models of every architecture, on onnxruntime, against Keras', fu
             runtime: model.backend ?? 'unknown',
             worst: worst.error,
             worstLayer: worst.layer,
+            kerasOwn: relaxed > 0 ? (app.keras_f32_vs_f64_worst ?? undefined) : undefined,
             layers: kerasLayers.length,
             suite: process.env.FEATURE_MAPS_SUITE ?? 'npm test',
             date: new Date().toISOString().slice(0, 10),
@@ -178,6 +182,7 @@ async function matchesKeras(model: LoadedModel, dir: string, app: AppManifest) {
   let worst = { layer: '', error: 0 };
   const failed: string[] = [];
   let compared = 0;
+  let relaxed = 0;
   for (const layer of app.layers) {
     if (!layer.file || layer.class_name === 'InputLayer') continue;
     const ref = readNpy(path.join(dir, layer.file));
@@ -186,11 +191,22 @@ async function matchesKeras(model: LoadedModel, dir: string, app: AppManifest) {
     assert.deepEqual([1, ...ours.shape], ref.shape, `${layer.name} shape`);
     const error = relErr(channelsLast(ours), ref.data);
     compared++;
-    if (!(error <= ORACLE_TOLERANCE)) failed.push(`${layer.name} (${layer.class_name}) ${error.toExponential(2)}`);
+    // Deep in a deep net (ResNet152) Keras' own float32 is further than 1e-4 from the exact
+    // result (its float64): no float32 runtime can then be nearer Keras than that. Where the
+    // oracle measured it, the limit is three times Keras' own error: ours no worse than Keras'.
+    const kerasOwn = layer.keras_f32_vs_f64 ?? 0;
+    const limit = Math.max(ORACLE_TOLERANCE, 3 * kerasOwn);
+    if (error > ORACLE_TOLERANCE && error <= limit) relaxed++;
+    if (!(error <= limit)) {
+      failed.push(
+        `${layer.name} (${layer.class_name}) ${error.toExponential(2)}${kerasOwn ? `, Keras' own float32 error ${kerasOwn.toExponential(2)}` : ''}`,
+      );
+    }
     if (error > worst.error || Number.isNaN(error)) worst = { layer: layer.name, error };
   }
   console.log(
-    `      ${app.label}: ${compared} layers compared, worst ${worst.layer} ${worst.error.toExponential(1)}; pass ${passMs.toFixed(0)} ms`,
+    `      ${app.label}: ${compared} layers compared, worst ${worst.layer} ${worst.error.toExponential(1)}` +
+      `${relaxed > 0 ? ` (${relaxed} beyond 1e-4, each within 3× Keras' own float32 error, worst ${app.keras_f32_vs_f64_worst?.toExponential(1)})` : ''}; pass ${passMs.toFixed(0)} ms`,
   );
   // Where the error starts says more than the first failure: all of them, in model order.
   assert.deepEqual(
@@ -205,5 +221,5 @@ async function matchesKeras(model: LoadedModel, dir: string, app: AppManifest) {
     const top5 = [...probabilities.keys()].sort((a, b) => probabilities[b] - probabilities[a]).slice(0, 5);
     assert.deepEqual(top5, app.top5, 'top-5 classes');
   }
-  return { worst, passMs };
+  return { worst, passMs, relaxed };
 }
