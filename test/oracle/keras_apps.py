@@ -34,6 +34,10 @@ over the layers in model.layers order (recursing into nested models):
   LayerScale (ConvNeXt) gamma U(0.1,1) (Keras starts it at 1e-6, which hides every block)
   PReLU                alpha U(0.05,0.3)
   every bias           N(0,0.1)
+Then (keras.applications only) `damp_residual_branches` scales the last BN/LN/LayerScale/conv of
+every residual branch that meets an Add by U(0.1,0.3), from default_rng(1): with full-size random
+branches deep residual nets are chaotic and Keras' own float32 drifts from float64 beyond the
+tests' 1e-4 (ResNet152: 7.6e-4; damped 1.3e-5). Then `calibrate_bn` (above) sets the BN statistics.
 The Normalization layers of the applications are left as Keras makes them (EfficientNet's:
 mean 0, variance 1, count 0 as weights; ConvNeXt's and EfficientNetV2-S/M/L's: ImageNet
 constants in the config); layers_zoo has an adapted one. The autoencoder (no normalisation
@@ -54,7 +58,7 @@ Written into OUTDIR/keras-apps/<ID>/ (made in <ID>.partial/, renamed when comple
                  applied to tensors: MobileNetV3's hard_sigmoid is `ReLU(6)(x + 3.0) * (1/6)`,
                  18 such Add/Multiply operations that model.layers does not list)
   manifest.json  {
-    "generator": "test/oracle/keras_apps.py", "version": 1, "id", "label", "builder"
+    "generator": "test/oracle/keras_apps.py", "version": 2, "id", "label", "builder"
     (the Python expression), "keras_version", "tensorflow_version", "seed",
     "input_shape": [H,W,C] (what input.npy holds), "model_input_shape" (the model's declared
     input without batch, null for a free dimension: MobileNetV3 is [null,null,3]),
@@ -117,7 +121,7 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 GENERATOR = "test/oracle/keras_apps.py"
-VERSION = 1
+VERSION = 2
 SEED = 0
 
 # keras.applications class name -> the module whose preprocess_input it uses, and its mode.
@@ -171,6 +175,7 @@ ALL_SET = list(LABELS)
 DEFAULT_BN_VARIANCE = (0.5, 2.0)
 BN_VARIANCE = {"layers_zoo": (0.02, 0.1)}
 
+RESIDUAL_DAMP = (0.1, 0.3)  # see damp_residual_branches
 CALIBRATION_IMAGE = "coffee.png"  # beside IMAGE; BN statistics and the sensitivity check use it
 CHUNK_BYTES = int(float(os.environ.get("ORACLE_CHUNK_BYTES", "1.5e9")))  # activations per predict
 
@@ -253,6 +258,110 @@ def perturb(model, rng, bn_variance):
             else:
                 continue
             v.assign(np.asarray(val, dtype=v.dtype))
+
+
+# Layers a residual branch may end with after its last scalable layer: each commutes with a
+# positive scale factor, so scaling the layer before them scales the branch.
+_TRANSPARENT = {
+    "Dropout",
+    "SpatialDropout2D",
+    "GaussianDropout",
+    "GaussianNoise",
+    "Identity",
+    "StochasticDepth",
+    "MaxPooling2D",
+    "AveragePooling2D",
+    "ZeroPadding2D",
+    "Cropping2D",
+}
+
+
+def damp_residual_branches(model, rng, damp=RESIDUAL_DAMP):
+    """
+    Scales down each residual branch. For every Add (layer, or keras.ops add of two tensors) and
+    each of its inputs, walks back through layers that commute with a positive factor (dropout,
+    pooling, padding, linear or plain ReLU activations) to the first layer with a gamma
+    (BatchNormalization, LayerNormalization, LayerScale) or a kernel. An input that reaches a
+    merge first is an identity shortcut. If there is one, every other input is a branch; if not
+    (a projection shortcut: ResNet's conv + BN), the deepest input (longest path from the model's
+    input) is the branch. Each branch's layer gets its gamma and beta, or kernel and bias,
+    multiplied by s ~ U(damp). Trained residual nets look like this (their branches add small
+    corrections); with full-size random branches, deep ones are chaotic: float32 rounding grows
+    block by block (ResNet152: Keras' own float32 differed from float64 by 7.6e-4 of a layer's
+    range at conv5, far above the tests' 1e-4; damped: 1.3e-5).
+    Returns the names of the layers scaled.
+    """
+    done = []
+
+    def producer(t):
+        hist = getattr(t, "_keras_history", None)
+        return hist[0] if hist else None
+
+    def inputs_of(op):
+        if not op._inbound_nodes:
+            return []
+        node = op._inbound_nodes[0]
+        if isinstance(op, keras.layers.Layer):
+            return list(node.input_tensors)
+        return [a for a in node.arguments.args if isinstance(a, keras.KerasTensor)]
+
+    depth = {}
+    for op in model.operations:  # in graph order
+        depth[id(op)] = 1 + max((depth.get(id(producer(t)), 0) for t in inputs_of(op)), default=0)
+
+    def target(layer):
+        """The layer whose scaling scales this input, or None (reaches a merge or something else)."""
+        while layer is not None:
+            cls = layer.__class__.__name__
+            transparent = (
+                cls in _TRANSPARENT
+                or (cls == "Activation" and layer.get_config()["activation"] in ("linear", "relu"))
+                or (cls == "ReLU" and not layer.threshold and layer.negative_slope == 0)
+            )
+            if not transparent:
+                if isinstance(layer, keras.Model):
+                    return None
+                if cls == "LayerScale":
+                    return layer
+                names = {v.name for v in getattr(layer, "weights", [])}
+                return layer if names & {"gamma", "kernel", "depthwise_kernel"} else None
+            ins = inputs_of(layer)
+            if len(ins) != 1:
+                return None
+            layer = producer(ins[0])
+        return None
+
+    def scale(layer):
+        if layer.name in done:
+            return
+        names = {v.name: v for v in layer.weights}
+        if layer.__class__.__name__ == "LayerScale":  # its one weight is unnamed
+            names = {"gamma": layer.gamma}
+        for group in (("gamma", "beta"), ("kernel", "bias"), ("depthwise_kernel", "bias")):
+            if group[0] in names:
+                f = rng.uniform(*damp)
+                for n in group:
+                    if n in names:
+                        v = names[n]
+                        v.assign(np.asarray(v.numpy() * f, dtype=v.dtype))
+                done.append(layer.name)
+                return
+
+    for op in model.operations:
+        if op.__class__.__name__ != "Add":
+            continue
+        if not isinstance(op, keras.layers.Layer) and len(inputs_of(op)) != len(op._inbound_nodes[0].arguments.args):
+            continue  # x + 3.0, not a merge
+        ts = [target(producer(t)) for t in inputs_of(op)]
+        if len(ts) < 2:
+            continue
+        if all(t is not None for t in ts):
+            deepest = max(range(len(ts)), key=lambda i: (depth.get(id(ts[i]), 0), i))
+            ts = [ts[deepest]]
+        for t in ts:
+            if t is not None:
+                scale(t)
+    return done
 
 
 def calibrate_bn(model, x_cal):
@@ -639,6 +748,7 @@ def make(model_id, outdir, image_path, do_f64, do_verify):
 
     t = time.time()
     perturb(model, np.random.default_rng(SEED), bn_variance)
+    damped = [] if model_id in BUILT else damp_residual_branches(model, np.random.default_rng(SEED + 1))
     calibrate_bn(model, x_other)
     T["perturb"] = time.time() - t
 
@@ -841,11 +951,14 @@ def make(model_id, outdir, image_path, do_f64, do_verify):
     if model_id == "autoencoder":
         notes.append("he_normal kernels (with Keras' default Glorot the image faded to 5e-4 of the output's range)")
     if operations:
+        kinds = sorted({f"{o['module']}.{o['class_name']}" for o in operations})
         notes.append(
-            f"{len(operations)} operations of the graph are no layers (keras.ops on tensors, e.g. x + 3.0 in "
-            "hard_sigmoid); they are listed under 'operations', their outputs in operations/<name>.npy; "
-            "the .keras config names them with module keras.src.ops.numpy, the legacy .h5 config only by "
-            "class name (Add, Multiply), which Keras itself then reads as the merge layers"
+            f"{len(operations)} operations of the graph are no layers ({', '.join(kinds)}: keras.ops applied to "
+            "tensors, like MobileNetV3's x + 3.0 or ConvNeXt's residual inputs + x); they are listed under "
+            "'operations', their outputs in operations/<name>.npy. The .keras config names them with their "
+            "module; the legacy .h5 config only by class name (Add, Multiply), so Keras itself reads them back "
+            "as the merge layers and fails: the only difference is in the node's args (two positional "
+            "arguments, one of them maybe a number, instead of one list of tensors)"
         )
     import tensorflow as tf
 
@@ -879,6 +992,11 @@ def make(model_id, outdir, image_path, do_f64, do_verify):
             "PReLU": "alpha U(0.05,0.3)",
             "bias": "N(0,0.1)",
             "Normalization": "left as Keras makes it" if model_id != "layers_zoo" else "adapted on seeded data",
+            "residual_branches": f"{len(damped)} layers at the end of a residual branch scaled by U{RESIDUAL_DAMP} "
+            "(gamma and beta, or kernel and bias; damp_residual_branches)"
+            if model_id not in BUILT
+            else "not damped",
+            "damped_layers": damped,
         },
         "conditioning": cond,
         "keras_f32_vs_f64_worst": max(f64.values()) if f64 else None,
