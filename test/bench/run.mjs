@@ -618,24 +618,24 @@ function kerasReport(r, lines) {
   );
   lines.push('');
   lines.push(
-    `| model | file | side | open | layers read out | every layer (median of ${first.ours.forward.n}) | the first layer alone | bench process peak RSS | whole process (median of ${KERAS_PROCESS_RUNS}; peak RSS) |`,
+    `| model | file | side | open | layers read out | every layer (median of ${first.ours.forward.n}) | the first layer alone | bench process: resident after the (first) open; peak | whole process (median of ${KERAS_PROCESS_RUNS}; peak RSS) |`,
   );
   lines.push('| --- | --- | --- | --- | --- | --- | --- | --- | --- |');
   for (const f of k.files) {
     const { ours, keras } = f;
     const size = `${ours.fileMB} MB`;
     lines.push(
-      `| ${f.model} | .${f.kind} (${size}) | ours | ${secs(ours.firstOpenMs)}; again ${secs(ours.secondOpenMs)} | ${ours.layers} | ${msOf(ours.forward.median)} | ${msOf(ours.firstLayer.pass.median)} | ${ours.peakRssMB} MB | CLI: ${whole(f.process.cli)} |`,
+      `| ${f.model} | .${f.kind} (${size}) | ours | ${secs(ours.firstOpenMs)}; again ${secs(ours.secondOpenMs)} | ${ours.layers} | ${msOf(ours.forward.median)} | ${msOf(ours.firstLayer.pass.median)} | ${ours.rssAfterOpenMB} MB; ${ours.peakRssMB} MB | CLI: ${whole(f.process.cli)} |`,
     );
     if (keras.loadError) {
       lines.push(
-        `| ${f.model} | .${f.kind} | Keras | **load_model fails**: ${keras.loadError} (after import ${secs(keras.importMs)}) | – | – | – | ${keras.peakRssMB} MB | script: ${whole(f.process.keras)} |`,
+        `| ${f.model} | .${f.kind} | Keras | **load_model fails**: ${keras.loadError} (after import ${secs(keras.importMs)}) | – | – | – | –; ${keras.peakRssMB} MB | script: ${whole(f.process.keras)} |`,
       );
       continue;
     }
     const pass = (p) => `predict ${msOf(p.predict.median)}; call ${msOf(p.call.median)}`;
     lines.push(
-      `| ${f.model} | .${f.kind} | Keras | ${secs(keras.loadMs)} + import ${secs(keras.importMs)}; again ${secs(keras.secondLoadMs)} | ${keras.outputs} | ${pass(keras.everyLayer)} | ${pass(keras.firstLayer)} | ${keras.peakRssMB} MB | script: ${whole(f.process.keras)} |`,
+      `| ${f.model} | .${f.kind} | Keras | ${secs(keras.loadMs)} + import ${secs(keras.importMs)}; again ${secs(keras.secondLoadMs)} | ${keras.outputs} | ${pass(keras.everyLayer)} | ${pass(keras.firstLayer)} | ${keras.rssAfterLoadMB} MB; ${keras.peakRssMB} MB | script: ${whole(f.process.keras)} |`,
     );
   }
   lines.push('');
@@ -648,7 +648,8 @@ function kerasReport(r, lines) {
         .join(
           ', ',
         )}): ours, \`run\` with only that layer, on a graph cut down to it; Keras, a model of that layer's output. ` +
-      "Whole process: spawn to exit; ours `feature-maps <image> --model <file> --out sheet.png` (every layer's pass, a contact sheet of three), Keras a script that imports, loads, `predict`s every layer's output and takes them as numpy arrays. Peak RSS of whole processes by GNU time.",
+      "Whole process: spawn to exit; ours `feature-maps <image> --model <file> --out sheet.png` (every layer's pass, a contact sheet of three), Keras a script that imports, loads, `predict`s every layer's output and takes them as numpy arrays. Peak RSS of whole processes by GNU time. " +
+      "Bench process memory: ours with the engine keeping the latest image's activations only (the extension's engine keeps recent images' on top, up to activationCache.ts' DEFAULT_CACHE_BYTES), Keras holding one pass's outputs; both after two opens and every pass above.",
   );
   const firstOpen = k.files.map(
     (f) =>
