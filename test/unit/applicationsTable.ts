@@ -65,9 +65,10 @@ function prettier(file: string): void {
 function table(results: readonly ApplicationResult[]): string {
   const byId = new Map<string, Partial<Record<'h5' | 'keras', ApplicationResult>>>();
   for (const r of results) byId.set(r.id, { ...byId.get(r.id), [r.kind]: r });
+  // Times are npm run bench's to give (a test run shares the machine): only what ran and how close.
   const cell = (r?: ApplicationResult) =>
     r
-      ? `${r.runtime}, ${r.worst.toExponential(1)}${r.loadMs !== undefined ? ` (load ${fmtMs(r.loadMs)}, pass ${fmtMs(r.passMs ?? 0)})` : ''}`
+      ? `${r.runtime}, ${r.worst.toExponential(1)}${r.kerasOwn !== undefined ? ` (Keras' own float32: ${r.kerasOwn.toExponential(1)})` : ''}`
       : 'not checked';
   const rows = [...byId.entries()].map(([, kinds]) => {
     const any = (kinds.h5 ?? kinds.keras)!;
