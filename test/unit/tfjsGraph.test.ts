@@ -8,38 +8,12 @@ import type { LoadedModel } from '../../src/engine/model';
 import { loadTfjsGraphModel } from '../../src/engine/models/tfjsGraph';
 import { type Tf, getTf } from '../../src/engine/tf';
 import { rejectsWith } from './assertions';
+import { type NodeDef, type Weight, random } from './graphDefs';
 import { DIST, image, tempDir } from './fixtures';
 import { relErr } from './npy';
 
 const TOLERANCE = 1e-5;
 const SIZE = 16;
-
-/** A GraphDef node as the TF.js converter writes it. */
-interface NodeDef {
-  name: string;
-  op: string;
-  input?: string[];
-  attr?: Record<string, unknown>;
-}
-
-interface Weight {
-  name: string;
-  shape: number[];
-  dtype: 'float32' | 'int32';
-  values: Float32Array | Int32Array;
-}
-
-/** mulberry32: fixed-seed weights, the same on every run. */
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const next = random(1234);
 const floats = (count: number, scale: number): Float32Array =>

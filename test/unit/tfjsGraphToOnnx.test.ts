@@ -11,6 +11,7 @@ import { loadTfjsGraphModel } from '../../src/engine/models/tfjsGraph';
 import { graphModelToOnnx, graphModelToOnnxRuntime } from '../../src/engine/models/tfjsGraphToOnnx';
 import { preprocess } from '../../src/engine/preprocess';
 import { type Tf, getTf } from '../../src/engine/tf';
+import { type NodeDef, type Weight, random } from './graphDefs';
 import { DIST, REPO, image, tempDir } from './fixtures';
 import { relErr } from './npy';
 
@@ -59,33 +60,6 @@ function nsfwjsGraphModel(): string {
 }
 
 // ---------------------------------------------------------------- graphs written here
-
-/** A GraphDef node as the TF.js converter writes it. */
-interface NodeDef {
-  name: string;
-  op: string;
-  input?: string[];
-  attr?: Record<string, unknown>;
-}
-
-interface Weight {
-  name: string;
-  shape: number[];
-  dtype: 'float32' | 'int32';
-  values: Float32Array | Int32Array;
-}
-
-/** mulberry32: fixed-seed weights, the same on every run. */
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 // GraphDef attributes in protobuf's JSON: strings base64, integers decimal strings.
 const base64 = (s: string) => Buffer.from(s).toString('base64');

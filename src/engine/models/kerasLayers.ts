@@ -237,6 +237,33 @@ function convNode(
   return c.graph.node(op, inputs, out, attributes);
 }
 
+/** A Conv with the layer's strides, dilation and padding on `x`, then its activation: Conv2D and DepthwiseConv2D. */
+function spatialConv(
+  c: LayerContext,
+  x: Value,
+  kernelSize: [number, number],
+  group: number,
+  kernel: Kernel,
+  bias: Float32Array | undefined,
+  filters: number,
+): Value {
+  const strides = pair(c, 'strides', [1, 1]);
+  const dilations = pair(c, 'dilation_rate', [1, 1]);
+  const win = window(c, x, kernelSize, strides, dilations);
+  const attributes = [
+    ints('kernel_shape', kernelSize),
+    ints('strides', strides),
+    ints('dilations', dilations),
+    ints('pads', win.pads),
+    int('group', group),
+  ];
+  return withActivation(c, (pre) => convNode(c, c.graph.nchw(x), kernel, bias, attributes, pre), [
+    win.height,
+    win.width,
+    filters,
+  ]);
+}
+
 function conv2d(c: LayerContext): Value {
   const x = image(c.inputs);
   const filters = num(c, 'filters');
@@ -250,21 +277,7 @@ function conv2d(c: LayerContext): Value {
   expectWeights(c, useBias ? 2 : 1);
   const kernel = weight(c, 0, 'kernel', [kh, kw, channels / groups, filters]);
   const bias = useBias ? weight(c, 1, 'bias', [filters]).data : undefined;
-  const strides = pair(c, 'strides', [1, 1]);
-  const dilations = pair(c, 'dilation_rate', [1, 1]);
-  const win = window(c, x, [kh, kw], strides, dilations);
-  const attributes = [
-    ints('kernel_shape', [kh, kw]),
-    ints('strides', strides),
-    ints('dilations', dilations),
-    ints('pads', win.pads),
-    int('group', groups),
-  ];
-  return withActivation(c, (pre) => convNode(c, c.graph.nchw(x), hwioToOihw(kernel), bias, attributes, pre), [
-    win.height,
-    win.width,
-    filters,
-  ]);
+  return spatialConv(c, x, [kh, kw], groups, hwioToOihw(kernel), bias, filters);
 }
 
 function depthwiseConv2d(c: LayerContext): Value {
@@ -276,21 +289,7 @@ function depthwiseConv2d(c: LayerContext): Value {
   expectWeights(c, useBias ? 2 : 1);
   const kernel = weight(c, 0, 'depthwise_kernel', [kh, kw, channels, multiplier]);
   const bias = useBias ? weight(c, 1, 'bias', [channels * multiplier]).data : undefined;
-  const strides = pair(c, 'strides', [1, 1]);
-  const dilations = pair(c, 'dilation_rate', [1, 1]);
-  const win = window(c, x, [kh, kw], strides, dilations);
-  const attributes = [
-    ints('kernel_shape', [kh, kw]),
-    ints('strides', strides),
-    ints('dilations', dilations),
-    ints('pads', win.pads),
-    int('group', channels),
-  ];
-  return withActivation(c, (pre) => convNode(c, c.graph.nchw(x), depthwiseToGrouped(kernel), bias, attributes, pre), [
-    win.height,
-    win.width,
-    channels * multiplier,
-  ]);
+  return spatialConv(c, x, [kh, kw], channels, depthwiseToGrouped(kernel), bias, channels * multiplier);
 }
 
 /** A depthwise convolution (strides, dilation, padding) then a 1×1 convolution (bias, activation). */
