@@ -11,7 +11,13 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { ctx } from '../vscode/context.mjs';
-import { clickContextMenuItem, explorerRow, screenshot, waitForPaintedGrid, webviewFrame } from '../vscode/harness.mjs';
+import {
+  clickContextMenuItem,
+  expandFolder,
+  screenshot,
+  waitForPaintedGrid,
+  webviewFrame,
+} from '../vscode/harness.mjs';
 
 const TIMEOUT = 90_000;
 
@@ -41,9 +47,7 @@ describe('Keras 3 models in the panel (issue 11)', function () {
     fs.mkdirSync(path.dirname(target()), { recursive: true });
     fs.copyFileSync(file, target());
     await ctx.reload();
-    const folder = explorerRow(ctx.page, 'models');
-    await folder.waitFor({ timeout: TIMEOUT });
-    if ((await folder.getAttribute('aria-expanded')) !== 'true') await folder.click();
+    await expandFolder(ctx.page, 'models', TIMEOUT);
     await clickContextMenuItem(ctx.page, 'convnexttiny.keras', 'Use as Feature Map Model');
 
     await clickContextMenuItem(ctx.page, 'chelsea.png', 'Show Feature Maps');

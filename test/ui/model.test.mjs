@@ -5,7 +5,7 @@ import path from 'node:path';
 import { ctx } from '../vscode/context.mjs';
 import {
   clickContextMenuItem,
-  explorerRow,
+  expandFolder,
   runCommand,
   screenshot,
   waitForPaintedGrid,
@@ -58,8 +58,9 @@ describe('Your own model, picked with Select Model…', () => {
 
   it('uses an ONNX file picked with "Use as Feature Map Model" in the explorer', async () => {
     await ctx.reload();
-    await explorerRow(ctx.page, 'models').click();
-    await explorerRow(ctx.page, 'squeezenet-imagenet.onnx').click();
+    // Earlier tests may have left these folders open: a click would close them.
+    await expandFolder(ctx.page, 'models');
+    await expandFolder(ctx.page, 'squeezenet-imagenet.onnx');
     await clickContextMenuItem(ctx.page, 'SqueezeNet_fp16.onnx', 'Use as Feature Map Model');
     await clickContextMenuItem(ctx.page, 'coffee.png', 'Show Feature Maps');
     const frame = webviewFrame(ctx.page);

@@ -12,7 +12,13 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { ctx } from '../vscode/context.mjs';
-import { clickContextMenuItem, explorerRow, screenshot, waitForPaintedGrid, webviewFrame } from '../vscode/harness.mjs';
+import {
+  clickContextMenuItem,
+  expandFolder,
+  screenshot,
+  waitForPaintedGrid,
+  webviewFrame,
+} from '../vscode/harness.mjs';
 
 /** Converting ResNet-18 takes 5–15 s on an idle machine; a busy CI runner may take several times that. */
 const CONVERSION_TIMEOUT = 180_000;
@@ -67,13 +73,6 @@ async function waitForSettings(check, what) {
   }
 }
 
-/** Opens an explorer folder (a click on an open one would close it). */
-async function expandFolder(name) {
-  const row = explorerRow(ctx.page, name);
-  await row.waitFor({ timeout: TIMEOUT });
-  if ((await row.getAttribute('aria-expanded')) !== 'true') await row.click();
-}
-
 /** Text of a locator in the panel. */
 const text = (frame, selector) => frame.locator(selector).first().innerText();
 
@@ -109,7 +108,7 @@ describe('PyTorch models in the panel (issue 10)', function () {
     addModel('torchscript.pt', 'resnet18.pt');
     writeWorkspaceSettings({ 'featureMaps.pythonPath': torch.python });
     await ctx.reload();
-    await expandFolder('models');
+    await expandFolder(ctx.page, 'models');
     await clickContextMenuItem(ctx.page, 'resnet18.pt', 'Use as Feature Map Model');
     await waitForSettings((s) => s['featureMaps.model'] === 'models/resnet18.pt', 'the .pt is the model');
 

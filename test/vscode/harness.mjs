@@ -401,6 +401,13 @@ export function explorerRow(page, name) {
     .filter({ has: page.locator('.label-name', { hasText: new RegExp(`^${escapeRegExp(name)}$`) }) });
 }
 
+/** Opens an explorer folder; one already open stays open (a click on it would close it). */
+export async function expandFolder(page, name, timeoutMs = 60_000) {
+  const row = explorerRow(page, name);
+  await row.waitFor({ timeout: timeoutMs });
+  if ((await row.getAttribute('aria-expanded')) !== 'true') await row.click();
+}
+
 /** The context menu's action labels, in order (separators left out). */
 export async function contextMenuItems(page) {
   const labels = page.locator('.context-view .monaco-menu .action-label');
