@@ -37,6 +37,22 @@ const common = {
 // Native addons (and vscode itself) stay outside the bundles and ship in node_modules.
 const nodeExternal = ['vscode', 'sharp', '@tensorflow/tfjs-node', 'onnxruntime-node', 'mocha', 'playwright-core'];
 
+/**
+ * TensorFlow.js (src/engine/tfjsRuntime.ts, 3 MB) and h5wasm (the HDF5 reader of Keras files, 4 MB)
+ * become files of their own, dist/tfjs.js and dist/h5wasm.js, which the engine and CLI bundles load
+ * only when a model needs them: a process that opens an ONNX model or a cached conversion never
+ * parses them. (The test bundles keep them inside, so they share node_modules' one TensorFlow.js.)
+ */
+const APART = { './tfjsRuntime': './tfjs.js', h5wasm: './h5wasm.js' };
+const apart = {
+  name: 'apart',
+  setup(build) {
+    build.onResolve({ filter: /^(\.\/tfjsRuntime|h5wasm)$/ }, (args) =>
+      args.kind === 'entry-point' ? undefined : { path: APART[args.path], external: true },
+    );
+  },
+};
+
 const builds = [
   {
     ...common,
@@ -44,12 +60,15 @@ const builds = [
       extension: 'src/extension.ts',
       engine: 'src/engine/engineProcess.ts',
       cli: 'src/cli.ts',
+      tfjs: 'src/engine/tfjsRuntime.ts',
+      h5wasm: 'h5wasm',
     },
     outdir: dist,
     platform: 'node',
     format: 'cjs',
     target: 'node20',
     external: nodeExternal,
+    plugins: [...common.plugins, apart],
     // jsonc-parser's UMD build requires its parts at run time, which a bundle cannot; its ESM build bundles.
     alias: { 'jsonc-parser': 'jsonc-parser/lib/esm/main.js' },
   },

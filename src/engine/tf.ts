@@ -1,8 +1,6 @@
-import * as path from 'node:path';
-import * as tfCore from '@tensorflow/tfjs-core';
-import * as tfLayers from '@tensorflow/tfjs-layers';
-import * as tfConverter from '@tensorflow/tfjs-converter';
-import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
+import type * as tfCore from '@tensorflow/tfjs-core';
+import type * as tfLayers from '@tensorflow/tfjs-layers';
+import type * as tfConverter from '@tensorflow/tfjs-converter';
 
 /** The parts of the TensorFlow.js API the engine uses: core ops, Layers and GraphModel loading. */
 export type Tf = typeof tfCore &
@@ -33,16 +31,11 @@ async function start(assetsDir: string): Promise<TfRuntime> {
     await native.ready();
     return { tf: native, backend: native.getBackend() };
   }
-  setWasmPaths(assetsDir.endsWith(path.sep) ? assetsDir : assetsDir + path.sep);
-  const tf: Tf = {
-    ...tfCore,
-    loadLayersModel: tfLayers.loadLayersModel,
-    model: tfLayers.model,
-    models: tfLayers.models,
-    loadGraphModel: tfConverter.loadGraphModel,
-  };
-  if (!(await tf.setBackend('wasm'))) throw new Error('The TensorFlow.js wasm backend could not start.');
-  await tf.ready();
+  // Read only now: a separate file in the production bundles (esbuild.js), so the CLI, the engine
+  // process and a model on onnxruntime start without parsing TensorFlow.js.
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { startWasm } = require('./tfjsRuntime') as typeof import('./tfjsRuntime');
+  const tf = await startWasm(assetsDir);
   return { tf, backend: tf.getBackend() };
 }
 
