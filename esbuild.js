@@ -1,7 +1,8 @@
 // Builds every bundle: extension host (node, cjs), engine worker, CLI, webview (browser),
-// the two test suites, and the bundled model decoded into dist/models/.
+// the two test suites, the bundled model decoded into dist/models/ and converted to ONNX there.
 // Usage: node esbuild.js [--watch] [--production]
 const esbuild = require('esbuild');
+const { execFileSync } = require('node:child_process');
 const fs = require('node:fs');
 const path = require('node:path');
 const { buildBundledModel, buildImagenetLabels } = require('./tools/bundled-model.js');
@@ -60,6 +61,8 @@ const builds = [
       extension: 'src/extension.ts',
       engine: 'src/engine/engineProcess.ts',
       cli: 'src/cli.ts',
+      // Run by the build below, not shipped (.vscodeignore).
+      'bundled-onnx': 'src/engine/bundledOnnx.ts',
       tfjs: 'src/engine/tfjsRuntime.ts',
       h5wasm: 'h5wasm',
     },
@@ -124,11 +127,22 @@ async function main() {
   copyRuntimeAssets();
   const contexts = await Promise.all(builds.map((options) => esbuild.context(options)));
   if (watch) {
+    await Promise.all(contexts.map((ctx) => ctx.rebuild()));
+    writeBundledOnnx();
     await Promise.all(contexts.map((ctx) => ctx.watch()));
     return;
   }
   await Promise.all(contexts.map((ctx) => ctx.rebuild()));
   await Promise.all(contexts.map((ctx) => ctx.dispose()));
+  writeBundledOnnx();
+}
+
+/**
+ * The bundled model's ONNX form (dist/models/mobilenet_v2-onnx), made with the engine just built
+ * (src/engine/bundledOnnx.ts): the extension and the CLI open it without converting anything.
+ */
+function writeBundledOnnx() {
+  execFileSync(process.execPath, [path.join(dist, 'bundled-onnx.js'), dist], { stdio: 'inherit' });
 }
 
 main().catch((error) => {

@@ -23,7 +23,7 @@ import { PythonError, UserFacingError, errorText } from './engine/errors';
 import { describeModelFiles } from './engine/formats';
 import { isSpatial } from './engine/layers';
 import type { FileModelHints, ModelSource } from './engine/model';
-import { defaultCacheDir as conversionCacheDir } from './engine/models/pytorch';
+import { defaultCacheDir as conversionCacheDir } from './engine/conversionStore';
 import { applyColormap, channelIndexMap, colormapLut } from './shared/colormaps';
 import {
   COLORMAPS,
@@ -80,8 +80,10 @@ Options:
       --list                print the model's layers and exit
   -h, --help                show this help
 
-A PyTorch model is converted with Python once and the result kept in
-${path.join(conversionCacheDir(), 'conversions').replace(os.homedir(), '~')}: later runs need no Python.`;
+A PyTorch model is converted with Python once, a Keras or TF.js model to ONNX
+once, and the result kept in
+${path.join(conversionCacheDir(), 'conversions').replace(os.homedir(), '~')}: later runs need no Python and
+no conversion.`;
 
 interface SheetOptions {
   channels: number;
@@ -158,7 +160,10 @@ async function main(argv: string[]): Promise<number> {
     : values.model
       ? { kind: 'file', path: path.resolve(values.model), hints: pytorchHints(values) }
       : { kind: 'bundled' };
-  const engine = new FeatureMapEngine({ assetsDir: __dirname });
+  const engine = new FeatureMapEngine({
+    assetsDir: __dirname,
+    conversionsDir: path.join(conversionCacheDir(), 'conversions'),
+  });
   try {
     if (entry) await loadCatalogModel(engine, model, entry, cacheDir);
     const result = await engine.extract({

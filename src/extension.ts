@@ -30,6 +30,8 @@ export function activate(context: vscode.ExtensionContext): FeatureMapsApi {
   const engine = new EngineClient({
     enginePath: vscode.Uri.joinPath(context.extensionUri, 'dist', 'engine.js').fsPath,
     assetsDir: dist,
+    // Converted Keras and TF.js models, beside the PyTorch conversions (hints.cacheDir).
+    conversionsDir: vscode.Uri.joinPath(context.globalStorageUri, 'conversions').fsPath,
     log: (line) => log.info(line),
     // An idle engine that keeps more than a pass's budget plus its caches (models, 512 MB of
     // results) resident starts afresh.

@@ -11,6 +11,8 @@ import type { ModelSource } from './model';
 export interface EngineProcessInit {
   /** dist/ (wasm binaries and models) */
   assetsDir: string;
+  /** Where converted Keras and TF.js models are kept (EngineOptions.conversionsDir). */
+  conversionsDir?: string;
 }
 
 export interface EngineClientOptions {
@@ -18,6 +20,8 @@ export interface EngineClientOptions {
   enginePath: string;
   /** dist/ (wasm binaries and models) */
   assetsDir: string;
+  /** Where converted Keras and TF.js models are kept (EngineOptions.conversionsDir); none when absent. */
+  conversionsDir?: string;
   log?: (line: string) => void;
   /** Extra environment for the process (tests). */
   env?: NodeJS.ProcessEnv;
@@ -243,7 +247,7 @@ export class EngineClient {
 
   private ensureProcess(): EngineProcess {
     if (this.process) return this.process;
-    const init: EngineProcessInit = { assetsDir: this.options.assetsDir };
+    const init: EngineProcessInit = { assetsDir: this.options.assetsDir, conversionsDir: this.options.conversionsDir };
     const child = fork(this.options.enginePath, [JSON.stringify(init)], {
       // In desktop VS Code process.execPath is Electron: this makes it a plain Node.
       env: { ...process.env, ...this.options.env, ELECTRON_RUN_AS_NODE: '1' },

@@ -23,6 +23,11 @@ export interface EngineOptions {
   /** Where the engine says which runtime each model runs on, and why. */
   log?: (line: string) => void;
   /**
+   * Where the ONNX form of each converted Keras or TF.js model is kept, so the next open (in any
+   * process) needs no conversion; none kept when absent (ModelCache, conversionStore.ts).
+   */
+  conversionsDir?: string;
+  /**
    * The most a forward pass may allocate, in bytes, where a request does not say (default
    * DEFAULT_MEMORY_BUDGET_BYTES, 2 GB; Infinity for none). A pass over it is refused, naming its
    * biggest layer (budget.ts).
@@ -54,6 +59,7 @@ export class FeatureMapEngine {
       nativeLayers: options.nativeLayers ?? process.env.FEATURE_MAPS_NATIVE !== '0',
       memoryBudget,
       log: options.log,
+      conversionsDir: options.conversionsDir,
     });
     this.activations = new ActivationCache(options.cacheBytes);
     this.extractor = new Extractor(this.activations, memoryBudget);

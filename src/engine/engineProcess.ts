@@ -22,8 +22,11 @@ if (!process.send)
 const init = JSON.parse(process.argv[2] ?? '{}') as EngineProcessInit;
 
 const channel: RpcChannel = {
+  // Settles once the message is written to the pipe: node queues what it cannot write at once,
+  // and a synchronous forward pass would hold it back until the pass ends.
   post(message) {
-    if (process.connected) process.send?.(message);
+    if (!process.connected) return;
+    return new Promise<void>((resolve) => process.send?.(message, undefined, undefined, () => resolve()));
   },
   onMessage(listener) {
     const onMessage = (message: unknown) => {
@@ -36,6 +39,7 @@ const channel: RpcChannel = {
 
 const engine = new FeatureMapEngine({
   assetsDir: init.assetsDir,
+  conversionsDir: init.conversionsDir,
   log: (line) => server.emit('log', line),
 });
 

@@ -11,7 +11,12 @@ import type { Activation, LoadedModel, ModelSource } from './model';
 import { preprocess, preprocessCustom, toGray, type CustomNormalization, type PreprocessMode } from './preprocess';
 
 /** Hears of a call's steps (see EngineProgress): the engine process passes them to the host. */
-export type OnProgress = (progress: EngineProgress) => void;
+/**
+ * Hears how far a request is. What it returns is awaited before a forward pass starts: a pass
+ * may hold the engine's thread (ONNX Runtime's node binding runs a session synchronously), so
+ * the report that says a pass runs must have left the process by then.
+ */
+export type OnProgress = (progress: EngineProgress) => void | Promise<void>;
 
 export interface ExtractRequest {
   imagePath: string;
@@ -130,7 +135,7 @@ export class Extractor {
       try {
         const pixels = channels === 1 ? toGray(image.rgb) : image.rgb;
         input = custom ? preprocessCustom(pixels, custom, channels) : preprocess(pixels, chosen.mode, channels);
-        progress?.({ step: 'pass', bytes: passBytes });
+        await progress?.({ step: 'pass', bytes: passBytes });
         activations = await model.run(input, only);
       } catch (error) {
         throw new UserFacingError(`The model failed to run on ${image.fileName}.`, errorText(error));
@@ -170,6 +175,7 @@ export class Extractor {
       return;
     }
     const only = new Set([layer]);
+    const told = { step: 'pass', bytes: estimatePass(entry.model, only).bytes } as const;
     let computing = entry.computing.get(layer);
     if (!computing) {
       checkPassBudget(
@@ -177,21 +183,25 @@ export class Extractor {
         entry.budget,
         `Computing layer "${layer}" of ${entry.model.summary.name} on ${entry.fileName}`,
       );
-      computing = entry.model.run(input, only).then(
-        (activations) => {
-          entry.computing.delete(layer);
-          const activation = activations.get(layer);
-          this.cache.add(resultKey, entry, activation ? [[layer, activation]] : []);
-        },
-        (error: unknown) => {
-          entry.computing.delete(layer);
-          throw new UserFacingError(`The model failed to run on ${entry.fileName}.`, errorText(error));
-        },
-      );
+      // Its first caller hears of the pass before it starts (see OnProgress).
+      computing = Promise.resolve(progress?.(told))
+        .then(() => entry.model.run(input, only))
+        .then(
+          (activations) => {
+            entry.computing.delete(layer);
+            const activation = activations.get(layer);
+            this.cache.add(resultKey, entry, activation ? [[layer, activation]] : []);
+          },
+          (error: unknown) => {
+            entry.computing.delete(layer);
+            throw new UserFacingError(`The model failed to run on ${entry.fileName}.`, errorText(error));
+          },
+        );
       entry.computing.set(layer, computing);
+    } else {
+      // One that joins the pass hears how big it is too.
+      void progress?.(told);
     }
-    // Whoever waits for the pass, its first caller or one that joins it, hears how big it is.
-    progress?.({ step: 'pass', bytes: estimatePass(entry.model, only).bytes });
     await computing;
   }
 
@@ -212,20 +222,24 @@ export class Extractor {
         entry.budget,
         `Computing every layer of ${entry.model.summary.name} on ${entry.fileName}`,
       );
-      entry.completing = entry.model.run(input).then(
-        (activations) => {
-          entry.input = undefined;
-          entry.completing = undefined;
-          this.cache.add(resultKey, entry, activations);
-        },
-        (error: unknown) => {
-          entry.completing = undefined;
-          throw error;
-        },
-      );
+      // Its first caller hears of the pass before it starts (see OnProgress).
+      entry.completing = Promise.resolve(progress?.({ step: 'pass', bytes: estimatePass(entry.model).bytes }))
+        .then(() => entry.model.run(input))
+        .then(
+          (activations) => {
+            entry.input = undefined;
+            entry.completing = undefined;
+            this.cache.add(resultKey, entry, activations);
+          },
+          (error: unknown) => {
+            entry.completing = undefined;
+            throw error;
+          },
+        );
+    } else {
+      // One that joins the pass hears how big it is too.
+      void progress?.({ step: 'pass', bytes: estimatePass(entry.model).bytes });
     }
-    // Whoever waits for the pass, its first caller or one that joins it, hears how big it is.
-    progress?.({ step: 'pass', bytes: estimatePass(entry.model).bytes });
     await entry.completing;
   }
 }

@@ -3,6 +3,7 @@ import type * as tfl from '@tensorflow/tfjs-layers';
 import type { ModelSummary } from '../shared/protocol';
 import type { ResizeKernel } from './image';
 import type { LayerMeta } from './layers';
+import type { ImageInput, TappedOutput } from './models/onnx';
 import type { GraphNode } from './models/tfjsGraph';
 import type { PreprocessMode } from './preprocess';
 
@@ -71,6 +72,11 @@ export interface LoadedModel {
   readonly convertedInMs?: number;
   /** Why a model that could have run on onnxruntime runs on TensorFlow.js instead (the layer that has no ONNX form). */
   readonly nativeRefusal?: string;
+  /**
+   * The ONNX graph `run` runs, for a model converted to it (a Keras or TF.js model): kept on disk
+   * (conversionStore.ts), so the next open needs no conversion.
+   */
+  readonly onnxForm?: OnnxForm;
   /** Every layer in model order (topological), except the input. */
   readonly layers: LayerMeta[];
   /**
@@ -79,6 +85,13 @@ export interface LoadedModel {
    */
   run(input: Float32Array, only?: ReadonlySet<string>): Promise<Map<string, Activation>>;
   dispose(): void;
+}
+
+/** A model's ONNX graph, with its image input and the outputs that are its layers. */
+export interface OnnxForm {
+  readonly bytes: Uint8Array;
+  readonly input: ImageInput;
+  readonly outputs: TappedOutput[];
 }
 
 /** A TF.js GraphModel as tfjsGraphToOnnx.ts reads it. */

@@ -1,7 +1,8 @@
+import { ConversionStore, discardConversion, readConversion, type StoredConversion } from './conversionStore';
 import { CancelledError, errorText } from './errors';
 import type { LoadedModel, ModelSource } from './model';
-import { locateModel } from './modelSources';
-import { TRIAL_PASS_BYTES, toOnnxRuntime } from './models/layersToOnnx';
+import { type LocatedModel, type OpenOptions, locateModel } from './modelSources';
+import { TRIAL_PASS_BYTES, openStoredConversion, toOnnxRuntime } from './models/layersToOnnx';
 import { graphModelToOnnxRuntime } from './models/tfjsGraphToOnnx';
 
 export interface ModelCacheOptions {
@@ -11,6 +12,11 @@ export interface ModelCacheOptions {
   nativeLayers: boolean;
   /** The engine's memory budget, in bytes: a trial pass at load stays within it. */
   memoryBudget: number;
+  /**
+   * Where the ONNX form of a converted model (Keras, TF.js) is kept, so that the next open, in this
+   * process or another, needs no conversion (conversionStore.ts); none when absent.
+   */
+  conversionsDir?: string;
   /** Where the cache says which runtime each model runs on, and why. */
   log?: (line: string) => void;
 }
@@ -26,7 +32,11 @@ export class ModelCache {
   /** key → who waits for a model still loading: its open is stopped when the last of them gives up. */
   private readonly waiting = new Map<string, Waiters>();
 
-  constructor(private readonly options: ModelCacheOptions) {}
+  private readonly store: ConversionStore | undefined;
+
+  constructor(private readonly options: ModelCacheOptions) {
+    this.store = options.conversionsDir ? new ConversionStore(options.conversionsDir, options.log) : undefined;
+  }
 
   /**
    * The model `source` names, loading it the first time this version of it is asked for.
@@ -42,13 +52,11 @@ export class ModelCache {
       if (located.path) this.releaseOlderVersions(located.path);
       const waiters: Waiters = { count: 0, stop: new AbortController(), listeners: new Set() };
       this.waiting.set(key, waiters);
-      const started = this.onFastestRuntime(
-        located.open({
-          signal: waiters.stop.signal,
-          onProgress: (message) => waiters.listeners.forEach((listener) => listener(message)),
-          native: this.options.nativeLayers,
-        }),
-      );
+      const started = this.open(located, {
+        signal: waiters.stop.signal,
+        onProgress: (message) => waiters.listeners.forEach((listener) => listener(message)),
+        native: this.options.nativeLayers,
+      });
       loading = started;
       this.loading.set(key, started);
       // Only this load's own entries are removed: a stopped load may be followed by a new one.
@@ -97,6 +105,42 @@ export class ModelCache {
         this.loading.delete(oldKey);
         release(old);
       }
+    }
+  }
+
+  /**
+   * Opens `located`: from its ONNX form when one is shipped or kept (no conversion), else by its
+   * format's opener, on the fastest runtime; a fresh conversion is kept for the next open.
+   */
+  private async open(located: LocatedModel, options: OpenOptions): Promise<LoadedModel> {
+    const where = this.options.nativeLayers ? located.onnxForm : undefined;
+    if (where) {
+      const started = performance.now();
+      const stored =
+        'shipped' in where
+          ? await readConversion(where.shipped, this.options.log)
+          : await this.store?.read(where.identity);
+      const model = stored && (await this.openStored(stored, located.key, 'shipped' in where));
+      if (model) {
+        this.options.log?.(
+          `${model.summary.name} runs on onnxruntime (its ONNX form ${'shipped' in where ? 'shipped with the extension' : 'kept from an earlier open'}, opened in ${(performance.now() - started).toFixed(0)} ms)`,
+        );
+        return model;
+      }
+    }
+    const model = await this.onFastestRuntime(located.open(options));
+    if (where && 'identity' in where) await this.store?.write(where.identity, model);
+    return model;
+  }
+
+  /** A shipped or kept conversion on onnxruntime; undefined when ORT refuses it (a kept one is then removed). */
+  private async openStored(stored: StoredConversion, key: string, shipped: boolean): Promise<LoadedModel | undefined> {
+    try {
+      return await openStoredConversion(stored, key);
+    } catch (error) {
+      this.options.log?.(`The ONNX form in ${stored.dir} did not open (${errorText(error)}): converting again.`);
+      if (!shipped) await discardConversion(stored.dir);
+      return undefined;
     }
   }
 

@@ -41,7 +41,16 @@ export interface LocatedModel {
   readonly path?: string;
   /** Loads it on the runtime its format opens on (TensorFlow.js or onnxruntime). */
   open(options?: OpenOptions): Promise<LoadedModel>;
+  /**
+   * Where its ONNX form is, for a model that runs on onnxruntime converted (Keras, TF.js): shipped
+   * beside it (the bundled model, converted at build time), or kept by the conversion store under
+   * `identity` (what decides the conversion: the files' sizes and times, the input size).
+   */
+  readonly onnxForm?: { shipped: string } | { identity: object };
 }
+
+/** The bundled model's ONNX form, made at build time (tools/bundled-model.js), in assetsDir. */
+export const BUNDLED_ONNX_DIR = path.join('models', 'mobilenet_v2-onnx');
 
 export const BUNDLED_SUMMARY = {
   name: 'MobileNetV2 (bundled)',
@@ -57,12 +66,23 @@ export async function locateModel(source: ModelSource, assetsDir: string): Promi
   switch (source.kind) {
     case 'bundled': {
       const key = 'bundled:mobilenet_v2';
-      return { key, open: () => openBundledModel(assetsDir, key) };
+      return {
+        key,
+        open: () => openBundledModel(assetsDir, key),
+        onnxForm: { shipped: path.join(assetsDir, BUNDLED_ONNX_DIR) },
+      };
     }
     case 'catalog': {
       const weights = await catalogWeights(source);
       const key = `${weights.path}@${weights.mtimeMs}`;
-      return { key, path: weights.path, open: () => openCatalogModel(assetsDir, key, weights.entry, weights.path) };
+      return {
+        key,
+        path: weights.path,
+        open: () => openCatalogModel(assetsDir, key, weights.entry, weights.path),
+        onnxForm: {
+          identity: { catalog: weights.entry.id, file: weights.path, mtimeMs: weights.mtimeMs, size: weights.size },
+        },
+      };
     }
     case 'file': {
       const file = await resolveModelFile(source.path);
@@ -75,20 +95,44 @@ export async function locateModel(source: ModelSource, assetsDir: string): Promi
         key,
         path: file.path,
         open: (options) => openFileModel(assetsDir, key, file, inputSize, hints, options),
+        onnxForm: CONVERTED_FORMATS.has(file.format)
+          ? { identity: { format: file.format, files: await fileIdentity(file), inputSize: inputSize ?? null } }
+          : undefined,
       };
     }
   }
 }
 
+/** The formats that run on onnxruntime converted in the engine: their conversion is kept on disk. */
+const CONVERTED_FORMATS = new Set<string>(['keras', 'tfjs']);
+
+/** How many files beside a TF.js model.json its identity lists (its weight shards). */
+const MAX_SIBLINGS = 1000;
+
+/**
+ * What identifies the bytes a model is read from: its file's path, size and time, and for a TF.js
+ * model.json those of the files beside it (its weight shards).
+ */
+async function fileIdentity(file: ModelFile): Promise<unknown[]> {
+  const describe = async (name: string) => {
+    const stat = await fs.stat(name);
+    return [name, stat.size, stat.mtimeMs];
+  };
+  if (file.format !== 'tfjs') return [await describe(file.path)];
+  const folder = path.dirname(file.path);
+  const names = (await fs.readdir(folder)).sort().slice(0, MAX_SIBLINGS);
+  return Promise.all(names.map((name) => describe(path.join(folder, name)).catch(() => [name])));
+}
+
 /** The catalogue entry and its downloaded weights file. */
 async function catalogWeights(
   source: Extract<ModelSource, { kind: 'catalog' }>,
-): Promise<{ entry: CatalogEntry; path: string; mtimeMs: number }> {
+): Promise<{ entry: CatalogEntry; path: string; mtimeMs: number; size: number }> {
   const entry = catalogEntry(CATALOG_PREFIX + source.id);
   if (!entry) throw new UserFacingError(`There is no model "${source.id}" in the Feature Maps catalogue.`);
   try {
     const stat = await fs.stat(source.weightsPath);
-    return { entry, path: source.weightsPath, mtimeMs: stat.mtimeMs };
+    return { entry, path: source.weightsPath, mtimeMs: stat.mtimeMs, size: stat.size };
   } catch (error) {
     throw new UserFacingError(`The weights of ${entry.name} are not downloaded yet.`, errorText(error));
   }

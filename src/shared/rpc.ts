@@ -36,7 +36,8 @@ export interface RpcError {
 
 /** Sends and receives messages; `transfer` lists buffers the channel may move instead of copying. */
 export interface RpcChannel {
-  post(message: RpcMessage, transfer?: ArrayBuffer[]): void;
+  /** May return when the message has left (a process's IPC), for a sender about to block its thread. */
+  post(message: RpcMessage, transfer?: ArrayBuffer[]): void | Promise<void>;
   /** Subscribes to incoming messages; returns the unsubscribe function. */
   onMessage(listener: (message: RpcMessage) => void): () => void;
 }
@@ -63,8 +64,8 @@ export function isRpcMessage(value: unknown): value is RpcMessage {
 export interface CallContext {
   /** Aborted when the caller cancels. */
   signal: AbortSignal;
-  /** Sends a progress report to the caller (its `onProgress`). */
-  progress(data: unknown): void;
+  /** Sends a progress report to the caller (its `onProgress`); settles when the channel has sent it. */
+  progress(data: unknown): void | Promise<void>;
 }
 
 /** The callee's side of a contract: one handler per method, with the call's context first. */
@@ -114,13 +115,13 @@ export function serve<T extends Contract<T>, E extends EventMap = EventMap>(
     Promise.resolve()
       .then(() => handler(context, ...args))
       .then(
-        (value) => channel.post({ rpc: 'reply', id, ok: true, value }, transferables(value)),
-        (error: unknown) => channel.post({ rpc: 'reply', id, ok: false, error: encode(error) }),
+        (value) => void channel.post({ rpc: 'reply', id, ok: true, value }, transferables(value)),
+        (error: unknown) => void channel.post({ rpc: 'reply', id, ok: false, error: encode(error) }),
       )
       .finally(() => running.delete(id));
   });
   return {
-    emit: (event, data) => channel.post({ rpc: 'event', event, data }),
+    emit: (event, data) => void channel.post({ rpc: 'event', event, data }),
     dispose: () => {
       unsubscribe();
       for (const job of running.values()) job.abort();

@@ -7,7 +7,8 @@ import type * as tfl from '@tensorflow/tfjs-layers';
 import { type PassCosts, estimatePass } from '../budget';
 import { errorText } from '../errors';
 import { learnShapes, type LayerMeta } from '../layers';
-import type { Activation, LoadedModel, ModelIdentity } from '../model';
+import type { StoredConversion } from '../conversionStore';
+import type { Activation, LoadedModel, ModelIdentity, OnnxForm } from '../model';
 import {
   type ConvertedModel,
   type JsonObject,
@@ -16,6 +17,9 @@ import {
   kerasToOnnx,
 } from './kerasToOnnx';
 import { type OnnxGraphSession, openOnnxGraph } from './onnx';
+
+/** A session on a converted graph, and the graph, kept on disk for the next open (conversionStore.ts). */
+type ConvertedSession = OnnxGraphSession & { form: OnnxForm };
 
 /**
  * The ONNX form of a tfjs-layers model at the given input size, or why it has none: tfjs'
@@ -74,20 +78,21 @@ export async function openConvertedKeras(
 async function openSession(
   conversion: ConvertedModel,
   layers: readonly LayerMeta[],
-): Promise<OnnxGraphSession | { unsupported: string }> {
+): Promise<ConvertedSession | { unsupported: string }> {
   const [height, width, channels] = conversion.inputShape;
+  const form: OnnxForm = {
+    bytes: conversion.bytes,
+    input: { name: conversion.input, layout: 'NHWC', height, width, channels, type: 'float32' },
+    outputs: conversion.outputs.map((o) => ({
+      tensor: o.tensor,
+      layer: o.layer,
+      op: o.op,
+      layout: o.layout === 'nchw' ? 'NCHW' : 'NHWC',
+    })),
+  };
   let session: OnnxGraphSession;
   try {
-    session = await openOnnxGraph(
-      conversion.bytes,
-      { name: conversion.input, layout: 'NHWC', height, width, channels, type: 'float32' },
-      conversion.outputs.map((o) => ({
-        tensor: o.tensor,
-        layer: o.layer,
-        op: o.op,
-        layout: o.layout === 'nchw' ? 'NCHW' : 'NHWC',
-      })),
-    );
+    session = await openOnnxGraph(form.bytes, form.input, form.outputs);
   } catch (error) {
     return { unsupported: `ONNX Runtime refused the converted model: ${errorText(error)}` };
   }
@@ -100,7 +105,11 @@ async function openSession(
       };
     }
   }
-  // ORT gives a tensor that is neither a map nor a token sequence flattened: it keeps its own shape here.
+  return { ...shapedAsConverted(session, layers), form };
+}
+
+/** `session`, whose tensors that are neither maps nor token sequences ORT gives flattened, with their own shapes. */
+function shapedAsConverted(session: OnnxGraphSession, layers: readonly LayerMeta[]): OnnxGraphSession {
   const shaped = (activations: Map<string, Activation>) => {
     for (const layer of layers) {
       const activation = activations.get(layer.name);
@@ -126,8 +135,20 @@ function product(shape: readonly number[]): number {
   return shape.reduce((a, b) => a * b, 1);
 }
 
+/**
+ * A conversion kept on disk (conversionStore.ts), opened as it was when converted: no TensorFlow.js,
+ * no converter, and the session on the whole graph made at the first pass that needs it (a first
+ * grid runs on a graph cut down to its layers).
+ */
+export async function openStoredConversion(stored: StoredConversion, key: string): Promise<LoadedModel & PassCosts> {
+  const { fields, form } = stored;
+  const layers = fields.layers.map((layer) => ({ ...layer, shape: [...layer.shape] }));
+  const session = await openOnnxGraph(form.bytes, form.input, form.outputs, { lazy: true });
+  return onSession({ ...shapedAsConverted(session, layers), form }, { ...fields, key }, layers, fields.inputSize);
+}
+
 function onSession(
-  session: OnnxGraphSession,
+  session: ConvertedSession,
   base: ModelBase,
   layers: LayerMeta[],
   inputSize: LoadedModel['inputSize'],
@@ -138,6 +159,7 @@ function onSession(
     summary: { ...base.summary, inputShape: [height, width, channels] },
     inputSize,
     layers,
+    onnxForm: session.form,
     backend: 'onnxruntime',
     layersModel: undefined,
     // A pass over some layers runs on a graph cut down to them (openOnnxGraph).

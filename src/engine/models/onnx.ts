@@ -152,36 +152,56 @@ export interface OnnxGraphSession {
 const PRUNED_SESSIONS = 2;
 
 /**
- * Opens ONNX model bytes made in memory (a converted Keras model, see layersToOnnx.ts):
- * unlike `loadOnnxModel`, the image input and the outputs to read are given, not guessed.
+ * Opens ONNX model bytes made in memory (a converted Keras model, see layersToOnnx.ts) or kept
+ * from an earlier conversion (conversionStore.ts): unlike `loadOnnxModel`, the image input and
+ * the outputs to read are given, not guessed. `lazy`: the session on the whole graph is made at
+ * the first pass that needs every layer, not now (a first grid needs only a cut one), and
+ * `shapes` stays empty (a stored conversion's shapes were checked when it was made).
  */
 export async function openOnnxGraph(
   bytes: Uint8Array,
   input: ImageInput,
   outputs: TappedOutput[],
+  options: { lazy?: boolean } = {},
 ): Promise<OnnxGraphSession> {
   const runtime = requireOrt();
-  const full = await createSession(runtime, bytes);
-  const forward = forwardPass(runtime, full, input, outputs);
-  const cut = new CutSessions(runtime, bytes);
-  const metadata = new Map(full.outputMetadata.map((m) => [m.name, m]));
   const shapes = new Map<string, number[]>();
-  for (const t of outputs) {
-    const shape = staticShape(metadata.get(t.tensor));
-    if (shape) shapes.set(t.layer, activationShape(shape, t.layout));
+  let full: Promise<ort.InferenceSession> | undefined;
+  if (!options.lazy) {
+    const session = await createSession(runtime, bytes);
+    full = Promise.resolve(session);
+    const metadata = new Map(session.outputMetadata.map((m) => [m.name, m]));
+    for (const t of outputs) {
+      const shape = staticShape(metadata.get(t.tensor));
+      if (shape) shapes.set(t.layer, activationShape(shape, t.layout));
+    }
   }
+  const fullSession = (): Promise<ort.InferenceSession> => {
+    full ??= createSession(runtime, bytes).catch((error: unknown) => {
+      full = undefined; // tried again at the next pass
+      throw error;
+    });
+    return full;
+  };
+  const cut = new CutSessions(runtime, bytes);
   return {
     shapes,
     async run(nhwc, only) {
       const subset = only && outputs.filter((t) => only.has(t.layer));
-      if (!subset || subset.length === outputs.length) return forward.activations(await forward.run(nhwc));
+      if (!subset || subset.length === outputs.length) {
+        const forward = forwardPass(runtime, await fullSession(), input, outputs);
+        return forward.activations(await forward.run(nhwc));
+      }
       return cut.use(subset, async (session) => {
         const part = forwardPass(runtime, session, input, subset);
         return part.activations(await part.run(nhwc));
       });
     },
     release() {
-      void full.release();
+      full?.then(
+        (session) => void session.release(),
+        () => undefined,
+      );
       cut.releaseAll();
     },
   };

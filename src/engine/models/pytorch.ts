@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import * as fs from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { defaultCacheDir } from '../conversionStore';
 import { PythonError, UserFacingError } from '../errors';
 import type { OpenContext } from '../formats';
 import type { LayerMeta } from '../layers';
@@ -35,18 +36,6 @@ interface Conversion {
   input: { channels: number; height: number; width: number; source: string };
   layers: (PlannedLayer & { shape: number[] })[];
   seconds?: number;
-}
-
-/** Where conversions are kept when the host names no folder (the CLI): the user's cache folder. */
-export function defaultCacheDir(): string {
-  const base =
-    process.env.XDG_CACHE_HOME ||
-    (process.platform === 'darwin'
-      ? path.join(os.homedir(), 'Library', 'Caches')
-      : process.platform === 'win32'
-        ? (process.env.LOCALAPPDATA ?? path.join(os.homedir(), 'AppData', 'Local'))
-        : path.join(os.homedir(), '.cache'));
-  return path.join(base, 'feature-maps');
 }
 
 /** The folder of this file's conversion: a hash of what decides its result. */
