@@ -1,4 +1,11 @@
-import { ConversionStore, discardConversion, readConversion, type StoredConversion } from './conversionStore';
+import * as path from 'node:path';
+import {
+  ConversionStore,
+  KEPT_CONVERSIONS,
+  discardConversion,
+  readConversion,
+  type StoredConversion,
+} from './conversionStore';
 import { CancelledError, errorText } from './errors';
 import type { LoadedModel, ModelSource } from './model';
 import { type LocatedModel, type OpenOptions, locateModel } from './modelSources';
@@ -35,7 +42,10 @@ export class ModelCache {
   private readonly store: ConversionStore | undefined;
 
   constructor(private readonly options: ModelCacheOptions) {
-    this.store = options.conversionsDir ? new ConversionStore(options.conversionsDir, options.log) : undefined;
+    // Beside the PyTorch conversions (one folder each, by hash), in a folder of their own.
+    this.store = options.conversionsDir
+      ? new ConversionStore(path.join(options.conversionsDir, KEPT_CONVERSIONS), options.log)
+      : undefined;
   }
 
   /**
@@ -119,7 +129,7 @@ export class ModelCache {
       const stored =
         'shipped' in where
           ? await readConversion(where.shipped, this.options.log)
-          : await this.store?.read(where.identity);
+          : await this.store?.read(where.model, where.identity);
       const model = stored && (await this.openStored(stored, located.key, 'shipped' in where));
       if (model) {
         this.options.log?.(
@@ -129,7 +139,7 @@ export class ModelCache {
       }
     }
     const model = await this.onFastestRuntime(located.open(options));
-    if (where && 'identity' in where) await this.store?.write(where.identity, model);
+    if (where && 'identity' in where) await this.store?.write(where.model, where.identity, model);
     return model;
   }
 

@@ -43,10 +43,11 @@ export interface LocatedModel {
   open(options?: OpenOptions): Promise<LoadedModel>;
   /**
    * Where its ONNX form is, for a model that runs on onnxruntime converted (Keras, TF.js): shipped
-   * beside it (the bundled model, converted at build time), or kept by the conversion store under
-   * `identity` (what decides the conversion: the files' sizes and times, the input size).
+   * beside it (the bundled model, converted at build time), or kept by the conversion store for
+   * `model` (which model: its format and file) as long as `identity` holds (what decides the
+   * conversion: the files' sizes and times, the input size).
    */
-  readonly onnxForm?: { shipped: string } | { identity: object };
+  readonly onnxForm?: { shipped: string } | { model: object; identity: object };
 }
 
 /** The bundled model's ONNX form, made at build time (tools/bundled-model.js), in assetsDir. */
@@ -80,7 +81,8 @@ export async function locateModel(source: ModelSource, assetsDir: string): Promi
         path: weights.path,
         open: () => openCatalogModel(assetsDir, key, weights.entry, weights.path),
         onnxForm: {
-          identity: { catalog: weights.entry.id, file: weights.path, mtimeMs: weights.mtimeMs, size: weights.size },
+          model: { catalog: weights.entry.id, file: weights.path },
+          identity: { mtimeMs: weights.mtimeMs, size: weights.size },
         },
       };
     }
@@ -96,7 +98,10 @@ export async function locateModel(source: ModelSource, assetsDir: string): Promi
         path: file.path,
         open: (options) => openFileModel(assetsDir, key, file, inputSize, hints, options),
         onnxForm: CONVERTED_FORMATS.has(file.format)
-          ? { identity: { format: file.format, files: await fileIdentity(file), inputSize: inputSize ?? null } }
+          ? {
+              model: { format: file.format, file: file.path },
+              identity: { files: await fileIdentity(file), inputSize: inputSize ?? null },
+            }
           : undefined,
       };
     }

@@ -141,7 +141,9 @@ function product(shape: readonly number[]): number {
  * grid runs on a graph cut down to its layers).
  */
 export async function openStoredConversion(stored: StoredConversion, key: string): Promise<LoadedModel & PassCosts> {
-  const { fields, form } = stored;
+  const { form } = stored;
+  // What the model said of itself; not how the store keeps it.
+  const { format, identity, ...fields } = stored.fields;
   const layers = fields.layers.map((layer) => ({ ...layer, shape: [...layer.shape] }));
   const session = await openOnnxGraph(form.bytes, form.input, form.outputs, { lazy: true });
   return onSession({ ...shapedAsConverted(session, layers), form }, { ...fields, key }, layers, fields.inputSize);
