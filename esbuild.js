@@ -60,7 +60,9 @@ const builds = [
     entryPoints: {
       extension: 'src/extension.ts',
       engine: 'src/engine/engineProcess.ts',
-      cli: 'src/cli.ts',
+      // The command (a launcher, see src/cliLauncher.ts) and the CLI it runs.
+      cli: 'src/cliLauncher.ts',
+      'cli-main': 'src/cli.ts',
       // Run by the build below, not shipped (.vscodeignore).
       'bundled-onnx': 'src/engine/bundledOnnx.ts',
       tfjs: 'src/engine/tfjsRuntime.ts',

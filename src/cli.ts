@@ -318,29 +318,33 @@ async function writeSheet(
     y += Math.max(LABEL_HEIGHT, textHeight + 8);
     const rows = Math.ceil(block.count / columns);
     const pixels = block.height * block.width;
-    for (let c = 0; c < block.count; c++) {
-      const rgba = new Uint8Array(pixels * 4);
-      const range = options.normalization === 'layer' ? { min: block.layerMin, max: block.layerMax } : undefined;
-      applyColormap(
-        block.values.subarray(c * pixels, (c + 1) * pixels),
-        lut,
-        rgba,
-        channelIndexMap(block.min[c], block.max[c], range),
-      );
-      const tileWidth = Math.max(1, Math.round((tile * block.width) / Math.max(block.width, block.height)));
-      const tileHeight = Math.max(1, Math.round((tile * block.height) / Math.max(block.width, block.height)));
-      const png = await sharp(Buffer.from(rgba.buffer), {
-        raw: { width: block.width, height: block.height, channels: 4 },
-      })
-        .resize(tileWidth, tileHeight, { kernel: 'nearest' })
-        .png()
-        .toBuffer();
+    const tileWidth = Math.max(1, Math.round((tile * block.width) / Math.max(block.width, block.height)));
+    const tileHeight = Math.max(1, Math.round((tile * block.height) / Math.max(block.width, block.height)));
+    const range = options.normalization === 'layer' ? { min: block.layerMin, max: block.layerMax } : undefined;
+    // Every tile scaled at once on sharp's threads, and kept raw: the sheet is encoded once.
+    const tiles = await Promise.all(
+      Array.from({ length: block.count }, (_, c) => {
+        const rgba = new Uint8Array(pixels * 4);
+        applyColormap(
+          block.values.subarray(c * pixels, (c + 1) * pixels),
+          lut,
+          rgba,
+          channelIndexMap(block.min[c], block.max[c], range),
+        );
+        return sharp(rgba, { raw: { width: block.width, height: block.height, channels: 4 } })
+          .resize(tileWidth, tileHeight, { kernel: 'nearest' })
+          .raw()
+          .toBuffer();
+      }),
+    );
+    tiles.forEach((pixels, c) =>
       layers.push({
-        input: png,
+        input: pixels,
+        raw: { width: tileWidth, height: tileHeight, channels: 4 },
         left: MARGIN + (c % columns) * (tile + GAP),
         top: y + Math.floor(c / columns) * (tile + GAP),
-      });
-    }
+      }),
+    );
     y += rows * tile + (rows - 1) * GAP + MARGIN;
   }
   await sharp({ create: { width, height: y, channels: 4, background: BACKGROUND } })

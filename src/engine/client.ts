@@ -6,6 +6,7 @@ import { decodeEngineError, type EngineApi, type EngineEvents, type EngineMemory
 import type { ExtractRequest } from './engine';
 import { CancelledError, EngineStoppedError, NotCachedError } from './errors';
 import type { ModelSource } from './model';
+import { withHugePages } from './hugePages';
 
 /** What the engine process is started with (its first argument, as JSON). */
 export interface EngineProcessInit {
@@ -250,7 +251,8 @@ export class EngineClient {
     const init: EngineProcessInit = { assetsDir: this.options.assetsDir, conversionsDir: this.options.conversionsDir };
     const child = fork(this.options.enginePath, [JSON.stringify(init)], {
       // In desktop VS Code process.execPath is Electron: this makes it a plain Node.
-      env: { ...process.env, ...this.options.env, ELECTRON_RUN_AS_NODE: '1' },
+      // glibc's malloc asks for huge pages: ORT's session setup and first pass fault far less (hugePages.ts).
+      env: withHugePages({ ...process.env, ...this.options.env, ELECTRON_RUN_AS_NODE: '1' }),
       execArgv: [`--max-old-space-size=${this.settings.heapLimitMb}`],
       serialization: 'advanced',
       stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
