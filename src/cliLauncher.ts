@@ -8,6 +8,7 @@ import { wantsHugePages, withHugePages } from './engine/hugePages';
 
 function runHere(): void {
   // Left to Node at run time (not bundled into this file): the CLI is its own bundle.
+  // eslint-disable-next-line @typescript-eslint/no-require-imports -- a path known at run time
   require(path.join(__dirname, 'cli-main.js'));
 }
 
