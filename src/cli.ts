@@ -24,6 +24,7 @@ import { describeModelFiles } from './engine/formats';
 import { isSpatial } from './engine/layers';
 import type { FileModelHints, ModelSource } from './engine/model';
 import { defaultCacheDir as conversionCacheDir } from './engine/conversionStore';
+import { endWithLauncher } from './engine/hugePages';
 import { applyColormap, channelIndexMap, colormapLut } from './shared/colormaps';
 import {
   COLORMAPS,
@@ -387,6 +388,7 @@ function oneOf<T extends string>(value: string | undefined, allowed: readonly T[
   throw new UserFacingError(`--${name} must be one of ${allowed.join(', ')}, not "${value}".`);
 }
 
+endWithLauncher();
 main(process.argv.slice(2)).then(
   (code) => process.exit(code),
   (error: unknown) => {

@@ -4,7 +4,7 @@
 // must be set before a process starts: one more Node start (~0.1 s) saves several tenths.
 import { spawnSync } from 'node:child_process';
 import * as path from 'node:path';
-import { wantsHugePages, withHugePages } from './engine/hugePages';
+import { LAUNCHER_FD_ENV, wantsHugePages, withHugePages } from './engine/hugePages';
 
 function runHere(): void {
   // Left to Node at run time (not bundled into this file): the CLI is its own bundle.
@@ -14,8 +14,9 @@ function runHere(): void {
 
 if (wantsHugePages(process.env)) {
   const run = spawnSync(process.execPath, [...process.execArgv, ...process.argv.slice(1)], {
-    stdio: 'inherit',
-    env: withHugePages(process.env),
+    // fd 3: a socket the CLI watches, so that it ends with this process however it ends (even killed).
+    stdio: ['inherit', 'inherit', 'inherit', 'pipe'],
+    env: { ...withHugePages(process.env), [LAUNCHER_FD_ENV]: '3' },
   });
   if (run.error) {
     runHere();

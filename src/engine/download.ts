@@ -1,4 +1,5 @@
 import { createHash, randomUUID } from 'node:crypto';
+import * as fsSync from 'node:fs';
 import * as fs from 'node:fs/promises';
 import * as http from 'node:http';
 import * as https from 'node:https';
@@ -634,9 +635,16 @@ function lockState(holder: LockHolder): 'alive' | 'dead' | 'silent' {
 function processExists(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
   } catch (error) {
     return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+  // A process that ended but was not reaped (a zombie: its parent died first, and the machine's
+  // first process does not reap) still answers signal 0; on Linux, /proc says it is gone.
+  try {
+    const stat = fsSync.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+  } catch {
+    return true;
   }
 }
 
