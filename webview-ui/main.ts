@@ -202,9 +202,12 @@ function applyResult(msg: Extract<ToWebview, { type: 'result' }>): void {
   state.phase = 'ready';
   state.loading = undefined;
   state.error = undefined;
-  header.render(result);
   const selection = chooseSelection(state, state.selectedLayer);
   state.selectedLayer = selection;
+  // The first grid came with the result (when the host chose the same layer): no request for it.
+  const first = result.firstGrid;
+  if (first && first.layer === selection && isLayerData(first)) cache.put(result.resultKey, first, first.count);
+  header.render(result);
   renderTree();
   renderStatus();
   select(selection, true);

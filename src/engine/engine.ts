@@ -6,6 +6,7 @@ import type { Activation, LoadedModel, ModelSource } from './model';
 import { ModelCache } from './modelCache';
 import { ResultView } from './resultView';
 import { getTf } from './tf';
+import { firstLayerToShow } from '../shared/selection';
 
 export type { ExtractRequest, OnProgress } from './extraction';
 
@@ -84,7 +85,17 @@ export class FeatureMapEngine {
     const model = await this.loadModel(request.model, signal, progress);
     signal?.throwIfAborted();
     const extraction = await this.extractor.extract(model, request, signal, progress);
-    return this.view.describe(model, request, extraction);
+    const result = await this.view.describe(model, request, extraction);
+    return request.firstGridChannels ? { ...result, firstGrid: this.firstGrid(result, request) } : result;
+  }
+
+  /** The channels of the layer the panel shows first (the one the pass computed first), if computed. */
+  private firstGrid(result: ExtractionResult, request: ExtractRequest): LayerData | undefined {
+    const { layers, resultKey } = result;
+    const first =
+      layers.find((l) => l.name === request.firstLayer && l.spatial)?.name ?? firstLayerToShow(layers);
+    if (!first || !this.activation(resultKey, first)) return undefined;
+    return this.view.layerData(resultKey, first, Math.max(1, request.firstGridChannels ?? 1));
   }
 
   /**

@@ -40,6 +40,11 @@ export interface ExtractRequest {
   /** The layer the panel will show first (the one it showed last); default: the one it picks for a new panel. */
   firstLayer?: string;
   /**
+   * Answer with that layer's first `firstGridChannels` channels too (ExtractionResult.firstGrid),
+   * so that the panel paints its first grid without asking for it.
+   */
+  firstGridChannels?: number;
+  /**
    * The most this request's passes may allocate, in bytes (`featureMaps.memoryBudget` × 2^20);
    * it wins over EngineOptions.memoryBudgetBytes. It also holds for `complete` and `ensureLayer`
    * on the result.

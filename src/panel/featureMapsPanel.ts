@@ -46,6 +46,14 @@ export const VIEW_TYPE = 'featureMaps.panel';
 /** How long an image stays on screen before the layers not yet shown are computed. */
 const COMPLETION_DELAY_MS = 300;
 
+/**
+ * Work quicker than this shows no "Computing…" over the maps already on screen (they are simply
+ * replaced), and work quicker than NOTIFICATION_DELAY_MS no notification: most images take a
+ * fraction of a second, and a banner or a toast that flashes by only costs the window a redraw.
+ */
+const LOADING_DELAY_MS = 250;
+const NOTIFICATION_DELAY_MS = 1000;
+
 /** A PyTorch model could not be opened: the message, and what the user can do about it. */
 class PytorchProblemError extends UserFacingError {
   constructor(
@@ -337,7 +345,15 @@ export class FeatureMapsPanel extends Disposable {
       });
       return;
     }
-    if (progress || !this.lastResult) this.setState({ kind: 'loading', fileName, message: 'Computing feature maps…' });
+    let loadingShown = false;
+    const showLoading = (): void => {
+      if (this.job !== job) return;
+      loadingShown = true;
+      this.setState({ kind: 'loading', fileName, message: 'Computing feature maps…' });
+    };
+    // Nothing on screen yet: say so at once. Maps on screen: replaced by the new ones, unless that takes a while.
+    if (!this.lastResult) showLoading();
+    const loadingTimer = this.lastResult && progress ? setTimeout(showLoading, LOADING_DELAY_MS) : undefined;
 
     const run = async (): Promise<void> => {
       const started = Date.now();
@@ -363,6 +379,8 @@ export class FeatureMapsPanel extends Disposable {
                 layerPatterns: this.settings.layers,
                 onlyListedLayers: true,
                 firstLayer: this.selectedLayer,
+                // The first grid comes with the result: the webview paints it without asking.
+                firstGridChannels: this.settings.channels,
                 preprocessing,
                 customNormalization,
                 resize,
@@ -371,7 +389,7 @@ export class FeatureMapsPanel extends Disposable {
               },
               job.signal,
               (progress) => {
-                if (this.job === job && this.state?.kind === 'loading') {
+                if (this.job === job && loadingShown && this.state?.kind === 'loading') {
                   this.setState({
                     kind: 'loading',
                     fileName,
@@ -435,22 +453,32 @@ export class FeatureMapsPanel extends Disposable {
         }
         this.setState({ kind: 'error', fileName, message, detail });
       } finally {
+        clearTimeout(loadingTimer);
         if (this.job === job) this.job = undefined;
       }
     };
 
-    if (!progress) return run();
-    await vscode.window.withProgress(
-      { location: vscode.ProgressLocation.Notification, title: `Feature maps of ${fileName}`, cancellable: true },
-      async (_progress, token) => {
-        const subscription = token.onCancellationRequested(() => job.abort());
-        try {
-          await run();
-        } finally {
-          subscription.dispose();
-        }
-      },
-    );
+    const running = run();
+    if (!progress) return running;
+    // A notification (with Cancel) only for work that takes a while.
+    const notify = setTimeout(() => {
+      void vscode.window.withProgress(
+        { location: vscode.ProgressLocation.Notification, title: `Feature maps of ${fileName}`, cancellable: true },
+        async (_progress, token) => {
+          const subscription = token.onCancellationRequested(() => job.abort());
+          try {
+            await running;
+          } finally {
+            subscription.dispose();
+          }
+        },
+      );
+    }, NOTIFICATION_DELAY_MS);
+    try {
+      await running;
+    } finally {
+      clearTimeout(notify);
+    }
   }
 
   /**

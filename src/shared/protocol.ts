@@ -89,6 +89,8 @@ export interface ExtractionResult {
   partial: boolean;
   /** Top-5 classes, when the model has a classifier head and labels were found. */
   predictions?: Prediction[];
+  /** The channels of the layer shown first, when asked for (ExtractRequest.firstGridChannels): no round trip for the first grid. */
+  firstGrid?: LayerData;
 }
 
 /** One layer's first channels, quantised to 8 bits per value with per-channel min/max. */

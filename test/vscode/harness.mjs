@@ -467,6 +467,7 @@ export async function clickContextMenuItem(page, name, label, options = {}) {
   const item = menu.locator('.action-label', { hasText: new RegExp(`^\\s*${escapeRegExp(label)}\\s*$`) }).first();
   await item.hover();
   await sleep(400);
+  const clickedAt = Date.now();
   await item.click();
   try {
     await menu.waitFor({ state: 'hidden', timeout: 2000 });
@@ -475,6 +476,7 @@ export async function clickContextMenuItem(page, name, label, options = {}) {
     await page.keyboard.press('Enter');
     await menu.waitFor({ state: 'hidden', timeout: 5000 });
   }
+  return clickedAt;
 }
 
 /** Runs a command from the palette by its full title ("Category: Title"), like a person: F1, type, Enter. */
@@ -509,27 +511,51 @@ export function webviewFrame(page, extensionId = 'feature-maps.feature-maps') {
   return page.frameLocator(`iframe.webview.ready[src*="extensionId=${extensionId}"]`).frameLocator('#active-frame');
 }
 
-/** In the webview: are `count` tiles of the current layer painted, for `fileName`? */
-function paintedCheck(_body, { fileName, count }) {
-  const name = document.querySelector('.file-name')?.textContent;
-  const canvases = [...document.querySelectorAll('.channel-grid .tile canvas')];
-  return (
-    document.body.dataset.state === 'ready' &&
-    name === fileName &&
-    canvases.length === count &&
-    canvases.every((c) => c.getContext('2d').getImageData(0, 0, 1, 1).data[3] === 255)
-  );
+/**
+ * In the webview: watches for `count` painted tiles of the current layer of `fileName`'s grid at
+ * every animation frame (one watch per `id`); returns when (Date.now()) it first saw them, or
+ * undefined. Self-contained: the page runs it from its source.
+ */
+function paintedWatch(_body, { fileName, count, id }) {
+  const painted = () => {
+    const name = document.querySelector('.file-name')?.textContent;
+    const canvases = [...document.querySelectorAll('.channel-grid .tile canvas')];
+    return (
+      document.body.dataset.state === 'ready' &&
+      name === fileName &&
+      canvases.length === count &&
+      canvases.every((c) => c.getContext('2d').getImageData(0, 0, 1, 1).data[3] === 255)
+    );
+  };
+  const key = id;
+  const seen = (window.__paintedAt ??= {});
+  if (!(key in seen)) {
+    seen[key] = undefined;
+    const check = () => {
+      if (painted()) seen[key] = Date.now();
+      else requestAnimationFrame(check);
+    };
+    check();
+  }
+  // Frames do not come while the webview is hidden: each poll checks too.
+  if (seen[key] === undefined && painted()) seen[key] = Date.now();
+  return seen[key];
 }
 
-/** Polls the webview every ~10 ms until `count` tiles of `fileName`'s grid are painted. */
+/**
+ * Polls the webview every ~10 ms until `count` tiles of `fileName`'s grid are painted; returns
+ * when (Date.now()) the webview first painted them, as seen inside it at an animation frame (the
+ * polling itself lags by a round trip to the webview).
+ */
 export async function waitForPaintedGrid(page, fileName, count, { timeoutMs = 120_000 } = {}) {
   const deadline = Date.now() + timeoutMs;
+  const id = `${fileName}:${count}:${Math.random()}`;
   for (;;) {
-    const done = await webviewFrame(page)
+    const painted = await webviewFrame(page)
       .locator('body')
-      .evaluate(paintedCheck, { fileName, count })
-      .catch(() => false);
-    if (done) return;
+      .evaluate(paintedWatch, { fileName, count, id })
+      .catch(() => undefined);
+    if (painted !== undefined && painted !== null) return painted;
     if (Date.now() > deadline) throw new Error(`no painted grid for ${fileName} after ${timeoutMs} ms`);
     await new Promise((resolve) => setTimeout(resolve, 10));
   }
