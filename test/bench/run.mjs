@@ -22,7 +22,8 @@
 // and a venv with PyTorch (test/bench/setup-python.sh). Writes test-results/bench.{json,md}.
 // BENCH_RUNS (default 10) passes after BENCH_WARMUP (default 2) warm-up passes; the Keras part
 // runs BENCH_PROCESS_RUNS (default 3) whole processes per side and file.
-// `--only keras` (or a comma list of engine, torch, seed, ui, pytorch, keras) runs only those parts.
+// `--only keras` (or a comma list of engine, torch, seed, ui, cli, pytorch, keras) runs only those parts.
+// `--readme` writes the report into README.md's Speed section (between its bench markers).
 import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -39,8 +40,8 @@ const warmup = Number(process.env.BENCH_WARMUP ?? 2);
 const image = path.join(shared, 'fixtures', 'images', 'chelsea.png');
 const log = (line) => console.error(`bench: ${line}`);
 
-const PARTS = ['engine', 'torch', 'seed', 'ui', 'pytorch', 'keras'];
-const { values: flags } = parseArgs({ options: { only: { type: 'string' } } });
+const PARTS = ['engine', 'torch', 'seed', 'ui', 'cli', 'pytorch', 'keras'];
+const { values: flags } = parseArgs({ options: { only: { type: 'string' }, readme: { type: 'boolean' } } });
 const parts = new Set(flags.only ? flags.only.split(',') : PARTS);
 for (const part of parts) {
   if (!PARTS.includes(part)) throw new Error(`--only: unknown part "${part}" (parts: ${PARTS.join(', ')})`);
@@ -162,6 +163,10 @@ async function main() {
       results.ui.push({ ...run(process.execPath, args), name: model.name });
     }
   }
+  if (parts.has('cli')) {
+    log('the CLI, bundled model, one image, as whole processes');
+    results.cli = cliProcesses();
+  }
   if (parts.has('pytorch')) {
     try {
       results.pytorch = pytorchFile();
@@ -188,6 +193,43 @@ async function main() {
   fs.writeFileSync(path.join(repo, 'test-results', 'bench.json'), JSON.stringify(results, null, 2));
   fs.writeFileSync(path.join(repo, 'test-results', 'bench.md'), markdown);
   console.log(markdown);
+  if (flags.readme) writeReadme(markdown);
+}
+
+const README_START = '<!-- bench:start (written by npm run bench -- --readme; do not edit) -->';
+const README_END = '<!-- bench:end -->';
+
+/** Puts the report in README.md between its markers: the Speed section's figures are one run's. */
+function writeReadme(markdown) {
+  const file = path.join(repo, 'README.md');
+  const text = fs.readFileSync(file, 'utf8');
+  const start = text.indexOf(README_START);
+  const end = text.indexOf(README_END);
+  if (start < 0 || end < start) throw new Error(`README.md has no ${README_START} … ${README_END} section`);
+  const body = markdown.replace(/^(Feature Maps benchmark, .*)$/m, '_$1._');
+  fs.writeFileSync(file, `${text.slice(0, start + README_START.length)}\n\n${body}\n${text.slice(end)}`);
+  execFileSync(path.join(repo, 'node_modules', '.bin', 'prettier'), ['--write', file], { cwd: repo });
+  log('README.md: the Speed section now shows this run');
+}
+
+/**
+ * The CLI drawing the bundled model's default sheet for one image, as a user runs it (spawn to
+ * exit, BENCH_PROCESS_RUNS times after one to warm the disk cache), beside a Node process that
+ * does nothing (the floor any Node command has).
+ */
+function cliProcesses() {
+  const count = Number(process.env.BENCH_PROCESS_RUNS ?? 5);
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fm-bench-cli-'));
+  try {
+    const cli = () =>
+      wholeProcess(process.execPath, [path.join(repo, 'dist', 'cli.js'), image, '--out', path.join(dir, 'sheet.png')]);
+    cli();
+    const ours = processStats(Array.from({ length: count }, cli));
+    const node = processStats(Array.from({ length: count }, () => wholeProcess(process.execPath, ['-e', '0'])));
+    return { ours, node };
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 /** A failed command's reason: its first `Error:` line (the stack's head), else the message's first line. */
@@ -447,6 +489,8 @@ function report(r) {
   if (r.seedView && r.seed) seedView(r, lines);
   if (r.engine.length) perModel(r, lines);
   if (r.ui.length) ui(r, lines);
+  if (r.cli) cliReport(r, lines);
+  targets(r, lines);
   if (r.pytorch) pytorchReport(r, lines);
   if (r.keras) kerasReport(r, lines);
   lines.push('');
@@ -547,6 +591,55 @@ function ui(r, lines) {
       `| ${u.name} | ${mb(h.workbenchLoadedMB)} | ${mb(h.engineStartingMB)} | ${mb(h.afterMB)} | ${mb(h.peakMB)} | ${mb(e.afterMB)}${restarts} | ${mb(e.peakMB)} |`,
     );
   }
+}
+
+/** Issue 12's targets, each against this run's figure (a part not run is left out). */
+function targets(r, lines) {
+  const rows = [];
+  const row = (target, measured, met) => rows.push(`| ${target} | ${measured} | ${met ? 'yes' : 'no'} |`);
+  const [bundled, vgg] = [r.ui.find((u) => u.name === MODELS[2].name), r.ui.find((u) => u.name === MODELS[0].name)];
+  if (bundled) row('UI cold, bundled model ≤ 1.0 s', `${bundled.coldMs} ms`, bundled.coldMs <= 1000);
+  if (vgg) row('UI cold, VGG16 on disk ≤ 2.0 s', `${vgg.coldMs} ms`, vgg.coldMs <= 2000);
+  if (bundled) row('UI warm median ≤ 200 ms (bundled)', `${bundled.warm.median} ms`, bundled.warm.median <= 200);
+  if (vgg) row('UI warm median ≤ 200 ms (VGG16)', `${vgg.warm.median} ms`, vgg.warm.median <= 200);
+  if (bundled)
+    row('layer click ≤ 50 ms (median, bundled)', `${bundled.layerSwitch.median} ms`, bundled.layerSwitch.median <= 50);
+  if (r.cli?.ours.wall)
+    row('CLI, one image, bundled model ≤ 0.5 s', `${r.cli.ours.wall.median} ms`, r.cli.ours.wall.median <= 500);
+  if (r.seedView && r.seed) {
+    const x = (r.seed.seed_3_submodels.median_s * 1000) / r.seedView.wall.median;
+    row("the seed's view ≥ 4× the seed's script (in process, not yet as processes)", `${x.toFixed(1)}×`, x >= 4);
+  }
+  if (r.engine.length && Object.keys(r.torch).length) {
+    for (const [model, limit] of [
+      [MODELS[1], 1.0],
+      [MODELS[0], 0.9],
+    ]) {
+      const native = r.engine.find((e) => e.name === model.name && e.native);
+      const x = native.forward.median / r.torch[model.torch].median;
+      row(`every layer, ${model.name} ≤ ${limit.toFixed(1)}× PyTorch eager`, `${x.toFixed(2)}×`, x <= limit);
+    }
+  }
+  if (!rows.length) return;
+  lines.push('');
+  lines.push("**Against issue 12's targets**, in this run");
+  lines.push('');
+  lines.push('| target | measured | met |');
+  lines.push('| --- | --- | --- |');
+  lines.push(...rows);
+}
+
+function cliReport(r, lines) {
+  const { ours, node } = r.cli;
+  lines.push('');
+  lines.push(
+    `**The CLI, one image** (\`node dist/cli.js chelsea.png\`: the bundled model, its three default layers, the PNG sheet written; whole processes, spawn to exit, ms, min / median / max of ${ours.wall?.n ?? ours.n})`,
+  );
+  lines.push('');
+  lines.push('| ours | peak RSS | Node doing nothing (`node -e 0`) |');
+  lines.push('| --- | --- | --- |');
+  if (ours.error) lines.push(`| failed: ${ours.error} | | |`);
+  else lines.push(`| ${fmt(ours.wall)} | ${ours.peakRssMB ?? 'n/a'} MB | ${fmt(node.wall)} |`);
 }
 
 function pytorchReport(r, lines) {
