@@ -256,6 +256,40 @@ describe('a pass that stops at the deepest listed layer', function () {
   // numbers may differ from a full pass's in the last bits.
   const CLOSE = 1e-5;
 
+  it('answers with the grid a new panel shows first (its first convolution), as layerData gives it', async () => {
+    const result = await engine.extract({
+      imagePath: image('brick.png'),
+      model: BUNDLED,
+      layerPatterns: [],
+      onlyListedLayers: true,
+      firstGridChannels: 16,
+    });
+    const first = result.firstGrid;
+    assert.ok(first, 'a first grid');
+    assert.equal(first.layer, firstLayerToShow(result.layers));
+    assert.equal(first.count, 16);
+    assert.deepEqual(first, engine.layerData(result.resultKey, first.layer, 16));
+  });
+
+  it('answers with the grid of the layer the panel showed last, all its channels when it has fewer', async () => {
+    const result = await engine.extract({
+      imagePath: image('camera.png'),
+      model: BUNDLED,
+      layerPatterns: [],
+      onlyListedLayers: true,
+      firstLayer: 'expanded_conv_project',
+      firstGridChannels: 64,
+    });
+    assert.equal(result.firstGrid?.layer, 'expanded_conv_project');
+    assert.equal(result.firstGrid?.count, 16, 'expanded_conv_project has 16 channels');
+    const plain = await engine.extract({
+      imagePath: image('hubble_deep_field.jpg'),
+      model: BUNDLED,
+      layerPatterns: [],
+    });
+    assert.equal(plain.firstGrid, undefined, 'none unless asked for');
+  });
+
   it('computes only the listed layers (and the head), each equal to a full pass’s', async () => {
     const request = { imagePath: image('chelsea.png'), model: BUNDLED, layerPatterns: LISTED };
     const partial = await engine.extract({ ...request, onlyListedLayers: true });
