@@ -38,15 +38,19 @@ function canvasStats(canvases) {
 const drawn = (stats) =>
   stats.every((s) => s.painted) && stats.filter((s) => s.colours > 20).length >= stats.length / 2;
 
-async function waitForGrid(frame, { layer, tiles }) {
+/** `tiles` drawn tiles of `fileName`'s grid (not the grid of the image shown before it). */
+async function waitForGrid(frame, { fileName, layer, tiles }) {
   await frame.locator('body[data-state="ready"]').waitFor({ timeout: READY_TIMEOUT });
+  await frame.locator('.file-name', { hasText: fileName }).waitFor({ timeout: READY_TIMEOUT });
   if (layer)
     await frame.locator(`.layer-row[data-layer="${layer}"][aria-selected="true"]`).waitFor({ timeout: READY_TIMEOUT });
   const canvases = frame.locator('.channel-grid .tile canvas');
   const deadline = Date.now() + READY_TIMEOUT;
   for (;;) {
     const stats = await canvases.evaluateAll(canvasStats);
-    if (stats.length === tiles && drawn(stats)) return stats;
+    const showing = await frame.locator('.file-name').innerText();
+    const ready = await frame.locator('body').getAttribute('data-state');
+    if (showing === fileName && ready === 'ready' && stats.length === tiles && drawn(stats)) return stats;
     if (Date.now() > deadline)
       assert.fail(`expected ${tiles} drawn tiles, saw ${JSON.stringify(stats.slice(0, 3))} (${stats.length})`);
     await new Promise((resolve) => setTimeout(resolve, 200));
@@ -66,7 +70,7 @@ describe('Feature Maps panel, used like a person would', () => {
     await clickContextMenuItem(ctx.page, 'chelsea.png', 'Show Feature Maps');
     const clicked = Date.now();
     const frame = webviewFrame(ctx.page);
-    const stats = await waitForGrid(frame, { tiles: 16 });
+    const stats = await waitForGrid(frame, { fileName: 'chelsea.png', tiles: 16 });
     console.log(`      (measured, not asserted: menu click → 16 tiles painted, first use: ${Date.now() - clicked} ms)`);
     const tab = ctx.page.locator('.tabs-container .tab', { hasText: 'Feature Maps: chelsea.png' });
     await tab.waitFor({ timeout: 10_000 });
@@ -80,7 +84,7 @@ describe('Feature Maps panel, used like a person would', () => {
     const before = await frame.locator('.channel-grid .tile canvas').evaluateAll(canvasStats);
     await frame.locator('.layer-row[data-layer="block_3_expand_relu"]').click();
     const clicked = Date.now();
-    const after = await waitForGrid(frame, { layer: 'block_3_expand_relu', tiles: 16 });
+    const after = await waitForGrid(frame, { fileName: 'chelsea.png', layer: 'block_3_expand_relu', tiles: 16 });
     console.log(`      (measured, not asserted: layer click → 16 tiles painted: ${Date.now() - clicked} ms)`);
     assert.equal(
       after[0].width !== before[0].width ||
@@ -135,7 +139,7 @@ describe('Feature Maps panel, used like a person would', () => {
     await ctx.page
       .locator('.tabs-container .tab', { hasText: 'Feature Maps: coffee.png' })
       .waitFor({ timeout: 30_000 });
-    await waitForGrid(webviewFrame(ctx.page), { tiles: 16 });
+    await waitForGrid(webviewFrame(ctx.page), { fileName: 'coffee.png', tiles: 16 });
 
     await explorerRow(ctx.page, 'astronaut.png').dblclick();
     await ctx.page.locator('.tabs-container .tab.active', { hasText: 'astronaut.png' }).waitFor({ timeout: 20_000 });
@@ -143,7 +147,7 @@ describe('Feature Maps panel, used like a person would', () => {
     await ctx.page
       .locator('.tabs-container .tab', { hasText: 'Feature Maps: astronaut.png' })
       .waitFor({ timeout: 30_000 });
-    await waitForGrid(webviewFrame(ctx.page), { tiles: 16 });
+    await waitForGrid(webviewFrame(ctx.page), { fileName: 'astronaut.png', tiles: 16 });
     await screenshot(ctx.page, 'panel-astronaut-from-palette');
   });
 
