@@ -198,6 +198,8 @@ async function main(argv: string[]): Promise<number> {
     console.log(`${out}: ${blocks.map((b) => `${b.layer} (${b.count} of ${b.totalChannels})`).join(', ')}`);
     return 0;
   } finally {
+    // A conversion made in this run is kept for the next one.
+    await engine.keptConversions();
     engine.dispose();
   }
 }

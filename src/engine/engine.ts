@@ -125,6 +125,11 @@ export class FeatureMapEngine {
     return this.activations.get(resultKey)?.activations.get(layer);
   }
 
+  /** Resolves when the conversions this engine made are kept on disk: the CLI waits for it before it exits. */
+  keptConversions(): Promise<void> {
+    return this.models.keptConversions();
+  }
+
   dispose(): void {
     this.activations.clear();
     this.models.dispose();

@@ -40,6 +40,8 @@ export class ModelCache {
   private readonly waiting = new Map<string, Waiters>();
 
   private readonly store: ConversionStore | undefined;
+  /** Conversions being written to the store (ConversionStore.write never rejects). */
+  private readonly writing = new Set<Promise<void>>();
 
   constructor(private readonly options: ModelCacheOptions) {
     // Beside the PyTorch conversions (one folder each, by hash), in a folder of their own.
@@ -139,8 +141,18 @@ export class ModelCache {
       }
     }
     const model = await this.onFastestRuntime(located.open(options));
-    if (where && 'identity' in where) await this.store?.write(where.model, where.identity, model);
+    if (where && 'identity' in where && this.store) {
+      // Kept beside the first grid, not before it (VGG16's is 528 MB); see keptConversions().
+      const writing = this.store.write(where.model, where.identity, model);
+      this.writing.add(writing);
+      void writing.finally(() => this.writing.delete(writing));
+    }
     return model;
+  }
+
+  /** Resolves when the conversions being kept are on disk (a process about to exit waits for them). */
+  async keptConversions(): Promise<void> {
+    await Promise.all(this.writing);
   }
 
   /** A shipped or kept conversion on onnxruntime; undefined when ORT refuses it (a kept one is then removed). */

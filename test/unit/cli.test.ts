@@ -37,6 +37,23 @@ function cliIn(
 }
 
 describe('the feature-maps command line', () => {
+  it('converts a Keras file once: the next run draws the same sheet from the kept conversion', async () => {
+    const cache = tempDir();
+    const env = { XDG_CACHE_HOME: cache };
+    const model = shared('fixtures', 'models', 'fer2013_mini_XCEPTION.102-0.66.hdf5');
+    const [first, second] = [path.join(cache, 'first.png'), path.join(cache, 'second.png')];
+    const run = await cliIn({ env }, image('chelsea.png'), '--model', model, '-o', first);
+    assert.equal(run.status, 0, run.stderr);
+    const kept = path.join(cache, 'feature-maps', 'conversions', 'keras-tfjs');
+    assert.equal(fs.readdirSync(kept).length, 1, 'the conversion is kept when the CLI exits');
+    const keptJson = path.join(kept, fs.readdirSync(kept)[0]!, 'model.json');
+    const written = fs.statSync(keptJson).mtimeMs;
+    const again = await cliIn({ env }, image('chelsea.png'), '--model', model, '-o', second);
+    assert.equal(again.status, 0, again.stderr);
+    assert.ok(fs.statSync(keptJson).mtimeMs > written, 'the second run opened the kept conversion');
+    assert.ok(fs.readFileSync(second).equals(fs.readFileSync(first)), 'the same sheet');
+  });
+
   it('writes a contact sheet of the chosen layers × channels as a PNG', async () => {
     const out = path.join(tempDir(), 'sheet.png');
     const run = cli(

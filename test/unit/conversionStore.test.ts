@@ -41,6 +41,8 @@ async function openOnce(
       const activation = engine.activation(result.resultKey, layer.name);
       if (activation) maps.set(layer.name, activation.data);
     }
+    // As the CLI does before it exits: the conversion made is on disk.
+    await engine.keptConversions();
     return { log: lines.join('\n'), maps };
   } finally {
     engine.dispose();
