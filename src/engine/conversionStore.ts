@@ -122,15 +122,11 @@ export class ConversionStore {
    * Never throws: a conversion that cannot be kept is made again next time.
    */
   async write(model: object, identity: object, loaded: LoadedModel): Promise<void> {
-    const form = loaded.onnxForm;
-    if (!form) return;
+    if (!loaded.onnxForm) return;
     const dir = this.folder(model);
     const partial = `${dir}.partial-${process.pid}-${Date.now()}`;
     try {
-      await fs.mkdir(partial, { recursive: true });
-      await fs.writeFile(path.join(partial, 'model.onnx'), form.bytes);
-      const stored = { ...storedModel(loaded, form), identity: await identityText(identity) };
-      await fs.writeFile(path.join(partial, 'model.json'), JSON.stringify(stored));
+      await writeConversion(partial, loaded, await identityText(identity));
       await fs.rm(dir, { recursive: true, force: true });
       await fs.rename(partial, dir).catch(async (error: unknown) => {
         // Another process kept the same conversion first: theirs is as good.
@@ -181,13 +177,16 @@ function megabytes(bytes: number): string {
   return (bytes / 2 ** 20).toFixed(0);
 }
 
-/** Writes `model`'s ONNX form to `dir` (the bundled model's, at build time: tools/bundled-model.js). */
-export async function writeConversion(dir: string, model: LoadedModel): Promise<void> {
+/**
+ * Writes `model`'s ONNX form to `dir`: the bundled model's at build time (bundledOnnx.ts), with no
+ * `identity`, or a kept conversion's (ConversionStore.write).
+ */
+export async function writeConversion(dir: string, model: LoadedModel, identity?: string): Promise<void> {
   const form = model.onnxForm;
   if (!form) throw new Error(`${model.summary.name} has no ONNX form to write`);
   await fs.mkdir(dir, { recursive: true });
   await fs.writeFile(path.join(dir, 'model.onnx'), form.bytes);
-  await fs.writeFile(path.join(dir, 'model.json'), JSON.stringify(storedModel(model, form)));
+  await fs.writeFile(path.join(dir, 'model.json'), JSON.stringify({ ...storedModel(model, form), identity }));
 }
 
 /**

@@ -6,7 +6,7 @@ import type { Activation, LoadedModel, ModelSource } from './model';
 import { ModelCache } from './modelCache';
 import { ResultView } from './resultView';
 import { getTf } from './tf';
-import { firstLayerToShow } from '../shared/selection';
+import { layerShownFirst } from '../shared/selection';
 
 export type { ExtractRequest, OnProgress } from './extraction';
 
@@ -92,7 +92,7 @@ export class FeatureMapEngine {
   /** The channels of the layer the panel shows first (the one the pass computed first), if computed. */
   private firstGrid(result: ExtractionResult, request: ExtractRequest): LayerData | undefined {
     const { layers, resultKey } = result;
-    const first = layers.find((l) => l.name === request.firstLayer && l.spatial)?.name ?? firstLayerToShow(layers);
+    const first = layerShownFirst(layers, request.firstLayer);
     if (!first || !this.activation(resultKey, first)) return undefined;
     return this.view.layerData(resultKey, first, Math.max(1, request.firstGridChannels ?? 1));
   }

@@ -1,5 +1,5 @@
 import * as path from 'node:path';
-import { firstLayerToShow } from '../shared/selection';
+import { layerShownFirst } from '../shared/selection';
 import { type ActivationCache, sumBytes } from './activationCache';
 import type { EngineProgress } from './api';
 import { budgetBytes, checkInputBudget, checkPassBudget, estimatePass } from './budget';
@@ -180,11 +180,12 @@ export class Extractor {
       return;
     }
     const only = new Set([layer]);
-    const told = { step: 'pass', bytes: estimatePass(entry.model, only).bytes } as const;
+    const pass = estimatePass(entry.model, only);
+    const told = { step: 'pass', bytes: pass.bytes } as const;
     let computing = entry.computing.get(layer);
     if (!computing) {
       checkPassBudget(
-        estimatePass(entry.model, only),
+        pass,
         entry.budget,
         `Computing layer "${layer}" of ${entry.model.summary.name} on ${entry.fileName}`,
       );
@@ -220,15 +221,13 @@ export class Extractor {
     if (!entry) throw new NotCachedError();
     const input = entry.input;
     if (!input) return;
+    const pass = estimatePass(entry.model);
+    const told = { step: 'pass', bytes: pass.bytes } as const;
     if (!entry.completing) {
       signal?.throwIfAborted();
-      checkPassBudget(
-        estimatePass(entry.model),
-        entry.budget,
-        `Computing every layer of ${entry.model.summary.name} on ${entry.fileName}`,
-      );
+      checkPassBudget(pass, entry.budget, `Computing every layer of ${entry.model.summary.name} on ${entry.fileName}`);
       // Its first caller hears of the pass before it starts (see OnProgress).
-      entry.completing = Promise.resolve(progress?.({ step: 'pass', bytes: estimatePass(entry.model).bytes }))
+      entry.completing = Promise.resolve(progress?.(told))
         .then(() => entry.model.run(input))
         .then(
           (activations) => {
@@ -243,7 +242,7 @@ export class Extractor {
         );
     } else {
       // One that joins the pass hears how big it is too.
-      void progress?.({ step: 'pass', bytes: estimatePass(entry.model).bytes });
+      void progress?.(told);
     }
     await entry.completing;
   }
@@ -270,7 +269,7 @@ function wantedLayers(
 ): Set<string> | undefined {
   const layers = model.layers.map((l, i) => ({ ...l, spatial: isSpatial(l.shape), matched: matched[i] }));
   const wanted = new Set(listing ? layers.filter((l) => l.matched && l.spatial).map((l) => l.name) : []);
-  const first = layers.find((l) => l.name === firstLayer && l.spatial)?.name ?? firstLayerToShow(layers);
+  const first = layerShownFirst(layers, firstLayer);
   if (first) wanted.add(first);
   if (wanted.size === 0) return undefined;
   const head = model.layers.at(-1);

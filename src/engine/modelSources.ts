@@ -50,7 +50,7 @@ export interface LocatedModel {
   readonly onnxForm?: { shipped: string } | { model: object; identity: object };
 }
 
-/** The bundled model's ONNX form, made at build time (tools/bundled-model.js), in assetsDir. */
+/** The bundled model's ONNX form, made at build time (src/engine/bundledOnnx.ts), in assetsDir. */
 export const BUNDLED_ONNX_DIR = path.join('models', 'mobilenet_v2-onnx');
 
 export const BUNDLED_SUMMARY = {

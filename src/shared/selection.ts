@@ -17,3 +17,8 @@ export function firstLayerToShow(layers: readonly SelectableLayer[]): string | u
   const matched = layers.filter((l) => l.spatial && l.matched);
   return (matched.find((l) => /conv/i.test(l.op)) ?? matched[0] ?? layers.find((l) => l.spatial))?.name;
 }
+
+/** The layer a panel shows first: `preferred` (the one it showed last) when it has maps, else firstLayerToShow. */
+export function layerShownFirst(layers: readonly SelectableLayer[], preferred: string | undefined): string | undefined {
+  return layers.find((l) => l.name === preferred && l.spatial)?.name ?? firstLayerToShow(layers);
+}
