@@ -31,6 +31,12 @@ const CHOOSE_ARCHITECTURE: PanelAction = { id: 'chooseArchitecture', label: 'Cho
  * is imported.
  */
 export class PytorchSupport {
+  /**
+   * The questions open now, by kind and file: a second panel job on the same file (a restored panel
+   * and a click, say) waits for the answer to the question on screen instead of queueing another.
+   */
+  private readonly open = new Map<string, Promise<boolean>>();
+
   constructor(
     private readonly interpreter: PythonInterpreter,
     private readonly answers: PytorchAnswers,
@@ -103,7 +109,7 @@ export class PytorchSupport {
             actions: [{ id: 'manageTrust', label: 'Manage Workspace Trust' }],
           };
         }
-        if (await askPickle(modelPath)) {
+        if (await this.askOnce(`pickle:${modelPath}`, () => askPickle(modelPath))) {
           await this.answers.allowPickle(modelPath);
           this.log.info(`${fileName}: the user allowed loading this pickle (asked again if the file changes).`);
           return { kind: 'retry' };
@@ -137,7 +143,11 @@ export class PytorchSupport {
    * Asks which architecture `modelPath`'s weights are and remembers the answer for that file.
    * True when the user answered.
    */
-  async chooseArchitecture(modelPath: string, names?: readonly string[]): Promise<boolean> {
+  chooseArchitecture(modelPath: string, names?: readonly string[]): Promise<boolean> {
+    return this.askOnce(`architecture:${modelPath}`, () => this.askArchitecture(modelPath, names));
+  }
+
+  private async askArchitecture(modelPath: string, names?: readonly string[]): Promise<boolean> {
     const offered = names?.length ? names : this.answers.knownNames();
     const answer = await askArchitecture(
       modelPath,
@@ -149,6 +159,16 @@ export class PytorchSupport {
     await this.answers.rememberArchitecture(modelPath, answer);
     this.log.info(`${path.basename(modelPath)}: architecture ${answer} (remembered for this file in this workspace).`);
     return true;
+  }
+
+  /** The answer to the question `key` names: the one open now, or a new one. */
+  private askOnce(key: string, ask: () => Promise<boolean>): Promise<boolean> {
+    let asking = this.open.get(key);
+    if (!asking) {
+      asking = ask().finally(() => this.open.delete(key));
+      this.open.set(key, asking);
+    }
+    return asking;
   }
 
   /** "Run in Terminal": a terminal that runs the fix; the panel says to Retry once it is done. */

@@ -13,6 +13,7 @@ import { spawn } from 'node:child_process';
 import { parseArgs } from 'node:util';
 import {
   clickContextMenuItem,
+  extensionLog,
   launchBrowser,
   openWorkbench,
   repoRoot,
@@ -216,17 +217,6 @@ async function settledHost(processes) {
   return last;
 }
 
-function findLog(dir) {
-  for (const entry of fs.readdirSync(dir, { withFileTypes: true })) {
-    const full = path.join(dir, entry.name);
-    if (entry.isDirectory()) {
-      const found = findLog(full);
-      if (found) return found;
-    } else if (entry.name === 'Feature Maps.log') return full;
-  }
-  return undefined;
-}
-
 async function main() {
   const workspace = fs.mkdtempSync(path.join(os.tmpdir(), 'fm-bench-ws-'));
   for (const name of IMAGES) fs.copyFileSync(path.join(fixtures, name), path.join(workspace, name));
@@ -292,7 +282,7 @@ async function main() {
     if (!hostAfter || !engine.starts) {
       throw new Error(`no extension host or engine process found under code-server (pid ${server.pid})`);
     }
-    const log = findLog(path.join(server.userDataDir, 'logs'));
+    const log = extensionLog(server);
     const text = log ? fs.readFileSync(log, 'utf8') : '';
     // The extension's log, kept for reading the run's timeline (BENCH_UI_LOG=<file>).
     if (process.env.BENCH_UI_LOG) fs.writeFileSync(process.env.BENCH_UI_LOG, text);

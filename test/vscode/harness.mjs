@@ -561,6 +561,24 @@ export async function waitForPaintedGrid(page, fileName, count, { timeoutMs = 12
   }
 }
 
+/**
+ * The newest log of the extension's "Feature Maps" output channel under code-server's user data
+ * (each window reload starts another), or undefined before the extension has logged.
+ */
+export function extensionLog(server) {
+  const found = [];
+  const walk = (dir) => {
+    if (!fs.existsSync(dir)) return;
+    for (const entry of fs.readdirSync(dir, { withFileTypes: true })) {
+      const full = path.join(dir, entry.name);
+      if (entry.isDirectory()) walk(full);
+      else if (entry.name === 'Feature Maps.log') found.push({ full, mtime: fs.statSync(full).mtimeMs });
+    }
+  };
+  walk(path.join(server.userDataDir, 'logs'));
+  return found.sort((a, b) => b.mtime - a.mtime)[0]?.full;
+}
+
 /** Saves a full-window screenshot to test-results/screenshots/<name>.png and returns its path. */
 export async function screenshot(page, name) {
   const dir = path.join(resultsDir, 'screenshots');

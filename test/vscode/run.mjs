@@ -19,6 +19,7 @@ import { startMirror } from '../mirror.mjs';
 import { ctx } from './context.mjs';
 import {
   assertCodeServerInstalled,
+  extensionLog,
   installVsix,
   launchBrowser,
   openWorkbench,
@@ -135,6 +136,14 @@ async function runMocha(title, files) {
         if (test?.state === 'failed' && ctx.page) {
           const file = await screenshot(ctx.page, `FAILED ${ctx.mode} ${test.fullTitle()}`).catch(() => null);
           if (file) console.log(`      screenshot: ${path.relative(repoRoot, file)}`);
+          // What the extension did, for a failure seen only in CI's printout.
+          const log = ctx.server && extensionLog(ctx.server);
+          if (log) {
+            const tail = fs.readFileSync(log, 'utf8').trimEnd().split('\n').slice(-40);
+            console.log(
+              `      the extension's log, last ${tail.length} lines:\n${tail.map((l) => `        ${l}`).join('\n')}`,
+            );
+          }
         }
       },
     },
