@@ -78,9 +78,9 @@ export class ActivationCache {
   }
 }
 
-/** The bytes of a result's activations. */
+/** The bytes a result's activations keep (a derived one keeps none: it is computed when read). */
 export function sumBytes(activations: Map<string, Activation>): number {
   let bytes = 0;
-  for (const a of activations.values()) bytes += a.data.byteLength;
+  for (const a of activations.values()) if (!a.derived) bytes += a.data.byteLength;
   return bytes;
 }

@@ -15,8 +15,13 @@ import type { PreprocessMode } from './preprocess';
  */
 export interface Activation {
   shape: number[];
-  data: Float32Array;
+  readonly data: Float32Array;
   layout: 'hwc' | 'chw';
+  /**
+   * Computed from other layers' activations when `data` is read, not kept (see
+   * models/derivedLayers.ts): the cache counts no bytes for it.
+   */
+  readonly derived?: boolean;
 }
 
 /** The values in H×W×C order (Keras' own, e.g. to compare with Keras), whatever order `data` keeps. */

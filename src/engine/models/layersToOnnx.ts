@@ -92,7 +92,7 @@ async function openSession(
   };
   let session: OnnxGraphSession;
   try {
-    session = await openOnnxGraph(form.bytes, form.input, form.outputs);
+    session = await openOnnxGraph(form.bytes, form.input, form.outputs, { layerShapes: shapesOf(layers) });
   } catch (error) {
     return { unsupported: `ONNX Runtime refused the converted model: ${errorText(error)}` };
   }
@@ -126,6 +126,10 @@ function shapedAsConverted(session: OnnxGraphSession, layers: readonly LayerMeta
   return { ...session, run: async (input, only) => shaped(await session.run(input, only)) };
 }
 
+function shapesOf(layers: readonly LayerMeta[]): Map<string, readonly number[]> {
+  return new Map(layers.map((layer) => [layer.name, layer.shape]));
+}
+
 /** A shape as onnx.ts reports ORT's outputs: maps and token sequences as they are, the rest flattened. */
 function asOrtShows(shape: readonly number[]): number[] {
   return shape.length === 3 || shape.length === 2 || shape.length === 1 ? [...shape] : [product(shape)];
@@ -145,7 +149,10 @@ export async function openStoredConversion(stored: StoredConversion, key: string
   // What the model said of itself; not how the store keeps it.
   const { format, identity, ...fields } = stored.fields;
   const layers = fields.layers.map((layer) => ({ ...layer, shape: [...layer.shape] }));
-  const session = await openOnnxGraph(form.bytes, form.input, form.outputs, { lazy: true });
+  const session = await openOnnxGraph(form.bytes, form.input, form.outputs, {
+    lazy: true,
+    layerShapes: shapesOf(layers),
+  });
   return onSession({ ...shapedAsConverted(session, layers), form }, { ...fields, key }, layers, fields.inputSize);
 }
 

@@ -7,6 +7,7 @@ import { MAX_MODEL_FILE_BYTES, readRegularFile } from '../files';
 import { learnShapes, type LayerMeta } from '../layers';
 import type { Activation, LoadedModel, ModelIdentity } from '../model';
 import type { PreprocessMode } from '../preprocess';
+import { DerivedActivation, fetchedFor, planDerivations, type Recipe } from './derivedLayers';
 
 export interface OnnxOptions {
   modelPath: string;
@@ -154,48 +155,73 @@ const PRUNED_SESSIONS = 2;
 /**
  * Opens ONNX model bytes made in memory (a converted Keras model, see layersToOnnx.ts) or kept
  * from an earlier conversion (conversionStore.ts): unlike `loadOnnxModel`, the image input and
- * the outputs to read are given, not guessed. `lazy`: the session on the whole graph is made at
- * the first pass that needs every layer, not now (a first grid needs only a cut one), and
- * `shapes` stays empty (a stored conversion's shapes were checked when it was made).
+ * the outputs to read are given, not guessed. Layers a cheap function of others are computed from
+ * them when read, not fetched (derivedLayers.ts); `layerShapes`, where the caller knows them, lets
+ * more of them be. `lazy`: the session on the whole graph is made at the first pass that needs
+ * every layer, not now (a first grid needs only a cut one), and `shapes` stays empty (a stored
+ * conversion's shapes were checked when it was made).
  */
 export async function openOnnxGraph(
   bytes: Uint8Array,
   input: ImageInput,
   outputs: TappedOutput[],
-  options: { lazy?: boolean } = {},
+  options: { lazy?: boolean; layerShapes?: ReadonlyMap<string, readonly number[]> } = {},
 ): Promise<OnnxGraphSession> {
   const runtime = requireOrt();
+  const model = onnx.ModelProto.decode(bytes);
+  const recipes = planDerivations(model, outputs, options.layerShapes);
+  const byTensor = new Map<string, TappedOutput>();
+  for (const t of outputs) if (!byTensor.has(t.tensor)) byTensor.set(t.tensor, t);
+  // The outputs a pass over every layer fetches: one per tensor, none that is derived.
+  const fetched = [...byTensor.values()].filter((t) => !recipes.has(t.tensor));
+  const fullBytes = (): Uint8Array =>
+    recipes.size === 0 ? bytes : onnx.ModelProto.encode(pruneGraph(model, fetched.map((t) => t.tensor))).finish();
   const shapes = new Map<string, number[]>();
   let full: Promise<ort.InferenceSession> | undefined;
   if (!options.lazy) {
-    const session = await createSession(runtime, bytes);
+    const session = await createSession(runtime, fullBytes());
     full = Promise.resolve(session);
     const metadata = new Map(session.outputMetadata.map((m) => [m.name, m]));
+    const shapeOf = (tensor: string): ort.InferenceSession.ValueMetadata | undefined => {
+      // A derived tensor has its sources' shape.
+      for (let t = tensor, recipe = recipes.get(t); ; recipe = recipes.get(t)) {
+        if (!recipe) return metadata.get(t);
+        t = recipe.kind === 'add' ? recipe.sources[0] : recipe.source;
+      }
+    };
     for (const t of outputs) {
-      const shape = staticShape(metadata.get(t.tensor));
+      const shape = staticShape(shapeOf(t.tensor));
       if (shape) shapes.set(t.layer, activationShape(shape, t.layout));
     }
   }
   const fullSession = (): Promise<ort.InferenceSession> => {
-    full ??= createSession(runtime, bytes).catch((error: unknown) => {
+    full ??= createSession(runtime, fullBytes()).catch((error: unknown) => {
       full = undefined; // tried again at the next pass
       throw error;
     });
     return full;
   };
-  const cut = new CutSessions(runtime, bytes);
+  const cut = new CutSessions(runtime, model);
   return {
     shapes,
     async run(nhwc, only) {
-      const subset = only && outputs.filter((t) => only.has(t.layer));
-      if (!subset || subset.length === outputs.length) {
-        const forward = forwardPass(runtime, await fullSession(), input, outputs);
-        return forward.activations(await forward.run(nhwc));
+      const wanted = only ? outputs.filter((t) => only.has(t.layer)) : outputs;
+      const needed = fetchedFor(
+        wanted.map((t) => t.tensor),
+        recipes,
+      );
+      const subset = fetched.filter((t) => needed.has(t.tensor));
+      let values: Map<string, Activation>;
+      if (subset.length === fetched.length) {
+        const forward = forwardPass(runtime, await fullSession(), input, subset);
+        values = forward.activations(await forward.run(nhwc));
+      } else {
+        values = await cut.use(subset, async (session) => {
+          const part = forwardPass(runtime, session, input, subset);
+          return part.activations(await part.run(nhwc));
+        });
       }
-      return cut.use(subset, async (session) => {
-        const part = forwardPass(runtime, session, input, subset);
-        return part.activations(await part.run(nhwc));
-      });
+      return withDerived(values, outputs, wanted, subset, recipes);
     },
     release() {
       full?.then(
@@ -205,6 +231,41 @@ export async function openOnnxGraph(
       cut.releaseAll();
     },
   };
+}
+
+/**
+ * A pass's layers, in the graph's order: the `fetched` ones' `values` (by layer), and each
+ * `wanted` one, derived from them where it has a recipe. Every fetched layer is in it too (a
+ * derived one reads it).
+ */
+function withDerived(
+  values: Map<string, Activation>,
+  outputs: readonly TappedOutput[],
+  wanted: readonly TappedOutput[],
+  fetched: readonly TappedOutput[],
+  recipes: ReadonlyMap<string, Recipe>,
+): Map<string, Activation> {
+  if (recipes.size === 0) return values;
+  const tensors = new Map<string, Activation>();
+  for (const t of fetched) {
+    const value = values.get(t.layer);
+    if (value) tensors.set(t.tensor, value);
+  }
+  const derive = (tensor: string): Activation => {
+    const done = tensors.get(tensor);
+    if (done) return done;
+    const recipe = recipes.get(tensor);
+    if (!recipe) throw new Error(`the pass did not fetch ${tensor}`);
+    const sources = recipe.kind === 'add' ? recipe.sources : [recipe.source];
+    const first = sources.map(derive)[0];
+    const activation = new DerivedActivation([...first.shape], first.layout, recipe, tensors);
+    tensors.set(tensor, activation);
+    return activation;
+  };
+  const shown = new Set([...wanted, ...fetched].map((t) => t.layer));
+  const layers = new Map<string, Activation>();
+  for (const t of outputs) if (shown.has(t.layer)) layers.set(t.layer, derive(t.tensor));
+  return layers;
 }
 
 interface CutSession {
@@ -221,13 +282,12 @@ interface CutSession {
  * The latest few are kept (PRUNED_SESSIONS), one per set of layers.
  */
 class CutSessions {
-  private model: onnx.IModelProto | undefined;
   /** By the fetched tensors, least recently used first. */
   private readonly sessions = new Map<string, CutSession>();
 
   constructor(
     private readonly runtime: typeof ort,
-    private readonly bytes: Uint8Array,
+    private readonly model: onnx.IModelProto,
   ) {}
 
   async use<T>(subset: TappedOutput[], pass: (session: ort.InferenceSession) => Promise<T>): Promise<T> {
@@ -255,7 +315,6 @@ class CutSessions {
     if (entry) {
       this.sessions.delete(key);
     } else {
-      this.model ??= onnx.ModelProto.decode(this.bytes);
       const bytes = onnx.ModelProto.encode(pruneGraph(this.model, tensors)).finish();
       entry = { session: createSession(this.runtime, bytes), users: 0, evicted: false };
       entry.session.catch(() => this.sessions.delete(key));

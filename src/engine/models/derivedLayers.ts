@@ -1,0 +1,255 @@
+import { onnx } from 'onnx-proto';
+import type { Activation } from '../model';
+import type { TappedOutput } from './onnx';
+
+/**
+ * Layers that are a cheap function of other layers are not fetched from ONNX Runtime: a pass
+ * fetches the rest, and these are computed from them when read (a grid, a ranking, an export).
+ * Fetching fewer outputs lets ORT fuse a convolution with its batch norm (an output in between
+ * stops it), copies less out of the runtime, and keeps a cached image at a fraction of its size:
+ * in MobileNetV2 two layers in three are a batch norm's input or an activation of one.
+ *
+ * A recipe reads only layers of the same graph, with the same shape and layout as its own:
+ *   - an activation (Relu, Clip, LeakyRelu) of a layer;
+ *   - a batch norm of a layer (per channel: x·a + b), and the other way round: a batch norm's
+ *     input from its output, (y − b) / a, so the runtime can fold the norm into the convolution
+ *     before it (only where every a is far from 0, so nothing is lost dividing by it);
+ *   - the sum (Add) of two layers of the same shape.
+ */
+export type Recipe =
+  | { kind: 'unary'; source: string; apply: (x: number) => number }
+  | { kind: 'affine'; source: string; scale: Float32Array; shift: Float32Array }
+  | { kind: 'add'; sources: [string, string] };
+
+/** An inverted batch norm divides by its scale: not when a channel's is this near 0 (relative to the largest). */
+const MIN_RELATIVE_SCALE = 1e-3;
+
+/**
+ * The recipes of `tapped`'s tensors that can be derived, by tensor; every source a recipe names is
+ * tapped, and either fetched or derived itself (no cycle). `shapes`, by layer, where known: a sum
+ * is derived only when both addends' shapes are known equal to its own.
+ */
+export function planDerivations(
+  model: onnx.IModelProto,
+  tapped: readonly TappedOutput[],
+  shapes: ReadonlyMap<string, readonly number[]> = new Map(),
+): Map<string, Recipe> {
+  const graph = model.graph ?? {};
+  const byTensor = new Map<string, TappedOutput>();
+  for (const t of tapped) if (!byTensor.has(t.tensor)) byTensor.set(t.tensor, t);
+  const constants = new Map((graph.initializer ?? []).map((t) => [t.name ?? '', t]));
+  const recipes = new Map<string, Recipe>();
+  // Same layout on both sides: the values line up index by index.
+  const alike = (a: string, b: string): boolean => {
+    const ta = byTensor.get(a);
+    const tb = byTensor.get(b);
+    return ta !== undefined && tb !== undefined && a !== b && ta.layout === tb.layout;
+  };
+  const sameShape = (a: string, b: string): boolean => {
+    const sa = shapes.get(byTensor.get(a)?.layer ?? '');
+    const sb = shapes.get(byTensor.get(b)?.layer ?? '');
+    return sa !== undefined && sb !== undefined && sa.length > 0 && sa.join() === sb.join();
+  };
+
+  // First a batch norm's input from its output, so the norm can fold into the op before it; those
+  // outputs are then fetched (the forward recipes below never point back at them).
+  const fetchedNorms = new Set<string>();
+  for (const node of graph.node ?? []) {
+    if (node.opType !== 'BatchNormalization' || (node.domain ?? '') !== '') continue;
+    const [x] = node.input ?? [];
+    const [y] = node.output ?? [];
+    if (!alike(x, y) || recipes.has(x)) continue;
+    const affine = batchNormAffine(node, constants);
+    if (!affine || !invertible(affine.scale)) continue;
+    recipes.set(x, {
+      kind: 'affine',
+      source: y,
+      scale: affine.scale.map((a) => 1 / a),
+      shift: affine.shift.map((b, c) => -b / affine.scale[c]),
+    });
+    fetchedNorms.add(y);
+  }
+
+  for (const node of graph.node ?? []) {
+    const [out] = node.output ?? [];
+    if ((node.domain ?? '') !== '' || !byTensor.has(out) || recipes.has(out) || fetchedNorms.has(out)) continue;
+    const inputs = node.input ?? [];
+    const recipe = forwardRecipe(node, inputs, constants);
+    if (!recipe) continue;
+    const sources = recipe.kind === 'add' ? recipe.sources : [recipe.source];
+    if (!sources.every((s) => alike(s, out))) continue;
+    if (recipe.kind === 'add' && !sources.every((s) => sameShape(s, out))) continue;
+    recipes.set(out, recipe);
+  }
+  return recipes;
+}
+
+function forwardRecipe(
+  node: onnx.INodeProto,
+  inputs: string[],
+  constants: ReadonlyMap<string, onnx.ITensorProto>,
+): Recipe | undefined {
+  const [x] = inputs;
+  switch (node.opType) {
+    case 'Relu':
+      return { kind: 'unary', source: x, apply: (v) => (v > 0 ? v : 0) };
+    case 'LeakyRelu': {
+      const alpha = attributeFloat(node, 'alpha') ?? 0.01;
+      return { kind: 'unary', source: x, apply: (v) => (v >= 0 ? v : v * alpha) };
+    }
+    case 'Clip': {
+      // Opset 11 on: min and max are optional inputs (constants here); before: attributes.
+      const bound = (i: number, attribute: string, fallback: number): number | undefined => {
+        const name = inputs[i];
+        if (name) {
+          const values = floatsOf(constants.get(name));
+          return values?.length === 1 ? values[0] : undefined;
+        }
+        return attributeFloat(node, attribute) ?? fallback;
+      };
+      const min = bound(1, 'min', -Infinity);
+      const max = bound(2, 'max', Infinity);
+      if (min === undefined || max === undefined) return undefined;
+      return { kind: 'unary', source: x, apply: (v) => (v < min ? min : v > max ? max : v) };
+    }
+    case 'BatchNormalization': {
+      const affine = batchNormAffine(node, constants);
+      return affine && { kind: 'affine', source: x, ...affine };
+    }
+    case 'Add':
+      return inputs.length === 2 ? { kind: 'add', sources: [inputs[0], inputs[1]] } : undefined;
+    default:
+      return undefined;
+  }
+}
+
+/** An inference batch norm as y = x·scale + shift per channel, when its statistics are constants. */
+function batchNormAffine(
+  node: onnx.INodeProto,
+  constants: ReadonlyMap<string, onnx.ITensorProto>,
+): { scale: Float32Array; shift: Float32Array } | undefined {
+  if ((node.output ?? []).filter(Boolean).length !== 1) return undefined; // training mode
+  const [, ...named] = node.input ?? [];
+  const [gamma, beta, mean, variance] = named.map((name) => floatsOf(constants.get(name)));
+  if (!gamma || !beta || !mean || !variance) return undefined;
+  const channels = gamma.length;
+  if ([beta, mean, variance].some((v) => v.length !== channels)) return undefined;
+  const epsilon = attributeFloat(node, 'epsilon') ?? 1e-5;
+  const scale = new Float32Array(channels);
+  const shift = new Float32Array(channels);
+  for (let c = 0; c < channels; c++) {
+    const a = gamma[c] / Math.sqrt(variance[c] + epsilon);
+    scale[c] = a;
+    shift[c] = beta[c] - mean[c] * a;
+  }
+  return scale.every(Number.isFinite) && shift.every(Number.isFinite) ? { scale, shift } : undefined;
+}
+
+function invertible(scale: Float32Array): boolean {
+  let largest = 0;
+  for (const a of scale) largest = Math.max(largest, Math.abs(a));
+  return largest > 0 && scale.every((a) => Math.abs(a) >= largest * MIN_RELATIVE_SCALE);
+}
+
+function attributeFloat(node: onnx.INodeProto, name: string): number | undefined {
+  const attribute = (node.attribute ?? []).find((a) => a.name === name);
+  return attribute?.type === onnx.AttributeProto.AttributeType.FLOAT ? (attribute.f ?? 0) : undefined;
+}
+
+/** A float32 initializer's values; undefined for any other type or an external one. */
+function floatsOf(tensor: onnx.ITensorProto | undefined): Float32Array | undefined {
+  if (!tensor || tensor.dataType !== onnx.TensorProto.DataType.FLOAT) return undefined;
+  if (tensor.floatData?.length) return Float32Array.from(tensor.floatData);
+  const raw = tensor.rawData;
+  if (!raw || raw.byteLength % 4 !== 0) return undefined;
+  // Copied: raw bytes inside a larger buffer need not be aligned for a Float32Array view.
+  return new Float32Array(Uint8Array.from(raw).buffer);
+}
+
+/**
+ * The tensors a pass fetches to give `wanted` (tensors): each fetched one as it is, and the
+ * sources of each derived one, down to fetched tensors.
+ */
+export function fetchedFor(wanted: Iterable<string>, recipes: ReadonlyMap<string, Recipe>): Set<string> {
+  const fetched = new Set<string>();
+  const seen = new Set<string>();
+  const pending = [...wanted];
+  for (let tensor = pending.pop(); tensor !== undefined; tensor = pending.pop()) {
+    if (seen.has(tensor)) continue;
+    seen.add(tensor);
+    const recipe = recipes.get(tensor);
+    if (!recipe) fetched.add(tensor);
+    else pending.push(...(recipe.kind === 'add' ? recipe.sources : [recipe.source]));
+  }
+  return fetched;
+}
+
+/**
+ * A layer computed from others when its values are read, and not kept: read again after the
+ * collector took them, they are computed again (a few milliseconds). Counts no bytes in the cache.
+ */
+export class DerivedActivation implements Activation {
+  readonly derived = true;
+  private kept: WeakRef<Float32Array> | undefined;
+
+  constructor(
+    public shape: number[],
+    readonly layout: Activation['layout'],
+    private readonly recipe: Recipe,
+    private readonly sources: ReadonlyMap<string, Activation>,
+  ) {}
+
+  get data(): Float32Array {
+    let values = this.kept?.deref();
+    if (!values) {
+      values = this.compute();
+      this.kept = new WeakRef(values);
+    }
+    return values;
+  }
+
+  private compute(): Float32Array {
+    const recipe = this.recipe;
+    const source = (tensor: string): Float32Array => {
+      const activation = this.sources.get(tensor);
+      if (!activation) throw new Error(`derived layer: its source ${tensor} was not computed`);
+      return activation.data;
+    };
+    if (recipe.kind === 'add') {
+      const a = source(recipe.sources[0]);
+      const b = source(recipe.sources[1]);
+      if (a.length !== b.length) throw new Error(`derived layer: adding ${a.length} values to ${b.length}`);
+      const sum = new Float32Array(a.length);
+      for (let i = 0; i < a.length; i++) sum[i] = a[i] + b[i];
+      return sum;
+    }
+    const x = source(recipe.source);
+    const y = new Float32Array(x.length);
+    if (recipe.kind === 'unary') {
+      const f = recipe.apply;
+      for (let i = 0; i < x.length; i++) y[i] = f(x[i]);
+      return y;
+    }
+    const { scale, shift } = recipe;
+    const channels = scale.length;
+    const planar = this.layout === 'chw' && this.shape.length === 3;
+    const plane = planar ? this.shape[0] * this.shape[1] : 1;
+    if (channels !== (planar ? this.shape[2] : this.shape.at(-1)) || x.length % channels !== 0) {
+      throw new Error(`derived layer: ${channels} channel scales for a layer of shape ${this.shape.join('×')}`);
+    }
+    if (planar) {
+      for (let c = 0; c < channels; c++) {
+        const a = scale[c];
+        const b = shift[c];
+        const end = (c + 1) * plane;
+        for (let i = c * plane; i < end; i++) y[i] = x[i] * a + b;
+      }
+    } else {
+      for (let i = 0; i < x.length; i++) {
+        const c = i % channels;
+        y[i] = x[i] * scale[c] + shift[c];
+      }
+    }
+    return y;
+  }
+}
