@@ -65,6 +65,7 @@ export class ResultView {
       layers,
       elapsedMs,
       partial: this.cache.peek(resultKey)?.input !== undefined,
+      keptBytes: this.cache.peek(resultKey)?.bytes ?? 0,
       predictions: labelsPath ? await this.predictions(resultKey, model, labelsPath) : undefined,
     };
   }

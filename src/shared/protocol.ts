@@ -87,6 +87,8 @@ export interface ExtractionResult {
   elapsedMs: number;
   /** Only some layers are computed yet: the others are when first asked for (or completed in the background). */
   partial: boolean;
+  /** What the engine keeps of this image's layers now, in bytes (a layer derived from others keeps none). */
+  keptBytes: number;
   /** Top-5 classes, when the model has a classifier head and labels were found. */
   predictions?: Prediction[];
   /** The channels of the layer shown first, when asked for (ExtractRequest.firstGridChannels): no round trip for the first grid. */

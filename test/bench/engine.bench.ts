@@ -81,6 +81,8 @@ async function main(): Promise<void> {
         forward: stats(forward),
         wall: stats(wall),
         layerSwitch: stats(switches),
+        // What the engine keeps of one image's every layer (layers derived from others keep nothing).
+        keptMB: Math.round((last.keptBytes / 2 ** 20) * 10) / 10,
         mainThreadMaxBlockMs: round(loop.max / 1e6),
         // The client's side: what the extension host would hold.
         clientRssMB: mb(process.memoryUsage.rss()),
