@@ -175,7 +175,14 @@ export async function openOnnxGraph(
   // The outputs a pass over every layer fetches: one per tensor, none that is derived.
   const fetched = [...byTensor.values()].filter((t) => !recipes.has(t.tensor));
   const fullBytes = (): Uint8Array =>
-    recipes.size === 0 ? bytes : onnx.ModelProto.encode(pruneGraph(model, fetched.map((t) => t.tensor))).finish();
+    recipes.size === 0
+      ? bytes
+      : onnx.ModelProto.encode(
+          pruneGraph(
+            model,
+            fetched.map((t) => t.tensor),
+          ),
+        ).finish();
   const shapes = new Map<string, number[]>();
   let full: Promise<ort.InferenceSession> | undefined;
   if (!options.lazy) {
