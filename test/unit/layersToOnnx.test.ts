@@ -410,6 +410,35 @@ describe('TF.js and Keras models on onnxruntime (converted to ONNX in memory)', 
       });
     }
 
+    it('layers derived from others when read (activations, batch norms either way, sums) equal tfjs’; a batch norm with a zero scale is not inverted', async () => {
+      const tfjs = small((x) => {
+        const a = tfl.layers.conv2d({ filters: 6, kernelSize: 3, padding: 'same', name: 'conv_a' }).apply(x);
+        const aNorm = tfl.layers.batchNormalization({ name: 'bn_a' }).apply(a);
+        const aRelu = tfl.layers.reLU({ maxValue: 6, name: 'relu6_a' }).apply(aNorm);
+        const b = tfl.layers.conv2d({ filters: 6, kernelSize: 1, name: 'conv_b' }).apply(aRelu);
+        const bNorm = tfl.layers.batchNormalization({ name: 'bn_b' }).apply(b);
+        const sum = tfl.layers.add({ name: 'sum' }).apply([bNorm, aNorm] as tfl.SymbolicTensor[]);
+        return tfl.layers.leakyReLU({ alpha: 0.1, name: 'leaky' }).apply(sum) as tfl.SymbolicTensor;
+      });
+      // One channel of bn_b scaled by 0: conv_b cannot be computed back from it.
+      const bn = tfjs.layersModel!.getLayer('bn_b');
+      const [gamma, ...rest] = bn.getWeights();
+      const zeroed = gamma.dataSync().slice();
+      zeroed[2] = 0;
+      const replaced = tf.tensor1d(zeroed);
+      bn.setWeights([replaced, ...rest]);
+      replaced.dispose();
+
+      const input = randomInput(tfjs);
+      const { native } = await compareWithTfjs('derived layers', tfjs, input);
+      const activations = await native.run(input);
+      const derived = [...activations].filter(([, a]) => a.derived).map(([name]) => name);
+      // conv_a from bn_a (inverted), relu6_a from bn_a, bn_b from conv_b (bn_b has a zero scale),
+      // sum from bn_b and bn_a, leaky from sum: only bn_a and conv_b are fetched.
+      assert.deepEqual(derived, ['conv_a', 'relu6_a', 'bn_b', 'sum', 'leaky']);
+      native.dispose();
+    });
+
     describe('with an input size not fixed ([null, null, 4]) run at 9×11: every shape from the layers’ rules at load', () => {
       // No pass at load: compareWithTfjs checks each layer's shape when run against the one listed.
       // Flatten into Dense and a PReLU slope per pixel need a fixed size, as in Keras.
