@@ -2,7 +2,8 @@
 // `npm run bench`: our engine against its peers, in one run on this machine, side by side.
 //   - every layer of VGG16 (no top), MobileNetV2 and the bundled model at 224×224, through our
 //     engine process, native (onnxruntime) and tfjs-wasm, against PyTorch on the same
-//     architectures (random weights) and against the seed's Keras script (three sub-models);
+//     architectures (random weights; eager, and torch.compile channels_last) and against the
+//     seed's Keras script (three sub-models);
 //   - the seed's view as whole processes, the same weights file and image: the seed's Keras script
 //     (test/bench/seed_process.py: three sub-models, a 3×3 PNG per layer) against our CLI (the same
 //     three layers, --split), its first run (converts) and the runs after it;
@@ -125,7 +126,16 @@ const ratio = (a, b) => (a / b).toFixed(2) + '×';
 async function main() {
   prepare();
   const started = Date.now();
-  const results = { date: new Date().toISOString(), machine: machine(), runs, warmup, engine: [], torch: {}, ui: [] };
+  const results = {
+    date: new Date().toISOString(),
+    machine: machine(),
+    runs,
+    warmup,
+    engine: [],
+    torch: {},
+    torchCompiled: {},
+    ui: [],
+  };
 
   if (parts.has('engine')) {
     for (const model of MODELS) {
@@ -139,14 +149,21 @@ async function main() {
   }
   if (parts.has('torch')) {
     for (const name of ['vgg16', 'mobilenet_v2']) {
-      log(`PyTorch: ${name}`);
-      results.torch[name] = run(path.join(benchVenv, 'bin', 'python'), [
-        path.join(repo, 'test', 'bench', 'torch_bench.py'),
-        name,
-        String(os.availableParallelism()),
-        String(runs),
-        String(warmup),
-      ]);
+      for (const mode of ['eager', 'compile']) {
+        log(
+          `PyTorch: ${name}, ${mode === 'eager' ? 'eager' : 'torch.compile (channels_last; compiling takes a minute)'}`,
+        );
+        const figures = run(path.join(benchVenv, 'bin', 'python'), [
+          path.join(repo, 'test', 'bench', 'torch_bench.py'),
+          name,
+          String(os.availableParallelism()),
+          String(runs),
+          String(warmup),
+          mode,
+        ]);
+        if (mode === 'eager') results.torch[name] = figures;
+        else results.torchCompiled[name] = figures;
+      }
     }
   }
   if (parts.has('seed')) {
@@ -556,19 +573,23 @@ function everyLayer(r, lines) {
   );
   lines.push('');
   lines.push(
-    '| model | layers | ours, native | ours, tfjs-wasm | PyTorch ' +
-      Object.values(r.torch)[0].torch +
-      ' | native / PyTorch | tfjs / PyTorch |',
+    `| model | layers | ours, native | ours, tfjs-wasm | PyTorch ${Object.values(r.torch)[0].torch} eager | PyTorch torch.compile, channels_last | native / PyTorch eager | native / torch.compile | tfjs / PyTorch eager |`,
   );
-  lines.push('| --- | --- | --- | --- | --- | --- | --- |');
+  lines.push('| --- | --- | --- | --- | --- | --- | --- | --- | --- |');
   for (const model of MODELS) {
     const native = r.engine.find((e) => e.name === model.name && e.native);
     const tfjs = r.engine.find((e) => e.name === model.name && !e.native);
     const t = torch(model);
+    const c = r.torchCompiled?.[MODELS.find((x) => x.name === model.name).torch];
+    const compiled = c ? `${fmt(c)} (compiling: ${(c.first_ms / 1000).toFixed(0)} s)` : 'n/a';
     lines.push(
-      `| ${model.name} | ${native.layers} | ${fmt(native.forward)} (${native.backend}) | ${fmt(tfjs.forward)} (${tfjs.backend}) | ${fmt(t)} | ${ratio(native.forward.median, t.median)} | ${ratio(tfjs.forward.median, t.median)} |`,
+      `| ${model.name} | ${native.layers} | ${fmt(native.forward)} (${native.backend}) | ${fmt(tfjs.forward)} (${tfjs.backend}) | ${fmt(t)} | ${compiled} | ${ratio(native.forward.median, t.median)} | ${c ? ratio(native.forward.median, c.median) : 'n/a'} | ${ratio(tfjs.forward.median, t.median)} |`,
     );
   }
+  lines.push('');
+  lines.push(
+    "PyTorch keeps every leaf module's output with a forward hook (in-place ReLUs made out-of-place); torch.compile is inductor on the same module and hooks, model and image channels_last, its first pass (the compile) left out of the figures.",
+  );
 }
 
 function seedView(r, lines) {

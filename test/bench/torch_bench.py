@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """The PyTorch peer for `npm run bench`: every layer's activation for one 224x224 image.
 
-Usage: torch_bench.py MODEL [THREADS=2] [RUNS=10] [WARMUP=2]
+Usage: torch_bench.py MODEL [THREADS=2] [RUNS=10] [WARMUP=2] [MODE=eager]
+MODE: eager, or compile (torch.compile, inductor, with the model and the image channels_last:
+PyTorch at its fastest on a CPU; the first pass, which compiles, is reported apart).
 MODEL: vgg16 (VGG16 without top, like torchvision's vgg16().features) or mobilenet_v2 (with
 its classifier, like torchvision's mobilenet_v2()), defined here in plain torch.nn because
 the mirror's torchvision does not load with its torch. Random weights: only the time matters. A forward hook on every leaf module
@@ -20,6 +22,7 @@ name = sys.argv[1]
 threads = int(sys.argv[2]) if len(sys.argv) > 2 else 2
 runs = int(sys.argv[3]) if len(sys.argv) > 3 else 10
 warmup = int(sys.argv[4]) if len(sys.argv) > 4 else 2
+mode = sys.argv[5] if len(sys.argv) > 5 else "eager"
 torch.set_num_threads(threads)
 torch.manual_seed(0)
 
@@ -85,12 +88,19 @@ for module in leaves:
     module.register_forward_hook(lambda _m, _i, out: kept.append(out))
 
 x = torch.rand(1, 3, 224, 224)
+forward = model
+if mode == "compile":
+    model = model.to(memory_format=torch.channels_last)
+    x = x.contiguous(memory_format=torch.channels_last)
+    forward = torch.compile(model)
+elif mode != "eager":
+    sys.exit(f"unknown mode {mode}")
 
 
 def once():
     kept.clear()
     with torch.inference_mode():
-        model(x)
+        forward(x)
     return len(kept)
 
 
@@ -109,6 +119,7 @@ print(
     json.dumps(
         {
             "model": name,
+            "mode": mode,
             "torch": torch.__version__,
             "threads": threads,
             "layers": layers,
