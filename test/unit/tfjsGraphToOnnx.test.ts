@@ -590,7 +590,7 @@ describe('TF.js GraphModels on onnxruntime (TF ops converted to ONNX in memory)'
       assert.equal(top(await native.run(input)), top(tfjsOut));
       console.log(
         `      ${layers.length} layers, worst ${worst.layer.split('/').slice(-3).join('/')} ${worst.error.toExponential(1)}; ` +
-          `load + first pass: tfjs-wasm ${tfjsFirst.toFixed(0)} ms, onnxruntime ${ortFirst.toFixed(0)} ms (tfjs load, conversion, session, trial pass); ` +
+          `load + first pass: tfjs-wasm ${tfjsFirst.toFixed(0)} ms, onnxruntime ${ortFirst.toFixed(0)} ms (tfjs load, conversion, session, and a trial pass only where ORT cannot infer a shape); ` +
           `pass: tfjs-wasm ${tfjsPass.toFixed(0)} ms, onnxruntime ${ortPass.toFixed(0)} ms`,
       );
     } finally {

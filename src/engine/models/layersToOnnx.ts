@@ -185,11 +185,11 @@ function onSession(
 // ---------------------------------------------------------------- running it
 
 /**
- * The most a trial pass at load may allocate (as budget.ts estimates it). Below it, one pass on a
- * blank image checks that the converted graph runs like the original (and warms ORT up for the
- * user's first image); above it, a pass at load would cost what the user's own pass costs, before
- * the budget is checked, so only the shapes ORT infers are checked, and a graph that fails when
- * run fails on the first image.
+ * The most a trial pass at load may allocate (as budget.ts estimates it), when one runs at all:
+ * only for a converted graph with a layer whose shape ORT's inference cannot tell (see
+ * replaceWithConverted). Below it, one pass on a blank image checks those shapes; above it, a pass
+ * at load would cost what the user's own pass costs, before the budget is checked, so a graph
+ * that fails when run fails on the first image.
  */
 export const TRIAL_PASS_BYTES = 256 * 1024 * 1024;
 
@@ -202,7 +202,7 @@ export const TRIAL_PASS_BYTES = 256 * 1024 * 1024;
 export async function toOnnxRuntime(
   model: LoadedModel,
   options: { trialPassBytes?: number } = {},
-): Promise<(LoadedModel & PassCosts) | { unsupported: string }> {
+): Promise<(LoadedModel & PassCosts & { trialPassMs?: number }) | { unsupported: string }> {
   if (!model.layersModel) return { unsupported: 'it is not a TensorFlow.js Layers model' };
   const conversion = layersModelToOnnx(model.layersModel, model.inputSize);
   if ('unsupported' in conversion) return conversion;
@@ -217,14 +217,16 @@ export async function toOnnxRuntime(
  * `model` (on TensorFlow.js) on onnxruntime instead, as `conversion` (its layers, in its order):
  * same key, layers, preprocessing and so on, with `run` on ORT; or why not. Every shape the
  * converter gives must be tfjs' (a shape tfjs could not tell, listed empty, is the converter's)
- * and ORT's; when a pass fits `trialPassBytes` (default TRIAL_PASS_BYTES) one runs on a blank
- * image to check them again. `without` clears the tfjs model's own fields on the result.
+ * and ORT's. When ORT's shape inference gave every layer's shape, that check is the whole check:
+ * no pass runs before the user's first image. Otherwise, when a pass fits `trialPassBytes`
+ * (default TRIAL_PASS_BYTES), one runs on a blank image to check the shapes ORT could not tell
+ * (`trialPassMs` says how long it took). `without` clears the tfjs model's own fields on the result.
  */
 export async function replaceWithConverted(
   model: LoadedModel,
   conversion: ConvertedModel,
   options: { trialPassBytes?: number } & Partial<Pick<LoadedModel, 'layersModel' | 'graphModel'>>,
-): Promise<(LoadedModel & PassCosts) | { unsupported: string }> {
+): Promise<(LoadedModel & PassCosts & { trialPassMs?: number }) | { unsupported: string }> {
   const { trialPassBytes = TRIAL_PASS_BYTES, ...without } = options;
   for (const [i, layer] of model.layers.entries()) {
     const shape = conversion.outputs[i].shape;
@@ -238,9 +240,13 @@ export async function replaceWithConverted(
   const session = await openSession(conversion, layers);
   if ('unsupported' in session) return session;
   const { height, width, channels } = model.inputSize;
+  const inferred = layers.every((layer) => layer.shape.length > 0 && session.shapes.has(layer.name));
+  let trialPassMs: number | undefined;
   try {
-    if (estimatePass(model).bytes <= trialPassBytes) {
+    if (!inferred && estimatePass(model).bytes <= trialPassBytes) {
+      const started = performance.now();
       const activations = await session.run(new Float32Array(height * width * channels));
+      trialPassMs = performance.now() - started;
       for (const layer of layers) {
         const shape = activations.get(layer.name)?.shape;
         if (shape?.join() !== layer.shape.join()) {
@@ -254,5 +260,5 @@ export async function replaceWithConverted(
     session.release();
     return { unsupported: `the converted model does not run like the original: ${errorText(error)}` };
   }
-  return { ...onSession(session, model, layers, model.inputSize), ...without };
+  return { ...onSession(session, model, layers, model.inputSize), ...without, trialPassMs };
 }
