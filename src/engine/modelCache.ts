@@ -204,9 +204,9 @@ export class ModelCache {
     const checked =
       native.trialPassMs === undefined
         ? "every shape checked by ONNX Runtime's inference, no pass at load"
-        : `shapes checked by a pass at load, ${native.trialPassMs.toFixed(0)} ms`;
+        : `its shapes checked by a pass at load (${native.trialPassMs.toFixed(0)} ms)`;
     this.options.log?.(
-      `${name} runs on onnxruntime (converted in ${(performance.now() - started).toFixed(0)} ms; ${checked})`,
+      `${name} runs on onnxruntime (converted in ${(performance.now() - started).toFixed(0)} ms), ${checked}`,
     );
     return native;
   }

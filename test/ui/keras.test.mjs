@@ -53,7 +53,11 @@ describe('Keras 3 models in the panel (issue 11)', function () {
     await clickContextMenuItem(ctx.page, 'chelsea.png', 'Show Feature Maps');
     const clicked = Date.now();
     const frame = webviewFrame(ctx.page);
-    await frame.locator('body[data-state="ready"]').waitFor({ timeout: TIMEOUT });
+    // The setting is written while the photo is clicked: a panel that opened on the model before
+    // it changes to this one when the setting lands (CI once clicked that fast).
+    await frame
+      .locator('body[data-state="ready"] .model-name', { hasText: /^convnexttiny\.keras$/ })
+      .waitFor({ timeout: TIMEOUT });
     console.log(`      (measured, not asserted: menu click → panel ready: ${Date.now() - clicked} ms)`);
 
     assert.equal(await text(frame, '.model-name'), 'convnexttiny.keras');
