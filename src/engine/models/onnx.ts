@@ -241,9 +241,9 @@ export async function openOnnxGraph(
 }
 
 /**
- * A pass's layers, in the graph's order: the `fetched` ones' `values` (by layer), and each
- * `wanted` one, derived from them where it has a recipe. Every fetched layer is in it too (a
- * derived one reads it).
+ * A pass's layers, in the graph's order: the `fetched` ones' `values` (by layer: one layer per
+ * tensor), and each `wanted` one, derived from them where it has a recipe, or sharing a fetched
+ * one's tensor. Every fetched layer is in it too (a derived one reads it).
  */
 function withDerived(
   values: Map<string, Activation>,
@@ -252,7 +252,6 @@ function withDerived(
   fetched: readonly TappedOutput[],
   recipes: ReadonlyMap<string, Recipe>,
 ): Map<string, Activation> {
-  if (recipes.size === 0) return values;
   const tensors = new Map<string, Activation>();
   for (const t of fetched) {
     const value = values.get(t.layer);
