@@ -44,6 +44,7 @@ export class ResultView {
         : model.path
           ? await findLabelsBeside(model.path)
           : undefined);
+    const kept = this.cache.peek(resultKey);
     return {
       resultKey,
       model: {
@@ -64,8 +65,8 @@ export class ResultView {
       },
       layers,
       elapsedMs,
-      partial: this.cache.peek(resultKey)?.input !== undefined,
-      keptBytes: this.cache.peek(resultKey)?.bytes ?? 0,
+      partial: kept?.input !== undefined,
+      keptBytes: kept?.bytes ?? 0,
       predictions: labelsPath ? await this.predictions(resultKey, model, labelsPath) : undefined,
     };
   }
