@@ -125,7 +125,8 @@ export class ChannelGrid {
     }
     this.setTiles(tiles);
     this.redraw(layer, settings);
-    this.updateScaling();
+    // Measuring the tiles needs a layout: at the next frame, with the one the browser makes anyway.
+    requestAnimationFrame(() => this.updateScaling());
   }
 
   /**

@@ -1,8 +1,9 @@
 /**
  * Header: the input exactly as the model saw it (after decode + resize), the file name,
- * sizes, decode notes, the model and the forward-pass time.
+ * sizes, decode notes, the model and the forward-pass time. The input's pixels come in a
+ * message of their own, after the result (see protocol.ts): the text first, then the picture.
  */
-import type { ExtractionResult } from '../src/shared/protocol';
+import type { InputPixels, ShownResult } from '../src/shared/protocol';
 import { h } from './dom';
 import { formatMs } from './format';
 
@@ -14,6 +15,8 @@ export class Header {
   private readonly canvas: HTMLCanvasElement;
   private readonly info: HTMLElement;
   private readonly model: HTMLElement;
+  private resultKey: string | undefined;
+  private pixels: InputPixels | undefined;
 
   constructor(onOpenSettings: () => void, onSelectModel: () => void) {
     this.canvas = h('canvas', { class: 'input-preview', role: 'img' });
@@ -40,8 +43,10 @@ export class Header {
     );
   }
 
-  render(result: ExtractionResult): void {
+  render(result: ShownResult): void {
     const { input, model } = result;
+    this.resultKey = result.resultKey;
+    // Sizing the canvas clears it: the input's pixels are drawn again if they came already.
     this.canvas.width = input.width;
     this.canvas.height = input.height;
     const scale = Math.min(PREVIEW_BOX / input.width, PREVIEW_BOX / input.height);
@@ -50,9 +55,7 @@ export class Header {
     // Nearest-neighbour only when enlarged: small inputs stay crisp, large ones are not aliased.
     this.canvas.classList.toggle('upscaled', scale * window.devicePixelRatio >= 1);
     this.canvas.setAttribute('aria-label', `${input.fileName} as the model sees it, ${input.width}×${input.height}`);
-    const ctx = this.canvas.getContext('2d');
-    // Copy: ImageData needs a plain ArrayBuffer-backed array of exactly W×H×4.
-    ctx?.putImageData(new ImageData(new Uint8ClampedArray(input.rgba), input.width, input.height), 0, 0);
+    this.drawPixels();
 
     const resized = input.originalWidth !== input.width || input.originalHeight !== input.height;
     this.info.replaceChildren(
@@ -103,6 +106,22 @@ export class Header {
         ),
       );
     }
+  }
+
+  /** The input's pixels, for the result on show (those of an older result are dropped). */
+  showPixels(pixels: InputPixels): void {
+    if (pixels.resultKey !== this.resultKey) return;
+    this.pixels = pixels;
+    this.drawPixels();
+  }
+
+  private drawPixels(): void {
+    const pixels = this.pixels;
+    if (!pixels || pixels.resultKey !== this.resultKey) return;
+    if (pixels.width !== this.canvas.width || pixels.height !== this.canvas.height) return;
+    // Copy: ImageData needs a plain ArrayBuffer-backed array of exactly W×H×4.
+    const image = new ImageData(new Uint8ClampedArray(pixels.rgba), pixels.width, pixels.height);
+    this.canvas.getContext('2d')?.putImageData(image, 0, 0);
   }
 }
 

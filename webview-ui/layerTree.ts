@@ -49,6 +49,8 @@ export class LayerTree {
   private groupRows = new Map<string, { row: HTMLElement; children: HTMLElement }>();
   private groupOfLayer = new Map<string, string>();
   private view: LayerTreeView | undefined;
+  /** What the rows were built from (see render). */
+  private builtFrom: string | undefined;
   /** The row keyboard focus is on: the selected layer, or a group row after Left. */
   private active: HTMLElement | undefined;
   private idSeq = 0;
@@ -77,8 +79,19 @@ export class LayerTree {
     );
   }
 
-  /** Rebuilds the rows (new result or show-all change). */
+  /**
+   * Rebuilds the rows when what they show changed (another model, the layers setting, show-all);
+   * for another image of the same model only the selection is updated: the rows, and the
+   * layout the browser made of them, stay.
+   */
   render(view: LayerTreeView): void {
+    const builtFrom = JSON.stringify([view.showAll, [...view.collapsed].sort(), view.layers]);
+    if (builtFrom === this.builtFrom) {
+      this.view = view;
+      this.setSelected(view.selected, false);
+      return;
+    }
+    this.builtFrom = builtFrom;
     this.view = view;
     const matched = view.layers.filter((l) => l.matched).length;
     const allMatched = matched === view.layers.length;
@@ -195,7 +208,9 @@ export class LayerTree {
     }
     row.classList.add('active');
     this.tree.setAttribute('aria-activedescendant', row.id);
-    if (scroll) row.scrollIntoView({ block: 'nearest' });
+    // At the next frame, with the rest of the frame's layout: scrolling now would make the
+    // browser lay out the page in the middle of a change (a new result's grid waits on it).
+    if (scroll) requestAnimationFrame(() => row.isConnected && row.scrollIntoView({ block: 'nearest' }));
   }
 
   private isSelectable(row: HTMLElement): boolean {

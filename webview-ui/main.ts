@@ -251,6 +251,9 @@ function handle(msg: ToWebview): void {
     case 'result':
       applyResult(msg);
       break;
+    case 'inputPixels':
+      header.showPixels(msg.pixels);
+      break;
     default: {
       const unreachable: never = msg;
       console.warn('Feature Maps: unhandled message', unreachable);

@@ -1,5 +1,5 @@
 /** The panel's model: what the host told us plus the user's UI choices. */
-import type { ExtractionResult, LayerInfo, ViewSettings } from '../src/shared/protocol';
+import type { LayerInfo, ShownResult, ViewSettings } from '../src/shared/protocol';
 import { firstLayerToShow } from '../src/shared/selection';
 import { isVisible } from './layerTree';
 import type { ErrorInfo } from './status';
@@ -20,7 +20,7 @@ export interface AppState {
   settings: ViewSettings;
   loading?: { fileName: string; message: string };
   error?: ErrorInfo;
-  result?: ExtractionResult;
+  result?: ShownResult;
   selectedLayer?: string;
   showAllLayers: boolean;
   collapsedGroups: Set<string>;

@@ -40,10 +40,19 @@ function isResult(r: unknown): boolean {
     isStr(r.model.name) &&
     isInt(input.width) &&
     isInt(input.height) &&
-    input.rgba instanceof Uint8ClampedArray &&
-    input.rgba.length === (input.width as number) * (input.height as number) * 4 &&
     Array.isArray(r.layers) &&
     r.layers.every(isLayerInfo)
+  );
+}
+
+function isInputPixels(p: unknown): boolean {
+  return (
+    isRec(p) &&
+    isStr(p.resultKey) &&
+    isInt(p.width) &&
+    isInt(p.height) &&
+    p.rgba instanceof Uint8ClampedArray &&
+    p.rgba.length === (p.width as number) * (p.height as number) * 4
   );
 }
 
@@ -86,6 +95,8 @@ export function isToWebview(m: unknown): m is ToWebview {
       );
     case 'result':
       return isResult(m.result);
+    case 'inputPixels':
+      return isInputPixels(m.pixels);
     default:
       return false;
   }

@@ -133,6 +133,8 @@ export class FeatureMapsPanel extends Disposable {
   /** The layer the webview shows: the next image computes it first. */
   private selectedLayer: string | undefined;
   private ready = false;
+  /** The result whose input pixels the webview has (see postResult). */
+  private pixelsPosted: string | undefined;
   /** What Restricted Mode ignores of the workspace's settings, shown with the model. */
   private restrictedNotice: string | undefined;
   private readyWatch: ReturnType<typeof setTimeout> | undefined;
@@ -640,9 +642,23 @@ export class FeatureMapsPanel extends Disposable {
         });
         break;
       case 'result':
-        this.post({ type: 'result', result: state.result });
+        this.postResult(state.result);
         break;
     }
+  }
+
+  /**
+   * A result, without its input's pixels, then those pixels (once per result): they are about
+   * as many bytes as the first grid, which thus crosses first.
+   */
+  private postResult(result: ExtractionResult): void {
+    const { input, ...rest } = result;
+    const { rgba, ...summary } = input;
+    this.post({ type: 'result', result: { ...rest, input: summary } });
+    if (!this.ready || this.pixelsPosted === result.resultKey) return;
+    this.pixelsPosted = result.resultKey;
+    const { resultKey } = result;
+    this.post({ type: 'inputPixels', pixels: { resultKey, width: input.width, height: input.height, rgba } });
   }
 
   private postIdentity(): void {
@@ -658,11 +674,10 @@ export class FeatureMapsPanel extends Disposable {
     switch (message.type) {
       case 'ready':
         this.ready = true;
+        this.pixelsPosted = undefined; // a (re)loaded webview has none
         this.post({ type: 'settings', settings: this.settings });
         this.postIdentity();
-        if (this.lastResult && this.state?.kind !== 'result') {
-          this.post({ type: 'result', result: this.withMatches(this.lastResult) });
-        }
+        if (this.lastResult && this.state?.kind !== 'result') this.postResult(this.withMatches(this.lastResult));
         this.postState();
         return;
       case 'layerSelected':

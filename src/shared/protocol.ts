@@ -3,7 +3,8 @@
  * Imported by both sides; no vscode, DOM or Node imports here.
  *
  * Flow: the webview posts `ready`; the host then sends `settings`, `identity` and either
- * `loading`, `error` or `result`. The webview pulls pixel data per layer by calling
+ * `loading`, `error` or `result` (then `inputPixels`, the input image's pixels, which wait until
+ * the result and its first grid have crossed). The webview pulls pixel data per layer by calling
  * `PanelHostApi.layerData` (a request with a reply, an error or a timeout, over
  * src/shared/rpc.ts, as the host calls the engine). Everything the panel shows can be rebuilt
  * from `PanelIdentity`.
@@ -64,17 +65,21 @@ export interface Prediction {
   score: number;
 }
 
-/** The image as the model saw it, after decode and resize: RGBA, H×W. */
-export interface InputPreview {
+/** The image as the model saw it, after decode and resize, described. */
+export interface InputSummary {
   fileName: string;
   /** Size of the original file's pixels, before resizing. */
   originalWidth: number;
   originalHeight: number;
   width: number;
   height: number;
-  rgba: Uint8ClampedArray;
   /** Notes about what decoding did, e.g. "16-bit grayscale scaled to 8 bits". */
   notes: string[];
+}
+
+/** The image as the model saw it, with its pixels: RGBA, H×W. */
+export interface InputPreview extends InputSummary {
+  rgba: Uint8ClampedArray;
 }
 
 export interface ExtractionResult {
@@ -112,13 +117,28 @@ export interface LayerData {
   layerMax: number;
 }
 
+/**
+ * A result as the webview gets it: all but the input's pixels, which follow in an `inputPixels`
+ * message, so that the first grid crosses first (the pixels are as many bytes as the grid).
+ */
+export type ShownResult = Omit<ExtractionResult, 'input'> & { input: InputSummary };
+
+/** The pixels of a result's input image (RGBA, width × height), sent after the result. */
+export interface InputPixels {
+  resultKey: string;
+  width: number;
+  height: number;
+  rgba: Uint8ClampedArray;
+}
+
 export type ToWebview =
   | { type: 'settings'; settings: ViewSettings }
   /** Which image the panel is for; the webview saves it so the panel can be restored after a reload. */
   | { type: 'identity'; identity: PanelIdentity }
   | { type: 'loading'; fileName: string; message: string }
   | { type: 'error'; fileName: string; message: string; detail?: string; actions?: PanelAction[] }
-  | { type: 'result'; result: ExtractionResult };
+  | { type: 'result'; result: ShownResult }
+  | { type: 'inputPixels'; pixels: InputPixels };
 
 /**
  * What the user can do about an error beyond Retry, Change Model… and Open Settings: the panel

@@ -3,6 +3,7 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
+import sharp from 'sharp';
 import { ctx } from '../vscode/context.mjs';
 import {
   clickContextMenuItem,
@@ -37,6 +38,27 @@ function canvasStats(canvases) {
 /** Every tile painted, and most of them real maps (a dead channel is honestly drawn flat). */
 const drawn = (stats) =>
   stats.every((s) => s.painted) && stats.filter((s) => s.colours > 20).length >= stats.length / 2;
+
+/** The header's picture of the input, once drawn (it crosses after the grid): its size and mean colour. */
+async function waitForPreview(frame) {
+  const deadline = Date.now() + READY_TIMEOUT;
+  for (;;) {
+    const preview = await frame.locator('canvas.input-preview').evaluate((canvas) => {
+      const data = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
+      const sum = [0, 0, 0];
+      let painted = data.length > 0;
+      for (let i = 0; i < data.length; i += 4) {
+        for (let c = 0; c < 3; c++) sum[c] += data[i + c];
+        if (data[i + 3] !== 255) painted = false;
+      }
+      const n = data.length / 4;
+      return { width: canvas.width, height: canvas.height, painted, mean: sum.map((s) => s / n) };
+    });
+    if (preview.painted) return preview;
+    if (Date.now() > deadline) assert.fail(`the input preview was never drawn: ${JSON.stringify(preview)}`);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+}
 
 /** `tiles` drawn tiles of `fileName`'s grid (not the grid of the image shown before it). */
 async function waitForGrid(frame, { fileName, layer, tiles }) {
@@ -76,6 +98,14 @@ describe('Feature Maps panel, used like a person would', () => {
     await tab.waitFor({ timeout: 10_000 });
     assert.match(await frame.locator('.model-name').innerText(), /MobileNetV2/);
     assert.equal(await frame.locator('.layer-row[aria-selected="true"]').getAttribute('data-layer'), 'Conv1');
+    // The photo as the model saw it (224×224), with the photo's colours: each channel's mean
+    // within 12 levels of the file's own, decoded here.
+    const preview = await waitForPreview(frame);
+    assert.deepEqual([preview.width, preview.height], [224, 224]);
+    const { channels } = await sharp(path.join(ctx.workspace, 'chelsea.png')).stats();
+    preview.mean.forEach((mean, c) =>
+      assert.ok(Math.abs(mean - channels[c].mean) < 12, `channel ${c}: ${mean} vs the file's ${channels[c].mean}`),
+    );
     await screenshot(ctx.page, 'panel-chelsea-first-layer');
   });
 

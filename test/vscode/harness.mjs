@@ -467,7 +467,13 @@ export async function clickContextMenuItem(page, name, label, options = {}) {
   const item = menu.locator('.action-label', { hasText: new RegExp(`^\\s*${escapeRegExp(label)}\\s*$`) }).first();
   await item.hover();
   await sleep(400);
-  const clickedAt = Date.now();
+  // When the menu item runs is when the browser delivers the mouse-up (the menu acts on it), not
+  // when Playwright starts its click (which first waits for the item to be stable for two frames).
+  await page.evaluate(() => {
+    window.__menuMouseUpAt = undefined;
+    window.addEventListener('mouseup', () => (window.__menuMouseUpAt = Date.now()), { capture: true, once: true });
+  });
+  const requestedAt = Date.now();
   await item.click();
   try {
     await menu.waitFor({ state: 'hidden', timeout: 2000 });
@@ -476,7 +482,7 @@ export async function clickContextMenuItem(page, name, label, options = {}) {
     await page.keyboard.press('Enter');
     await menu.waitFor({ state: 'hidden', timeout: 5000 });
   }
-  return clickedAt;
+  return (await page.evaluate(() => window.__menuMouseUpAt)) ?? requestedAt;
 }
 
 /** Runs a command from the palette by its full title ("Category: Title"), like a person: F1, type, Enter. */
