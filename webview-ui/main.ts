@@ -254,6 +254,11 @@ function handle(msg: ToWebview): void {
     case 'inputPixels':
       header.showPixels(msg.pixels);
       break;
+    case 'predictions':
+      if (state.result?.resultKey !== msg.resultKey) break;
+      state.result = { ...state.result, predictions: msg.predictions };
+      header.render(state.result);
+      break;
     default: {
       const unreachable: never = msg;
       console.warn('Feature Maps: unhandled message', unreachable);

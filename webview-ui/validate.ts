@@ -97,6 +97,12 @@ export function isToWebview(m: unknown): m is ToWebview {
       return isResult(m.result);
     case 'inputPixels':
       return isInputPixels(m.pixels);
+    case 'predictions':
+      return (
+        isStr(m.resultKey) &&
+        Array.isArray(m.predictions) &&
+        m.predictions.every((p) => isRec(p) && isStr(p.label) && isNum(p.score))
+      );
     default:
       return false;
   }

@@ -3,7 +3,7 @@
  * declared once. The host calls it through `RpcClient<EngineApi>` (client.ts); the process
  * answers it with `serve<EngineApi>` (engineProcess.ts).
  */
-import type { ExtractionResult, LayerData } from '../shared/protocol';
+import type { ExtractionResult, LayerData, Prediction } from '../shared/protocol';
 import type { RpcError } from '../shared/rpc';
 import type { ExtractRequest } from './engine';
 import {
@@ -20,6 +20,8 @@ export interface EngineApi {
   extract(request: ExtractRequest): Promise<ExtractionResult>;
   /** The first `count` channels of a layer of a cached result, quantised for drawing. */
   layerData(resultKey: string, layer: string, count: number): Promise<LayerData>;
+  /** The top-5 of a cached result, its classifier head computed first if the first pass left it out; null when none. */
+  predictions(resultKey: string, labelsPath: string | null): Promise<Prediction[] | null>;
   /** Computes the layers a partial pass left out (cancellable until it starts). */
   complete(resultKey: string): Promise<null>;
   /** Which TensorFlow.js backend the process has ('wasm', or 'tensorflow' with tfjs-node). */

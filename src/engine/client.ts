@@ -1,6 +1,6 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import * as path from 'node:path';
-import type { ExtractionResult, LayerData } from '../shared/protocol';
+import type { ExtractionResult, LayerData, Prediction } from '../shared/protocol';
 import { RpcClient, isRpcMessage, tightArrays, type RpcChannel } from '../shared/rpc';
 import { decodeEngineError, type EngineApi, type EngineEvents, type EngineMemory, type EngineProgress } from './api';
 import type { ExtractRequest } from './engine';
@@ -144,6 +144,11 @@ export class EngineClient {
 
   layerData(resultKey: string, layer: string, count: number): Promise<LayerData> {
     return this.request('layerData', [resultKey, layer, count]);
+  }
+
+  /** The top-5 of a cached result (its head computed first if the first pass left it out; see ExtractRequest.headLater). */
+  async predictions(resultKey: string, labelsPath?: string, signal?: AbortSignal): Promise<Prediction[] | undefined> {
+    return (await this.request('predictions', [resultKey, labelsPath ?? null], signal)) ?? undefined;
   }
 
   /** Computes the layers a partial pass left out, so that switching to them costs nothing. */

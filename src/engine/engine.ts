@@ -1,9 +1,10 @@
-import type { ExtractionResult, LayerData } from '../shared/protocol';
+import type { ExtractionResult, LayerData, Prediction } from '../shared/protocol';
 import { ActivationCache } from './activationCache';
 import { budgetBytes } from './budget';
-import { Extractor, type ExtractRequest, type OnProgress } from './extraction';
+import { Extractor, classifierHead, type ExtractRequest, type OnProgress } from './extraction';
 import type { Activation, LoadedModel, ModelSource } from './model';
 import { ModelCache } from './modelCache';
+import { NotCachedError } from './errors';
 import { ResultView } from './resultView';
 import { getTf } from './tf';
 import { layerShownFirst } from '../shared/selection';
@@ -104,6 +105,21 @@ export class FeatureMapEngine {
    */
   ensureLayer(resultKey: string, layer: string, progress?: OnProgress): Promise<void> {
     return this.extractor.ensureLayer(resultKey, layer, progress);
+  }
+
+  /**
+   * The top-5 of a cached result (ExtractionResult.predictions), computing the classifier head
+   * first when the first pass left it out (ExtractRequest.headLater): a pass that stops at the
+   * head, sharing nothing with the rest, which still waits for `complete`. `labelsPath`: as in
+   * the request. Undefined when the model has no classifier head or no labels were found.
+   */
+  async predictions(resultKey: string, labelsPath?: string, progress?: OnProgress): Promise<Prediction[] | undefined> {
+    const entry = this.activations.get(resultKey);
+    if (!entry) throw new NotCachedError();
+    const head = classifierHead(entry.model);
+    if (!head) return undefined;
+    await this.extractor.ensureLayer(resultKey, head, progress, true);
+    return this.view.predictionsOf(resultKey, labelsPath);
   }
 
   /**

@@ -57,6 +57,9 @@ const server = serve<EngineApi, EngineEvents>(
       await engine.ensureLayer(resultKey, layer, progress);
       return engine.layerData(resultKey, layer, count);
     },
+    async predictions({ progress }, resultKey, labelsPath) {
+      return (await engine.predictions(resultKey, labelsPath ?? undefined, progress)) ?? null;
+    },
     async complete({ signal, progress }, resultKey) {
       // A cancelled background pass is answered at once; the pass itself goes on (it is shared, and
       // its layers are cached for when they are shown), so cancelling never ends the process.

@@ -40,6 +40,13 @@ export interface ExtractRequest {
   /** The layer the panel will show first (the one it showed last); default: the one it picks for a new panel. */
   firstLayer?: string;
   /**
+   * With `onlyListedLayers`: leave the classifier head out of the first pass too, so that it
+   * stops at the layers shown (the head is the model's last layer: with it, every pass runs the
+   * whole model). The top-5 then comes from `FeatureMapEngine.predictions`, asked for once the
+   * first grid is on screen.
+   */
+  headLater?: boolean;
+  /**
    * Answer with that layer's first `firstGridChannels` channels too (ExtractionResult.firstGrid),
    * so that the panel paints its first grid without asking for it.
    */
@@ -114,7 +121,7 @@ export class Extractor {
     checkInputBudget(model, budget, model.summary.name, setting?.height === height && setting.width === width);
     const matched = matchLayers(model.layers, request.layerPatterns);
     const wanted = request.onlyListedLayers
-      ? wantedLayers(model, matched, listsLayers(request.layerPatterns), request.firstLayer)
+      ? wantedLayers(model, matched, listsLayers(request.layerPatterns), request.firstLayer, !request.headLater)
       : undefined;
     const cached = this.cache.get(resultKey);
     const lacking = [...(wanted ?? model.layers.map((l) => l.name))].filter((l) => !cached?.activations.has(l));
@@ -167,15 +174,18 @@ export class Extractor {
    * Makes sure `layer` of a cached result is computed: a partial pass is completed, once. When
    * every layer at once is over the memory budget, a pass computes this layer alone; when even
    * that is over, the UserFacingError says so (the layers already computed stay available).
+   * `alone`: this layer alone even when every layer would fit (the head for the top-5, wanted
+   * at once, while the rest waits until the user stays on the image).
    */
-  async ensureLayer(resultKey: string, layer: string, progress?: OnProgress): Promise<void> {
+  async ensureLayer(resultKey: string, layer: string, progress?: OnProgress, alone = false): Promise<void> {
     const entry = this.cache.get(resultKey);
     if (!entry) throw new NotCachedError();
     if (entry.activations.has(layer) || !entry.model.layers.some((l) => l.name === layer)) return;
     const input = entry.input;
     if (!input) return;
-    // Every layer at once when that fits (switching layers is then instant), else this one alone.
-    if (entry.completing || estimatePass(entry.model).bytes <= entry.budget) {
+    // Every layer at once when that fits (switching layers is then instant), else (or when asked
+    // for `alone`) this one alone.
+    if (entry.completing || (!alone && estimatePass(entry.model).bytes <= entry.budget)) {
       await this.complete(resultKey, undefined, progress);
       return;
     }
@@ -266,15 +276,22 @@ function wantedLayers(
   matched: boolean[],
   listing: boolean,
   firstLayer: string | undefined,
+  withHead: boolean,
 ): Set<string> | undefined {
   const layers = model.layers.map((l, i) => ({ ...l, spatial: isSpatial(l.shape), matched: matched[i] }));
   const wanted = new Set(listing ? layers.filter((l) => l.matched && l.spatial).map((l) => l.name) : []);
   const first = layerShownFirst(layers, firstLayer);
   if (first) wanted.add(first);
   if (wanted.size === 0) return undefined;
-  const head = model.layers.at(-1);
-  if (head && !isSpatial(head.shape)) wanted.add(head.name);
+  const head = classifierHead(model);
+  if (head && withHead) wanted.add(head);
   return wanted;
+}
+
+/** The model's last layer when it is a vector (the scores behind the top-5), else undefined. */
+export function classifierHead(model: LoadedModel): string | undefined {
+  const head = model.layers.at(-1);
+  return head && !isSpatial(head.shape) ? head.name : undefined;
 }
 
 /**

@@ -37,13 +37,7 @@ export class ResultView {
       spatial: isSpatial(layer.shape),
       matched: matched[i],
     }));
-    const labelsPath =
-      request.labelsPath ??
-      (model.labels === 'imagenet'
-        ? path.join(this.assetsDir, 'models', IMAGENET_LABELS)
-        : model.path
-          ? await findLabelsBeside(model.path)
-          : undefined);
+    const labelsPath = await this.labelsPath(model, request.labelsPath);
     const kept = this.cache.peek(resultKey);
     return {
       resultKey,
@@ -84,6 +78,24 @@ export class ResultView {
     }
     if (!isSpatial(activation.shape)) throw new UserFacingError(`Layer "${layer}" has no spatial maps to draw.`);
     return quantizeChannels(layer, activation, count);
+  }
+
+  /**
+   * The top-5 of a cached result, once its head is computed (see ExtractRequest.headLater);
+   * undefined when the model has no classifier head or no labels were found.
+   */
+  async predictionsOf(resultKey: string, labelsPath: string | undefined): Promise<Prediction[] | undefined> {
+    const entry = this.cache.get(resultKey);
+    if (!entry) throw new NotCachedError();
+    const labels = await this.labelsPath(entry.model, labelsPath);
+    return labels ? this.predictions(resultKey, entry.model, labels) : undefined;
+  }
+
+  /** The labels file: the one asked for, ImageNet's for a model that has its classes, or one beside the model. */
+  private async labelsPath(model: LoadedModel, asked: string | undefined): Promise<string | undefined> {
+    if (asked) return asked;
+    if (model.labels === 'imagenet') return path.join(this.assetsDir, 'models', IMAGENET_LABELS);
+    return model.path ? findLabelsBeside(model.path) : undefined;
   }
 
   /** Top-5 of the model's last layer, when it is a vector with one score per label. */

@@ -381,6 +381,8 @@ export class FeatureMapsPanel extends Disposable {
                 layerPatterns: this.settings.layers,
                 onlyListedLayers: true,
                 firstLayer: this.selectedLayer,
+                // The top-5 follows the first grid: see showPredictions.
+                headLater: true,
                 // The first grid comes with the result: the webview paints it without asking.
                 firstGridChannels: this.settings.channels,
                 preprocessing,
@@ -415,6 +417,7 @@ export class FeatureMapsPanel extends Disposable {
         this.log.info(
           `${fileName}: ${result.layers.length} layers in ${Date.now() - started} ms (forward pass ${result.elapsedMs.toFixed(0)} ms${result.partial ? ', layers shown only' : ''}); ${kilobytes(messageBytes(result))} KB to the webview`,
         );
+        this.showPredictions(result, labelsPath, job);
         this.completeInBackground(result);
       } catch (error) {
         if (error instanceof CancelledError) {
@@ -481,6 +484,30 @@ export class FeatureMapsPanel extends Disposable {
     } finally {
       clearTimeout(notify);
     }
+  }
+
+  /**
+   * The first pass stopped at the layers on screen (ExtractRequest.headLater): the top-5 is
+   * asked for now, and shown when it comes, unless newer work owns the panel by then.
+   */
+  private showPredictions(result: ExtractionResult, labelsPath: string | undefined, job: AbortController): void {
+    if (result.predictions) return;
+    this.engine.predictions(result.resultKey, labelsPath, job.signal).then(
+      (predictions) => {
+        if (!predictions || this.job || this.lastResult?.resultKey !== result.resultKey) return;
+        this.lastResult = { ...this.lastResult, predictions };
+        if (this.state?.kind === 'result' && this.state.result.resultKey === result.resultKey) {
+          this.state = { kind: 'result', result: { ...this.state.result, predictions } };
+          this.post({ type: 'predictions', resultKey: result.resultKey, predictions });
+        }
+      },
+      (error: unknown) => {
+        // Superseded, or the engine let the image go: the next image has its own.
+        if (!(error instanceof CancelledError) && !(error instanceof NotCachedError)) {
+          this.log.warn(`${result.input.fileName}: no top-5: ${errorText(error)}`);
+        }
+      },
+    );
   }
 
   /**

@@ -138,7 +138,9 @@ export type ToWebview =
   | { type: 'loading'; fileName: string; message: string }
   | { type: 'error'; fileName: string; message: string; detail?: string; actions?: PanelAction[] }
   | { type: 'result'; result: ShownResult }
-  | { type: 'inputPixels'; pixels: InputPixels };
+  | { type: 'inputPixels'; pixels: InputPixels }
+  /** The top-5 of a result sent without it (its first pass stopped before the classifier head). */
+  | { type: 'predictions'; resultKey: string; predictions: Prediction[] };
 
 /**
  * What the user can do about an error beyond Retry, Change Model… and Open Settings: the panel

@@ -45,6 +45,8 @@ describe('Your own model, picked with Select Model…', () => {
     assert.equal(await frame.locator('.model-name').innerText(), 'darknet-tiny-imagenet.tfjs');
     assert.match(await frame.locator('.model-preprocessing').innerText(), /raw01/);
     assert.equal(await frame.locator('.layer-row[data-layer="conv2d_1"]').count(), 1, 'Darknet layers in the tree');
+    // The top-5 follows the first grid (the first pass stops at the layer on screen).
+    await frame.locator('.prediction').nth(4).waitFor({ timeout: TIMEOUT });
     const top5 = await frame.locator('.prediction .label').allInnerTexts();
     assert.equal(top5.length, 5);
     assert.ok(
@@ -67,6 +69,7 @@ describe('Your own model, picked with Select Model…', () => {
     await frame.locator('.model-name', { hasText: 'SqueezeNet_fp16.onnx' }).waitFor({ timeout: TIMEOUT });
     await frame.locator('body[data-state="ready"]').waitFor({ timeout: TIMEOUT });
     assert.match(await frame.locator('.model-preprocessing').innerText(), /caffe/);
+    await frame.locator('.prediction').nth(4).waitFor({ timeout: TIMEOUT });
     const top5 = await frame.locator('.prediction .label').allInnerTexts();
     assert.ok(
       top5.some((label) => /espresso|cup/i.test(label)),

@@ -1,5 +1,6 @@
 import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { dequantize } from '../../src/shared/protocol';
 import { FeatureMapEngine } from '../../src/engine/engine';
@@ -255,12 +256,18 @@ describe('a pass that stops at the deepest listed layer', function () {
   /**
    * `computed` is the `asked` layers, and the few they are derived from (a convolution from its
    * batch norm, an addition from its addends: models/derivedLayers.ts), none past the deepest
-   * asked one (or the batch norm right after it) but the head: the pass stopped there.
+   * asked one (or the batch norm right after it) but the head (the last one asked, unless
+   * `withHead` is false): the pass stopped there.
    */
-  function assertComputedOnly(computed: string[], asked: string[], layers: readonly { name: string }[]): void {
+  function assertComputedOnly(
+    computed: string[],
+    asked: string[],
+    layers: readonly { name: string }[],
+    withHead = true,
+  ): void {
     const order = new Map(layers.map((l, i) => [l.name, i]));
     for (const name of asked) assert.ok(computed.includes(name), `${name} is computed: ${computed.join(', ')}`);
-    const deepest = Math.max(...asked.slice(0, -1).map((name) => order.get(name)!));
+    const deepest = Math.max(...(withHead ? asked.slice(0, -1) : asked).map((name) => order.get(name)!));
     const extra = computed.filter((name) => !asked.includes(name));
     assert.ok(
       extra.every((name) => order.get(name)! <= deepest + 1),
@@ -350,6 +357,34 @@ describe('a pass that stops at the deepest listed layer', function () {
         full.activation(whole.resultKey, layer.name)?.data,
       );
     }
+  });
+
+  it('with the head left for later, stops at the layer on screen; predictions() then computes the head alone', async () => {
+    // The bundled model's head has 5 classes and no labels file: these name them.
+    const labelsPath = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'fm-labels-')), 'labels.txt');
+    fs.writeFileSync(labelsPath, ['drawing', 'hentai', 'neutral', 'porn', 'sexy'].join('\n'));
+    const request = { imagePath: image('palette_color.png'), model: BUNDLED, layerPatterns: [], labelsPath };
+    const first = await engine.extract({ ...request, onlyListedLayers: true, headLater: true, firstGridChannels: 16 });
+    const head = first.layers.at(-1)!.name;
+    const computed = () => first.layers.filter((l) => engine.activation(first.resultKey, l.name)).map((l) => l.name);
+    assertComputedOnly(computed(), ['Conv1'], first.layers, false);
+    assert.equal(first.firstGrid?.layer, 'Conv1');
+    assert.equal(first.predictions, undefined, 'no top-5 before the head is computed');
+
+    const predictions = await engine.predictions(first.resultKey, labelsPath);
+    const whole = await full.extract(request);
+    assert.equal(predictions?.length, 5);
+    assert.deepEqual(
+      predictions?.map((p) => p.label),
+      whole.predictions?.map((p) => p.label),
+    );
+    // The head alone: the layers in between still wait for complete().
+    assert.ok(computed().includes(head));
+    assert.ok(!computed().includes('block_8_project'), 'a middle layer is not computed by predictions()');
+    assert.equal(
+      (await engine.extract({ ...request, onlyListedLayers: true, headLater: true })).predictions?.length,
+      5,
+    );
   });
 
   it('without a layer on screen yet, computes the one a new panel shows: the first convolution', async () => {
