@@ -109,9 +109,10 @@ export class FeatureMapEngine {
 
   /**
    * The top-5 of a cached result (ExtractionResult.predictions), computing the classifier head
-   * first when the first pass left it out (ExtractRequest.headLater): a pass that stops at the
-   * head, sharing nothing with the rest, which still waits for `complete`. `labelsPath`: as in
-   * the request. Undefined when the model has no classifier head or no labels were found.
+   * first when the first pass left it out (ExtractRequest.headLater): a pass for the head alone
+   * (or the pass over every layer, if one is under way); the rest still waits for `complete`.
+   * `labelsPath`: as in the request. Undefined when the model has no classifier head or no
+   * labels were found.
    */
   async predictions(resultKey: string, labelsPath?: string, progress?: OnProgress): Promise<Prediction[] | undefined> {
     const entry = this.activations.get(resultKey);
