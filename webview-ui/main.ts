@@ -211,6 +211,8 @@ function applyResult(msg: Extract<ToWebview, { type: 'result' }>): void {
   renderTree();
   renderStatus();
   select(selection, true);
+  // Once this frame is painted, the host sends what waits for the first grid (see protocol.ts).
+  requestAnimationFrame(() => setTimeout(() => post({ type: 'resultShown', resultKey: result.resultKey })));
 }
 
 function applyLayerData(request: { resultKey: string; count: number }, data: LayerData): void {

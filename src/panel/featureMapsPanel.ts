@@ -133,8 +133,11 @@ export class FeatureMapsPanel extends Disposable {
   /** The layer the webview shows: the next image computes it first. */
   private selectedLayer: string | undefined;
   private ready = false;
-  /** The result whose input pixels the webview has (see postResult). */
+  /** The result whose input pixels the webview has (see postPixels). */
   private pixelsPosted: string | undefined;
+  /** A top-5 to ask for once its result is on screen (see showPredictions). */
+  private predictionsDue:
+    { result: ExtractionResult; labelsPath: string | undefined; job: AbortController } | undefined;
   /** What Restricted Mode ignores of the workspace's settings, shown with the model. */
   private restrictedNotice: string | undefined;
   private readyWatch: ReturnType<typeof setTimeout> | undefined;
@@ -417,7 +420,8 @@ export class FeatureMapsPanel extends Disposable {
         this.log.info(
           `${fileName}: ${result.layers.length} layers in ${Date.now() - started} ms (forward pass ${result.elapsedMs.toFixed(0)} ms${result.partial ? ', layers shown only' : ''}); ${kilobytes(messageBytes(result))} KB to the webview`,
         );
-        this.showPredictions(result, labelsPath, job);
+        // Once the webview has the result on screen (see onMessage, 'resultShown').
+        this.predictionsDue = result.predictions ? undefined : { result, labelsPath, job };
         this.completeInBackground(result);
       } catch (error) {
         if (error instanceof CancelledError) {
@@ -488,7 +492,8 @@ export class FeatureMapsPanel extends Disposable {
 
   /**
    * The first pass stopped at the layers on screen (ExtractRequest.headLater): the top-5 is
-   * asked for now, and shown when it comes, unless newer work owns the panel by then.
+   * asked for once the result is on screen, and shown when it comes, unless newer work owns
+   * the panel by then.
    */
   private showPredictions(result: ExtractionResult, labelsPath: string | undefined, job: AbortController): void {
     if (result.predictions) return;
@@ -680,12 +685,19 @@ export class FeatureMapsPanel extends Disposable {
    */
   private postResult(result: ExtractionResult): void {
     const { input, ...rest } = result;
-    const { rgba, ...summary } = input;
+    const { rgba: _pixels, ...summary } = input;
     this.post({ type: 'result', result: { ...rest, input: summary } });
+  }
+
+  /** The input's pixels of a result on screen, once per result (see postResult). */
+  private postPixels(result: ExtractionResult): void {
     if (!this.ready || this.pixelsPosted === result.resultKey) return;
     this.pixelsPosted = result.resultKey;
-    const { resultKey } = result;
-    this.post({ type: 'inputPixels', pixels: { resultKey, width: input.width, height: input.height, rgba } });
+    const { resultKey, input } = result;
+    this.post({
+      type: 'inputPixels',
+      pixels: { resultKey, width: input.width, height: input.height, rgba: input.rgba },
+    });
   }
 
   private postIdentity(): void {
@@ -710,6 +722,18 @@ export class FeatureMapsPanel extends Disposable {
       case 'layerSelected':
         this.selectedLayer = message.layer;
         return;
+      case 'resultShown': {
+        // The first grid is painted: what waits for it follows (see protocol.ts).
+        const shown = this.state?.kind === 'result' ? this.state.result : undefined;
+        if (shown?.resultKey !== message.resultKey) return;
+        this.postPixels(shown);
+        const due = this.predictionsDue;
+        if (due?.result.resultKey === message.resultKey) {
+          this.predictionsDue = undefined;
+          this.showPredictions(due.result, due.labelsPath, due.job);
+        }
+        return;
+      }
       case 'openSettings':
         await vscode.commands.executeCommand(
           'workbench.action.openSettings',

@@ -3,8 +3,9 @@
  * Imported by both sides; no vscode, DOM or Node imports here.
  *
  * Flow: the webview posts `ready`; the host then sends `settings`, `identity` and either
- * `loading`, `error` or `result` (then `inputPixels`, the input image's pixels, which wait until
- * the result and its first grid have crossed). The webview pulls pixel data per layer by calling
+ * `loading`, `error` or `result`. Once the webview has painted a result it says `resultShown`;
+ * only then do the input image's pixels (`inputPixels`) and the top-5 (`predictions`) follow, so
+ * that nothing competes with the first grid. The webview pulls pixel data per layer by calling
  * `PanelHostApi.layerData` (a request with a reply, an error or a timeout, over
  * src/shared/rpc.ts, as the host calls the engine). Everything the panel shows can be rebuilt
  * from `PanelIdentity`.
@@ -119,7 +120,7 @@ export interface LayerData {
 
 /**
  * A result as the webview gets it: all but the input's pixels, which follow in an `inputPixels`
- * message, so that the first grid crosses first (the pixels are as many bytes as the grid).
+ * message once the result is on screen (the pixels are as many bytes as the first grid).
  */
 export type ShownResult = Omit<ExtractionResult, 'input'> & { input: InputSummary };
 
@@ -169,7 +170,9 @@ export type FromWebview =
   | { type: 'selectModel' }
   | { type: 'retry' }
   /** The user pressed one of the error's actions. */
-  | { type: 'action'; id: PanelActionId };
+  | { type: 'action'; id: PanelActionId }
+  /** A result is on screen (its first grid painted): what waits for it may cross now. */
+  | { type: 'resultShown'; resultKey: string };
 
 /** What the webview asks of the host, with a reply: the contract of the host ↔ webview hop (see rpc.ts). */
 export interface PanelHostApi {
@@ -207,6 +210,8 @@ export function isFromWebview(value: unknown): value is FromWebview {
       return true;
     case 'layerSelected':
       return typeof m.layer === 'string';
+    case 'resultShown':
+      return typeof m.resultKey === 'string';
     case 'action':
       return (PANEL_ACTION_IDS as readonly unknown[]).includes(m.id);
     default:
