@@ -3,7 +3,7 @@
  * sizes, decode notes, the model and the forward-pass time. The input's pixels come in a
  * message of their own, after the result (see protocol.ts): the text first, then the picture.
  */
-import type { InputPixels, ShownResult } from '../src/shared/protocol';
+import type { InputPixels, Prediction, ShownResult } from '../src/shared/protocol';
 import { h } from './dom';
 import { formatMs } from './format';
 
@@ -89,23 +89,28 @@ export class Header {
         model.backend ? ` · ${model.backend}` : '',
       ),
     );
-    const predictions = result.predictions ?? [];
-    if (predictions.length > 0) {
-      this.info.append(
-        h(
-          'ol',
-          { class: 'predictions', 'aria-label': 'Top predictions' },
-          ...predictions.map((p) =>
-            h(
-              'li',
-              { class: 'prediction' },
-              h('span', { class: 'label' }, p.label),
-              h('span', { class: 'num' }, formatScore(p.score)),
-            ),
+    this.showPredictions(result.resultKey, result.predictions ?? []);
+  }
+
+  /** The top-5 of the result on show (it may come after the result: see protocol.ts). */
+  showPredictions(resultKey: string, predictions: readonly Prediction[]): void {
+    if (resultKey !== this.resultKey) return;
+    this.info.querySelector('.predictions')?.remove();
+    if (predictions.length === 0) return;
+    this.info.append(
+      h(
+        'ol',
+        { class: 'predictions', 'aria-label': 'Top predictions' },
+        ...predictions.map((p) =>
+          h(
+            'li',
+            { class: 'prediction' },
+            h('span', { class: 'label' }, p.label),
+            h('span', { class: 'num' }, formatScore(p.score)),
           ),
         ),
-      );
-    }
+      ),
+    );
   }
 
   /** The input's pixels, for the result on show (those of an older result are dropped). */

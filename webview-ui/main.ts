@@ -259,7 +259,7 @@ function handle(msg: ToWebview): void {
     case 'predictions':
       if (state.result?.resultKey !== msg.resultKey) break;
       state.result = { ...state.result, predictions: msg.predictions };
-      header.render(state.result);
+      header.showPredictions(msg.resultKey, msg.predictions);
       break;
     default: {
       const unreachable: never = msg;
