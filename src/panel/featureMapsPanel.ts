@@ -53,6 +53,8 @@ const COMPLETION_DELAY_MS = 300;
  */
 const LOADING_DELAY_MS = 250;
 const NOTIFICATION_DELAY_MS = 1000;
+/** A visible webview says `ready` within a second or two; this long without it, its page did not load. */
+const READY_WAIT_MS = 8000;
 
 /** A PyTorch model could not be opened: the message, and what the user can do about it. */
 class PytorchProblemError extends UserFacingError {
@@ -141,17 +143,26 @@ export class FeatureMapsPanel extends Disposable {
   /** What Restricted Mode ignores of the workspace's settings, shown with the model. */
   private restrictedNotice: string | undefined;
   private readyWatch: ReturnType<typeof setTimeout> | undefined;
+  /** How many times the page was loaded again because it did not say `ready`. */
+  private reloads = 0;
 
   private readonly onDidDisposeEmitter = this.register(new vscode.EventEmitter<void>());
   readonly onDidDispose = this.onDidDisposeEmitter.event;
   private readonly onDidBecomeActiveEmitter = this.register(new vscode.EventEmitter<void>());
   readonly onDidBecomeActive = this.onDidBecomeActiveEmitter.event;
+  /** The page did not load, even loaded again: the owner replaces this panel with a new one. */
+  private readonly onDidStallEmitter = this.register(new vscode.EventEmitter<void>());
+  readonly onDidStall = this.onDidStallEmitter.event;
 
-  static create(extensionUri: vscode.Uri, services: PanelServices): FeatureMapsPanel {
+  static create(
+    extensionUri: vscode.Uri,
+    services: PanelServices,
+    viewColumn: vscode.ViewColumn = vscode.ViewColumn.Beside,
+  ): FeatureMapsPanel {
     const panel = vscode.window.createWebviewPanel(
       VIEW_TYPE,
       'Feature Maps',
-      { viewColumn: vscode.ViewColumn.Beside, preserveFocus: false },
+      { viewColumn, preserveFocus: false },
       FeatureMapsPanel.webviewOptions(extensionUri),
     );
     return new FeatureMapsPanel(panel, extensionUri, services);
@@ -179,6 +190,7 @@ export class FeatureMapsPanel extends Disposable {
     panel.webview.options = FeatureMapsPanel.webviewOptions(extensionUri);
     panel.webview.html = panelHtml(panel.webview, extensionUri, 'Feature Maps');
     this.register(panel.onDidDispose(() => this.dispose()));
+    this.register({ dispose: () => clearTimeout(this.readyWatch) });
     this.register(
       panel.onDidChangeViewState(({ webviewPanel }) => {
         if (webviewPanel.active) this.onDidBecomeActiveEmitter.fire();
@@ -223,19 +235,24 @@ export class FeatureMapsPanel extends Disposable {
   /**
    * A visible webview says `ready` within a second or two. Seen in the browser-hosted
    * workbench after a reload: a webview whose page never loaded (a service-worker race)
-   * stays blank. Load the page again, once, rather than leave the user a blank panel.
+   * stays blank. Load the page again; if that does not load either, the frame itself is
+   * broken: ask for a new panel in its place (`onDidStall`) rather than leave the user a blank one.
    */
   private watchForReady(extensionUri: vscode.Uri): void {
     if (this.ready || this.readyWatch || !this.panel.visible) return;
     this.readyWatch = setTimeout(() => {
-      if (this.ready || this.isDisposed || !this.panel.visible) {
-        this.readyWatch = undefined;
-        return;
+      this.readyWatch = undefined;
+      if (this.ready || this.isDisposed || !this.panel.visible) return;
+      if (this.reloads === 0) {
+        this.reloads++;
+        this.log.warn(`the panel did not load within ${READY_WAIT_MS / 1000} s; loading it again`);
+        this.panel.webview.html = panelHtml(this.panel.webview, extensionUri, 'Feature Maps');
+        this.watchForReady(extensionUri);
+      } else {
+        this.log.warn('the panel did not load after loading it again; opening a new one in its place');
+        this.onDidStallEmitter.fire();
       }
-      this.log.warn('the panel did not load within 8 s; loading it again');
-      this.panel.webview.html = panelHtml(this.panel.webview, extensionUri, 'Feature Maps');
-    }, 8000);
-    this.register({ dispose: () => clearTimeout(this.readyWatch) });
+    }, READY_WAIT_MS);
   }
 
   /** A restored panel with nothing to show (no image was remembered). */

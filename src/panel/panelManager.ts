@@ -16,6 +16,8 @@ interface RestoredState {
 export class PanelManager extends Disposable implements vscode.WebviewPanelSerializer<RestoredState> {
   /** Open panels, the most recently active last. */
   private readonly panels: FeatureMapsPanel[] = [];
+  /** Panels opened in place of one that did not load: they are not replaced again. */
+  private readonly replacements = new WeakSet<FeatureMapsPanel>();
 
   constructor(
     private readonly extensionUri: vscode.Uri,
@@ -70,12 +72,28 @@ export class PanelManager extends Disposable implements vscode.WebviewPanelSeria
     super.dispose();
   }
 
+  /**
+   * A panel whose page never loaded (its frame broken, see FeatureMapsPanel.watchForReady):
+   * a new panel takes its place, in its column, with its image. Once: a new panel that does
+   * not load either stays, with the log saying so.
+   */
+  private async replace(stalled: FeatureMapsPanel): Promise<void> {
+    if (this.replacements.has(stalled)) return;
+    const image = stalled.image;
+    const fresh = this.adopt(FeatureMapsPanel.create(this.extensionUri, this.services, stalled.panel.viewColumn));
+    this.replacements.add(fresh);
+    stalled.dispose();
+    if (image) await fresh.restore(image);
+    else fresh.showNothing();
+  }
+
   private adopt(panel: FeatureMapsPanel): FeatureMapsPanel {
     this.panels.push(panel);
     panel.onDidBecomeActive(() => {
       this.panels.splice(this.panels.indexOf(panel), 1);
       this.panels.push(panel);
     });
+    panel.onDidStall(() => void this.replace(panel));
     panel.onDidDispose(() => {
       const index = this.panels.indexOf(panel);
       if (index >= 0) this.panels.splice(index, 1);

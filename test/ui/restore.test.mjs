@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { ctx } from '../vscode/context.mjs';
-import { clickContextMenuItem, runCommand, screenshot, webviewFrame } from '../vscode/harness.mjs';
+import { clickContextMenuItem, extensionLog, runCommand, screenshot, webviewFrame } from '../vscode/harness.mjs';
 
 const TIMEOUT = 60_000;
 
@@ -56,6 +56,31 @@ describe('Feature Maps panel across reloads and themes', () => {
       .waitFor({ timeout: TIMEOUT });
     await gridDrawn(webviewFrame(ctx.page), 'block_2_expand_relu');
     await screenshot(ctx.page, 'panel-restored-after-reload');
+  });
+
+  it('opens a new panel in place of one whose page does not load', async function () {
+    // What a service-worker race after a reload does in the browser-hosted workbench, made
+    // deterministic: the panel's frame does not load (its page is refused once); loading the
+    // panel's page again in that frame cannot help; a new panel's frame loads.
+    this.timeout(120_000);
+    await ctx.reload();
+    const frame = /webview\/browser\/pre\/index\.html\?.*extensionId=feature-maps\.feature-maps/;
+    let asked = 0;
+    const refuseFirst = (route) => (asked++ < 1 ? route.abort() : route.continue());
+    await ctx.page.route(frame, refuseFirst);
+    try {
+      await clickContextMenuItem(ctx.page, 'horse.png', 'Show Feature Maps');
+      await gridDrawn(webviewFrame(ctx.page), 'Conv1');
+    } finally {
+      await ctx.page.unroute(frame, refuseFirst);
+    }
+    assert.equal(asked, 2, "the first panel's frame was refused; a second panel's frame loaded");
+    const log = fs.readFileSync(extensionLog(ctx.server), 'utf8');
+    assert.match(log, /did not load within 8 s; loading it again/);
+    assert.match(log, /did not load after loading it again; opening a new one in its place/);
+    const tabs = ctx.page.locator('.tabs-container .tab', { hasText: 'Feature Maps: horse.png' });
+    assert.equal(await tabs.count(), 1, 'the new panel replaced the blank one: one tab');
+    await screenshot(ctx.page, 'panel-replaced-after-blank-page');
   });
 
   it('follows the VS Code colour theme', async () => {
