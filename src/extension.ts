@@ -5,6 +5,7 @@ import { registerSetArchitecture } from './commands/setArchitecture';
 import { registerShowFeatureMaps } from './commands/showFeatureMaps';
 import { SECTION, onDidChangeSettings, readModelSettings } from './config';
 import { EngineClient, type EngineStats } from './engine/client';
+import { EngineWarmUp } from './engineWarmUp';
 import { ModelStore } from './modelStore';
 import { CrashMemory } from './panel/crashMemory';
 import { PanelManager } from './panel/panelManager';
@@ -26,7 +27,8 @@ export interface FeatureMapsApi {
 export function activate(context: vscode.ExtensionContext): FeatureMapsApi {
   const log = vscode.window.createOutputChannel('Feature Maps', { log: true });
   const dist = vscode.Uri.joinPath(context.extensionUri, 'dist').fsPath;
-  // The engine process starts on first use, not at activation.
+  // The engine process starts on first use, or a little after the window starts in a folder
+  // that showed feature maps before (EngineWarmUp).
   const engine = new EngineClient({
     enginePath: vscode.Uri.joinPath(context.extensionUri, 'dist', 'engine.js').fsPath,
     assetsDir: dist,
@@ -46,11 +48,13 @@ export function activate(context: vscode.ExtensionContext): FeatureMapsApi {
     context.globalStorageUri.fsPath,
     log,
   );
-  const panels = new PanelManager(context.extensionUri, { engine, models, log, crashes, pytorch });
+  const warmUp = new EngineWarmUp(context.storageUri?.fsPath, engine, models, log);
+  const panels = new PanelManager(context.extensionUri, { engine, models, log, crashes, pytorch, warmUp });
 
   context.subscriptions.push(
     log,
     { dispose: () => engine.dispose() },
+    warmUp,
     models,
     panels,
     registerShowFeatureMaps(panels),
@@ -68,6 +72,8 @@ export function activate(context: vscode.ExtensionContext): FeatureMapsApi {
       panels.pythonChanged();
     }),
   );
+
+  warmUp.schedule();
 
   // `npm run bench` sets this to read how long the extension host's thread was ever blocked.
   if (process.env.FEATURE_MAPS_MONITOR_MAIN_THREAD === '1') context.subscriptions.push(monitorMainThread(log));

@@ -6,6 +6,7 @@
 import type { ExtractionResult, LayerData, Prediction } from '../shared/protocol';
 import type { RpcError } from '../shared/rpc';
 import type { ExtractRequest } from './engine';
+import type { ModelSource } from './model';
 import {
   CancelledError,
   NotCachedError,
@@ -24,6 +25,8 @@ export interface EngineApi {
   predictions(resultKey: string, labelsPath: string | null): Promise<Prediction[] | null>;
   /** Computes the layers a partial pass left out (cancellable until it starts). */
   complete(resultKey: string): Promise<null>;
+  /** Opens a model ahead of its first image (the engine keeps it, as extract would); see EngineWarmUp. */
+  prepare(model: ModelSource): Promise<null>;
   /** Which TensorFlow.js backend the process has ('wasm', or 'tensorflow' with tfjs-node). */
   backend(): Promise<string>;
   /** The engine process's memory now, and the most it ever held. */

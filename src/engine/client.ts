@@ -156,6 +156,11 @@ export class EngineClient {
     await this.request('complete', [resultKey], signal);
   }
 
+  /** Starts the process if none runs, and opens `model` in it, ahead of its first image. */
+  async prepare(model: ModelSource, signal?: AbortSignal): Promise<void> {
+    await this.request('prepare', [model], signal);
+  }
+
   backend(): Promise<string> {
     return this.request('backend', []);
   }

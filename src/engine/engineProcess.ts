@@ -66,6 +66,10 @@ const server = serve<EngineApi, EngineEvents>(
       await unlessCancelled(engine.complete(resultKey, signal, progress), signal);
       return null;
     },
+    async prepare({ signal, progress }, model) {
+      await engine.loadModel(model, signal, progress);
+      return null;
+    },
     backend: () => engine.backend(),
     memory: async () => memory(),
   },

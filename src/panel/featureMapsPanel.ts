@@ -37,6 +37,7 @@ import {
   type ViewSettings,
 } from '../shared/protocol';
 import type { PytorchSupport } from '../python/pytorchSupport';
+import type { EngineWarmUp } from '../engineWarmUp';
 import type { CrashMemory } from './crashMemory';
 import { Disposable } from './disposable';
 import { panelHtml } from './html';
@@ -45,6 +46,8 @@ export const VIEW_TYPE = 'featureMaps.panel';
 
 /** How long an image stays on screen before the layers not yet shown are computed. */
 const COMPLETION_DELAY_MS = 300;
+/** The same, for a result the webview does not say it shows (see completeInBackground). */
+const COMPLETION_UNSEEN_DELAY_MS = 3000;
 
 /**
  * Work quicker than this shows no "Computing…" over the maps already on screen (they are simply
@@ -109,6 +112,7 @@ export interface PanelServices {
   log: vscode.LogOutputChannel;
   crashes: CrashMemory;
   pytorch: PytorchSupport;
+  warmUp: EngineWarmUp;
 }
 
 /**
@@ -122,6 +126,7 @@ export class FeatureMapsPanel extends Disposable {
   private readonly log: vscode.LogOutputChannel;
   private readonly crashes: CrashMemory;
   private readonly pytorch: PytorchSupport;
+  private readonly warmUp: EngineWarmUp;
   private state: PanelState | undefined;
   private lastResult: ExtractionResult | undefined;
   private imageUri: vscode.Uri | undefined;
@@ -140,9 +145,13 @@ export class FeatureMapsPanel extends Disposable {
   /** A top-5 to ask for once its result is on screen (see showPredictions). */
   private predictionsDue:
     { result: ExtractionResult; labelsPath: string | undefined; job: AbortController } | undefined;
+  /** Starts the background pass of a result once the webview says it is on screen (see completeInBackground). */
+  private completionOnShown: { resultKey: string; begin: () => void } | undefined;
   /** What Restricted Mode ignores of the workspace's settings, shown with the model. */
   private restrictedNotice: string | undefined;
   private readyWatch: ReturnType<typeof setTimeout> | undefined;
+  /** When the panel's page was first given to the webview (logged when it says `ready`). */
+  private pageLoading: number | undefined = Date.now();
   /** How many times the page was loaded again because it did not say `ready`. */
   private reloads = 0;
 
@@ -186,6 +195,7 @@ export class FeatureMapsPanel extends Disposable {
     this.log = services.log;
     this.crashes = services.crashes;
     this.pytorch = services.pytorch;
+    this.warmUp = services.warmUp;
     panel.iconPath = vscode.Uri.joinPath(extensionUri, 'media', 'icon.svg');
     panel.webview.options = FeatureMapsPanel.webviewOptions(extensionUri);
     panel.webview.html = panelHtml(panel.webview, extensionUri, 'Feature Maps');
@@ -432,6 +442,7 @@ export class FeatureMapsPanel extends Disposable {
         if (job.signal.aborted) return;
         void this.crashes.forget(imageUri.fsPath, modelIdentity(this.modelSettings));
         this.lastResult = result;
+        this.warmUp.noteUse();
         if (!result.partial) this.completed = result.resultKey;
         this.setState({ kind: 'result', result: this.withMatches(result) });
         this.log.info(
@@ -542,21 +553,33 @@ export class FeatureMapsPanel extends Disposable {
     if (!result.partial || listsLayers(this.settings.layers)) return;
     const completion = new AbortController();
     this.completion = completion;
-    const start = setTimeout(() => {
-      const started = Date.now();
-      this.engine.complete(result.resultKey, completion.signal).then(
-        () => {
-          this.completed = result.resultKey;
-          this.log.info(`${result.input.fileName}: the other layers in ${Date.now() - started} ms`);
-        },
-        (error: unknown) => {
-          // Cancelled by a newer image, or evicted: a layer asked for later is computed then.
-          if (!(error instanceof CancelledError) && !(error instanceof NotCachedError)) {
-            this.log.warn(`${result.input.fileName}: the other layers were not computed: ${errorText(error)}`);
-          }
-        },
-      );
-    }, COMPLETION_DELAY_MS);
+    let start: ReturnType<typeof setTimeout> | undefined;
+    let begun = false;
+    const beginIn = (delayMs: number) => {
+      if (begun) return;
+      clearTimeout(start);
+      start = setTimeout(() => {
+        begun = true;
+        const started = Date.now();
+        this.engine.complete(result.resultKey, completion.signal).then(
+          () => {
+            this.completed = result.resultKey;
+            this.log.info(`${result.input.fileName}: the other layers in ${Date.now() - started} ms`);
+          },
+          (error: unknown) => {
+            // Cancelled by a newer image, or evicted: a layer asked for later is computed then.
+            if (!(error instanceof CancelledError) && !(error instanceof NotCachedError)) {
+              this.log.warn(`${result.input.fileName}: the other layers were not computed: ${errorText(error)}`);
+            }
+          },
+        );
+      }, delayMs);
+    };
+    // Counted from when the webview has the image on screen (resultShown): the pass, on every
+    // core, does not compete with a webview still loading or painting. One that never says so
+    // (hidden, or its page did not load) gets the pass anyway, later.
+    beginIn(COMPLETION_UNSEEN_DELAY_MS);
+    this.completionOnShown = { resultKey: result.resultKey, begin: () => beginIn(COMPLETION_DELAY_MS) };
     completion.signal.addEventListener('abort', () => clearTimeout(start), { once: true });
   }
 
@@ -729,6 +752,10 @@ export class FeatureMapsPanel extends Disposable {
   private async onMessage(message: FromWebview): Promise<void> {
     switch (message.type) {
       case 'ready':
+        if (this.pageLoading !== undefined) {
+          this.log.info(`the panel's page loaded in ${Date.now() - this.pageLoading} ms`);
+          this.pageLoading = undefined;
+        }
         this.ready = true;
         this.pixelsPosted = undefined; // a (re)loaded webview has none
         this.post({ type: 'settings', settings: this.settings });
@@ -744,6 +771,10 @@ export class FeatureMapsPanel extends Disposable {
         const shown = this.state?.kind === 'result' ? this.state.result : undefined;
         if (shown?.resultKey !== message.resultKey) return;
         this.postPixels(shown);
+        if (this.completionOnShown?.resultKey === message.resultKey) {
+          this.completionOnShown.begin();
+          this.completionOnShown = undefined;
+        }
         const due = this.predictionsDue;
         if (due?.result.resultKey === message.resultKey) {
           this.predictionsDue = undefined;

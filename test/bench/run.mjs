@@ -657,12 +657,12 @@ function ui(r, lines) {
   lines.push('**Real VS Code UI** (code-server + Chromium; from the menu click to all 16 tiles painted)');
   lines.push('');
   lines.push(
-    '| model | right-click → grid, cold | warm (other images) | reopen a seen image | layer click → repaint | extension host: longest block of its thread | an idle process: longest delay | sent per image |',
+    '| model | right-click → grid, cold: first use in the folder | cold: the folder opened again (engine started early) | warm (other images) | reopen a seen image | layer click → repaint | extension host: longest block of its thread | an idle process: longest delay | sent per image |',
   );
-  lines.push('| --- | --- | --- | --- | --- | --- | --- | --- |');
+  lines.push('| --- | --- | --- | --- | --- | --- | --- | --- | --- |');
   for (const u of r.ui) {
     lines.push(
-      `| ${u.name} | ${u.coldMs} ms | ${fmt(u.warm)} ms | ${u.reopenMs} ms | ${fmt(u.layerSwitch)} ms | ${u.mainThreadMaxBlockMs} ms | ${u.idleProcessMaxDelayMs} ms | ${u.kbPerImage} KB |`,
+      `| ${u.name} | ${u.coldMs} ms | ${u.returningColdMs} ms (started ${(u.earlyStartAfterMs / 1000).toFixed(1)} s after the window) | ${fmt(u.warm)} ms | ${u.reopenMs} ms | ${fmt(u.layerSwitch)} ms | ${u.mainThreadMaxBlockMs} ms | ${u.idleProcessMaxDelayMs} ms | ${u.kbPerImage} KB |`,
     );
   }
   lines.push('');
@@ -671,7 +671,7 @@ function ui(r, lines) {
   );
   lines.push('');
   lines.push(
-    '| model | extension host: workbench loaded, ours not active | extension host: ours active, engine starting (no model yet) | extension host: after the run | extension host: peak | engine process: after the run | engine process: peak |',
+    '| model | extension host: workbench loaded (ours active, no engine) | extension host: ours active, engine starting (no model yet) | extension host: after the run | extension host: peak | engine process: after the run | engine process: peak |',
   );
   lines.push('| --- | --- | --- | --- | --- | --- | --- |');
   const mb = (x) => (x === null || x === undefined ? 'n/a' : `${x} MB`);
@@ -690,8 +690,22 @@ function targets(r, lines) {
   const rows = [];
   const row = (target, measured, met) => rows.push(`| ${target} | ${measured} | ${met ? 'yes' : 'no'} |`);
   const [bundled, vgg] = [r.ui.find((u) => u.name === MODELS[2].name), r.ui.find((u) => u.name === MODELS[0].name)];
-  if (bundled) row('UI cold, bundled model ≤ 1.0 s', `${bundled.coldMs} ms`, bundled.coldMs <= 1000);
-  if (vgg) row('UI cold, VGG16 on disk ≤ 2.0 s', `${vgg.coldMs} ms`, vgg.coldMs <= 2000);
+  if (bundled) {
+    row('UI cold, bundled model ≤ 1.0 s: first use in a folder', `${bundled.coldMs} ms`, bundled.coldMs <= 1000);
+    row(
+      'UI cold, bundled model ≤ 1.0 s: a folder used before (engine started early)',
+      `${bundled.returningColdMs} ms`,
+      bundled.returningColdMs <= 1000,
+    );
+  }
+  if (vgg) {
+    row('UI cold, VGG16 on disk ≤ 2.0 s: first use in a folder', `${vgg.coldMs} ms`, vgg.coldMs <= 2000);
+    row(
+      'UI cold, VGG16 on disk ≤ 2.0 s: a folder used before (engine started early)',
+      `${vgg.returningColdMs} ms`,
+      vgg.returningColdMs <= 2000,
+    );
+  }
   if (bundled) row('UI warm median ≤ 200 ms (bundled)', `${bundled.warm.median} ms`, bundled.warm.median <= 200);
   if (vgg) row('UI warm median ≤ 200 ms (VGG16)', `${vgg.warm.median} ms`, vgg.warm.median <= 200);
   if (bundled)

@@ -1,8 +1,9 @@
 // The benchmark's real-UI part: code-server + Chromium, the extension from the repo, a person's
 // clicks. For each model: right-click → Show Feature Maps → first grid painted, cold (first
-// use in the window) and warm (other images), and layer click → grid repainted (timed inside
-// the webview). Also the resident memory of the window's extension host (before our extension
-// is active, as its engine starts, after the run, peak) and of the engine process it forks, from
+// use in a folder), warm (other images), cold again in a new window on that folder (the engine
+// started early, EngineWarmUp), and layer click → grid repainted (timed inside the webview).
+// Also the resident memory of the window's extension host (ours active but no engine yet, as
+// its engine starts, after the run, peak) and of the engine process it forks, from
 // /proc, and the bytes sent to the webview per image (from the extension's log). Prints one JSON
 // line. Used by test/bench/run.mjs.
 //   node test/bench/ui.mjs [--model bundled|vgg16] [--weights FILE]
@@ -41,6 +42,29 @@ function stats(values) {
 async function waitPainted(page, fileName, count, clickedAt) {
   const paintedAt = await waitForPaintedGrid(page, fileName, count, { timeoutMs: TIMEOUT });
   return paintedAt - clickedAt;
+}
+
+/** The newest window's extension log ('' before it has one). */
+function readLog(server) {
+  const file = extensionLog(server);
+  return file ? fs.readFileSync(file, 'utf8') : '';
+}
+
+/**
+ * Waits for a line matching `pattern` in the extension's log of a window newer than `previousLog`;
+ * returns when (Date.now()) it saw it.
+ */
+async function waitForLog(server, previousLog, pattern, timeoutMs) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const file = extensionLog(server);
+    if (file && file !== previousLog && pattern.test(fs.readFileSync(file, 'utf8'))) return Date.now();
+    if (Date.now() > deadline) {
+      const text = file && file !== previousLog ? fs.readFileSync(file, 'utf8') : '(none)';
+      throw new Error(`no ${pattern} in the new window's log after ${timeoutMs} ms; its log:\n${text}`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
 }
 
 /** Clicks each layer row in the webview and times click → all tiles repainted, inside the frame. */
@@ -199,6 +223,20 @@ function watchProcesses(serverPid) {
 }
 
 /**
+ * Ends the extension hosts under code-server (pid `serverPid`), as quitting VS Code does; code-server
+ * would keep a closed window's for it to reconnect, holding its workspace storage folder (a new
+ * window would get another). Returns once they have exited (or after 10 s).
+ */
+async function endExtensionHosts(serverPid) {
+  const hosts = descendants(serverPid).filter((pid) => commandLine(pid).includes('--type=extensionHost'));
+  for (const pid of hosts) process.kill(pid, 'SIGTERM');
+  const deadline = Date.now() + 10_000;
+  while (hosts.some((pid) => fs.existsSync(`/proc/${pid}`)) && Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+/**
  * The extension host's memory once it has started its built-in extensions: it exists and its
  * resident memory moved less than 2 MB a second for 3 s (or 30 s have passed).
  */
@@ -239,7 +277,7 @@ async function main() {
     label: 'code-server-bench',
     env: { FEATURE_MAPS_MONITOR_MAIN_THREAD: '1' },
   });
-  const browser = await launchBrowser();
+  let browser = await launchBrowser();
   let processes;
   try {
     if (catalog) {
@@ -248,11 +286,11 @@ async function main() {
       fs.mkdirSync(models, { recursive: true });
       fs.copyFileSync(values.weights, path.join(models, path.basename(values.weights)));
     }
-    const page = browser.page;
+    let page = browser.page;
     await openWorkbench(page, server);
     processes = watchProcesses(server.pid);
-    // Before the first click: the workbench is loaded, our extension not yet active (it
-    // activates on Show Feature Maps), the extension host settled.
+    // Before the first click: the workbench is loaded, our extension active (onStartupFinished)
+    // but no engine yet (this folder never showed feature maps), the extension host settled.
     const hostAtStart = await settledHost(processes);
     const open = async (image) => {
       const clickedAt = await clickContextMenuItem(page, image, 'Show Feature Maps');
@@ -279,11 +317,27 @@ async function main() {
 
     const hostAfter = processes.host();
     const engine = processes.engine();
+    const log = extensionLog(server);
+    const text = readLog(server);
+
+    // The same folder opened again, in a new browser after the window's extension host ended
+    // (as VS Code quit and started again: no webview, nothing restored): it showed feature maps before, so the engine starts, and opens the
+    // model, a moment after the window does (EngineWarmUp). The click comes once the log says
+    // so, as a person's first right-click would a few seconds in.
+    await browser.close();
+    await endExtensionHosts(server.pid);
+    browser = await launchBrowser();
+    page = browser.page;
+    const windowOpened = Date.now();
+    await openWorkbench(page, server);
+    const restoredPanels = await page.locator('.tabs-container .tab', { hasText: 'Feature Maps' }).count();
+    if (restoredPanels) throw new Error('a Feature Maps panel came back with the new window');
+    const earlyStartMs = await waitForLog(server, log, /engine started early/, TIMEOUT);
+    const returning = await open(IMAGES[0]);
+    if (process.env.BENCH_UI_LOG) fs.writeFileSync(`${process.env.BENCH_UI_LOG}.returning`, readLog(server));
     if (!hostAfter || !engine.starts) {
       throw new Error(`no extension host or engine process found under code-server (pid ${server.pid})`);
     }
-    const log = extensionLog(server);
-    const text = log ? fs.readFileSync(log, 'utf8') : '';
     // The extension's log, kept for reading the run's timeline (BENCH_UI_LOG=<file>).
     if (process.env.BENCH_UI_LOG) fs.writeFileSync(process.env.BENCH_UI_LOG, text);
     const resultKB = [...text.matchAll(/layers in \d+ ms .*?; ([\d.]+) KB to the webview/g)].map((m) => Number(m[1]));
@@ -294,6 +348,9 @@ async function main() {
         model: values.model,
         images: IMAGES.length,
         coldMs: Math.round(cold),
+        // Cold in a new window on this folder: the engine started early, when the log said so.
+        returningColdMs: Math.round(returning),
+        earlyStartAfterMs: earlyStartMs - windowOpened,
         warm: stats(warm),
         reopenMs: Math.round(reopen),
         layerSwitch: stats(switches),

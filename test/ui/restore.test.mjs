@@ -1,9 +1,18 @@
 // The panel across a window reload and a theme change, and no progress notification left behind.
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { ctx } from '../vscode/context.mjs';
-import { clickContextMenuItem, extensionLog, runCommand, screenshot, webviewFrame } from '../vscode/harness.mjs';
+import {
+  clickContextMenuItem,
+  extensionLog,
+  openWorkbench,
+  runCommand,
+  screenshot,
+  waitForPaintedGrid,
+  webviewFrame,
+} from '../vscode/harness.mjs';
 
 const TIMEOUT = 60_000;
 
@@ -28,6 +37,18 @@ async function gridDrawn(frame, layer) {
 function luminance(css) {
   const [r, g, b] = css.match(/\d+(\.\d+)?/g).map(Number);
   return (0.2126 * r + 0.7152 * g + 0.0722 * b) / 255;
+}
+
+/** The extension's log of a window newer than `previous`, once a line matches `pattern`. */
+async function newLog(previous, pattern) {
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    const file = extensionLog(ctx.server);
+    const text = file && file !== previous ? fs.readFileSync(file, 'utf8') : '';
+    if (pattern.test(text)) return file;
+    if (Date.now() > deadline) assert.fail(`no ${pattern} in the new window's log:\n${text}`);
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
 }
 
 describe('Feature Maps panel across reloads and themes', () => {
@@ -81,6 +102,57 @@ describe('Feature Maps panel across reloads and themes', () => {
     const tabs = ctx.page.locator('.tabs-container .tab', { hasText: 'Feature Maps: horse.png' });
     assert.equal(await tabs.count(), 1, 'the new panel replaced the blank one: one tab');
     await screenshot(ctx.page, 'panel-replaced-after-blank-page');
+  });
+
+  it('starts no engine in a folder that never showed feature maps', async function () {
+    this.timeout(60_000);
+    const fresh = fs.mkdtempSync(path.join(os.tmpdir(), 'fm-never-shown-'));
+    fs.copyFileSync(path.join(ctx.workspace, 'horse.png'), path.join(fresh, 'horse.png'));
+    try {
+      const before = extensionLog(ctx.server);
+      await openWorkbench(ctx.page, ctx.server, { folder: fresh });
+      const log = await newLog(before, /the engine starts on first use/);
+      // The early start would come 1.5 s after activation: give it four times that.
+      await new Promise((resolve) => setTimeout(resolve, 6000));
+      const after = fs.readFileSync(log, 'utf8');
+      assert.doesNotMatch(after, /engine process \d+ started|engine started early/, after);
+    } finally {
+      fs.rmSync(fresh, { recursive: true, force: true });
+    }
+  });
+
+  it('starts the engine early when a folder that showed feature maps opens again', async function () {
+    this.timeout(120_000);
+    await ctx.reload();
+    await clickContextMenuItem(ctx.page, 'horse.png', 'Show Feature Maps');
+    await waitForPaintedGrid(ctx.page, 'horse.png', 16, { timeoutMs: TIMEOUT });
+    // A new window on the same folder, no panel open: the engine starts without a click.
+    await runCommand(ctx.page, 'View: Close All Editors');
+    const before = extensionLog(ctx.server);
+    // As a person would: the command saves the window's state (no panel) before reloading.
+    await runCommand(ctx.page, 'Developer: Reload Window');
+    await ctx.page.waitForEvent('load', { timeout: TIMEOUT });
+    await ctx.page.locator('.monaco-workbench').waitFor({ timeout: TIMEOUT });
+    const log = fs.readFileSync(await newLog(before, /engine started early/), 'utf8');
+    assert.match(
+      log,
+      /engine started early \(this folder showed feature maps before\): the bundled model opened in \d+ ms/,
+    );
+    assert.equal(log.match(/engine process \d+ started/g)?.length, 1, log);
+    assert.equal(await ctx.page.locator('.tabs-container .tab', { hasText: 'Feature Maps' }).count(), 0);
+    await clickContextMenuItem(ctx.page, 'chelsea.png', 'Show Feature Maps');
+    await waitForPaintedGrid(ctx.page, 'chelsea.png', 16, { timeoutMs: TIMEOUT });
+    const after = fs.readFileSync(extensionLog(ctx.server), 'utf8');
+    assert.equal(
+      after.match(/engine process \d+ started/g)?.length,
+      1,
+      `the click used the engine started early:\n${after}`,
+    );
+    assert.equal(
+      after.match(/runs on onnxruntime/g)?.length,
+      1,
+      `the model was opened once, before the click:\n${after}`,
+    );
   });
 
   it('follows the VS Code colour theme', async () => {
