@@ -69,9 +69,11 @@ export class EngineWarmUp {
     const model = await this.modelToOpen();
     const started = Date.now();
     try {
-      await this.engine.prepare(model ?? { kind: 'bundled' });
+      if (model) await this.engine.prepare(model);
+      // Only the process (its modules) then: the model opens with the first image.
+      else await this.engine.memory();
       this.log.info(
-        `engine started early (this folder showed feature maps before): ${model ? describe(model) : 'the bundled model'} opened in ${Date.now() - started} ms`,
+        `engine started early (this folder showed feature maps before): ${model ? `${describe(model)} opened` : 'the model opens with the first image; the process started'} in ${Date.now() - started} ms`,
       );
     } catch (error) {
       // The first image will meet the same problem, and say it in the panel.

@@ -19,7 +19,7 @@ export interface CachedActivations {
   completing?: Promise<void>;
   /** Passes over one layer each, while they run (when every layer at once is over the budget). */
   computing: Map<string, Promise<void>>;
-  /** The memory budget of the request that made the result, for the passes that complete it. */
+  /** The memory budget of the latest request for the result, for the passes that complete it. */
   budget: number;
   /** The image's file name, for messages. */
   fileName: string;

@@ -124,6 +124,8 @@ export class Extractor {
       ? wantedLayers(model, matched, listsLayers(request.layerPatterns), request.firstLayer, !request.headLater)
       : undefined;
     const cached = this.cache.get(resultKey);
+    // The latest request's budget governs the passes that complete a cached result.
+    if (cached) cached.budget = budget;
     const lacking = [...(wanted ?? model.layers.map((l) => l.name))].filter((l) => !cached?.activations.has(l));
     const needsPass = !cached || lacking.length > 0;
     // A cached partial pass that lacks a layer now listed is completed; when every layer at once

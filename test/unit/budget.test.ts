@@ -311,6 +311,28 @@ describe('the memory budget', function () {
       assert.equal(listed.partial, true);
     });
 
+    it('the budget of the latest request applies to a cached result (featureMaps.memoryBudget changed since)', async () => {
+      const bundled = { kind: 'bundled' } as const;
+      const model = await engine.loadModel(bundled);
+      const full = estimatePass(model).bytes;
+      const generous = { imagePath: CAT(), model: bundled, layerPatterns: [], onlyListedLayers: true };
+      const first = await engine.extract({ ...generous, memoryBudgetBytes: 4 * full });
+      assert.equal(first.partial, true);
+      // The user lowers the budget below every layer at once, and shows the same image again.
+      const lowered = Math.round(full / 2 / MB) * MB;
+      const again = await engine.extract({ ...generous, memoryBudgetBytes: lowered });
+      assert.equal(again.resultKey, first.resultKey, 'the same cached result');
+      const error = await refusal(engine.complete(again.resultKey));
+      assert.match(
+        error.message,
+        new RegExp(`the memory budget is ${formatMemory(lowered)} \\(featureMaps\\.memoryBudget\\)\\.$`),
+      );
+      // And raised again: the pass runs.
+      await engine.extract({ ...generous, memoryBudgetBytes: 4 * full });
+      await engine.complete(first.resultKey);
+      assert.ok(engine.activation(first.resultKey, 'block_15_add'), 'every layer computed');
+    });
+
     it('an ONNX file: a layer clicked that alone is over the budget gets a message, a smaller one its maps', async () => {
       const file = write(
         'two-convs.onnx',
