@@ -259,7 +259,7 @@ export class FeatureMapsPanel extends Disposable {
         this.panel.webview.html = panelHtml(this.panel.webview, extensionUri, 'Feature Maps');
         this.watchForReady(extensionUri);
       } else {
-        this.log.warn('the panel did not load after loading it again; opening a new one in its place');
+        this.log.warn('the panel did not load after loading it again');
         this.onDidStallEmitter.fire();
       }
     }, READY_WAIT_MS);

@@ -74,11 +74,21 @@ export class PanelManager extends Disposable implements vscode.WebviewPanelSeria
 
   /**
    * A panel whose page never loaded (its frame broken, see FeatureMapsPanel.watchForReady):
-   * a new panel takes its place, in its column, with its image. Once: a new panel that does
-   * not load either stays, with the log saying so.
+   * a new panel takes its place, in its column, with its image. Once: when the new one does
+   * not load either, a notification says so and offers to reload the window.
    */
   private async replace(stalled: FeatureMapsPanel): Promise<void> {
-    if (this.replacements.has(stalled)) return;
+    if (this.replacements.has(stalled)) {
+      this.services.log.warn('the panel opened in place of one that did not load did not load either');
+      const reload = 'Reload Window';
+      const answer = await vscode.window.showErrorMessage(
+        'The Feature Maps panel did not load (VS Code did not load its page, twice). Reloading the window usually helps.',
+        reload,
+      );
+      if (answer === reload) await vscode.commands.executeCommand('workbench.action.reloadWindow');
+      return;
+    }
+    this.services.log.warn('opening a new panel in place of the one that did not load');
     const image = stalled.image;
     const fresh = this.adopt(FeatureMapsPanel.create(this.extensionUri, this.services, stalled.panel.viewColumn));
     this.replacements.add(fresh);

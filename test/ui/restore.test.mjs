@@ -98,10 +98,29 @@ describe('Feature Maps panel across reloads and themes', () => {
     assert.equal(asked, 2, "the first panel's frame was refused; a second panel's frame loaded");
     const log = fs.readFileSync(extensionLog(ctx.server), 'utf8');
     assert.match(log, /did not load within 8 s; loading it again/);
-    assert.match(log, /did not load after loading it again; opening a new one in its place/);
+    assert.match(log, /did not load after loading it again/);
+    assert.match(log, /opening a new panel in place of the one that did not load/);
     const tabs = ctx.page.locator('.tabs-container .tab', { hasText: 'Feature Maps: horse.png' });
     assert.equal(await tabs.count(), 1, 'the new panel replaced the blank one: one tab');
     await screenshot(ctx.page, 'panel-replaced-after-blank-page');
+  });
+
+  it('says so in a notification when the new panel does not load either', async function () {
+    this.timeout(120_000);
+    await ctx.reload();
+    const frame = /webview\/browser\/pre\/index\.html\?.*extensionId=feature-maps\.feature-maps/;
+    const refuse = (route) => route.abort();
+    await ctx.page.route(frame, refuse);
+    try {
+      await clickContextMenuItem(ctx.page, 'horse.png', 'Show Feature Maps');
+      const toast = ctx.page.locator('.notification-toast', { hasText: 'The Feature Maps panel did not load' });
+      await toast.waitFor({ timeout: 60_000 });
+      assert.ok(await toast.getByRole('button', { name: 'Reload Window' }).isVisible());
+      await screenshot(ctx.page, 'panel-did-not-load-notification');
+    } finally {
+      await ctx.page.unroute(frame, refuse);
+    }
+    await runCommand(ctx.page, 'View: Close All Editors');
   });
 
   it('starts no engine in a folder that never showed feature maps', async function () {
