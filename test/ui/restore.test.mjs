@@ -85,13 +85,15 @@ describe('Feature Maps panel across reloads and themes', () => {
     // panel's page again in that frame cannot help; a new panel's frame loads.
     this.timeout(120_000);
     await ctx.reload();
+    // A panel the window restored would take the click (its frame already loaded).
+    await runCommand(ctx.page, 'View: Close All Editors');
     const frame = /webview\/browser\/pre\/index\.html\?.*extensionId=feature-maps\.feature-maps/;
     let asked = 0;
     const refuseFirst = (route) => (asked++ < 1 ? route.abort() : route.continue());
     await ctx.page.route(frame, refuseFirst);
     try {
       await clickContextMenuItem(ctx.page, 'horse.png', 'Show Feature Maps');
-      await gridDrawn(webviewFrame(ctx.page), 'Conv1');
+      await waitForPaintedGrid(ctx.page, 'horse.png', 16, { timeoutMs: TIMEOUT });
     } finally {
       await ctx.page.unroute(frame, refuseFirst);
     }
@@ -108,6 +110,7 @@ describe('Feature Maps panel across reloads and themes', () => {
   it('says so in a notification when the new panel does not load either', async function () {
     this.timeout(120_000);
     await ctx.reload();
+    await runCommand(ctx.page, 'View: Close All Editors');
     const frame = /webview\/browser\/pre\/index\.html\?.*extensionId=feature-maps\.feature-maps/;
     const refuse = (route) => route.abort();
     await ctx.page.route(frame, refuse);
