@@ -3,7 +3,7 @@ import * as path from 'node:path';
 import * as vscode from 'vscode';
 import { SECTION, readModelSettings } from './config';
 import type { EngineClient } from './engine/client';
-import { cachedPath, catalogEntry } from './engine/catalog';
+import { catalogEntry } from './engine/catalog';
 import { errorText } from './engine/errors';
 import type { ModelSource } from './engine/model';
 import type { ModelStore } from './modelStore';
@@ -24,7 +24,8 @@ const DELAY_MS = 1500;
 export class EngineWarmUp {
   private timer: ReturnType<typeof setTimeout> | undefined;
 
-  private marked: boolean;
+  /** This folder showed feature maps (the mark file exists, or noteUse was called). */
+  private marked = false;
 
   /** `storageDir`: the workspace's storage folder (ExtensionContext.storageUri); none without a folder. */
   constructor(
@@ -32,9 +33,7 @@ export class EngineWarmUp {
     private readonly engine: EngineClient,
     private readonly models: ModelStore,
     private readonly log: vscode.LogOutputChannel,
-  ) {
-    this.marked = storageDir !== undefined && fs.existsSync(path.join(storageDir, MARK_FILE));
-  }
+  ) {}
 
   /** The panel showed feature maps in this folder: the next window on it starts the engine early. */
   noteUse(): void {
@@ -51,6 +50,18 @@ export class EngineWarmUp {
 
   /** Called at activation (onStartupFinished): schedules the start, if this folder qualifies. */
   schedule(): void {
+    void this.decide();
+  }
+
+  /** Off the activation's path: the mark file is looked for without blocking the extension host. */
+  private async decide(): Promise<void> {
+    const mark = this.storageDir && path.join(this.storageDir, MARK_FILE);
+    this.marked ||=
+      !!mark &&
+      (await fs.promises.access(mark).then(
+        () => true,
+        () => false,
+      ));
     if (!this.marked) {
       this.log.info('the engine starts on first use (this folder has not shown feature maps yet)');
     } else if (!enabled()) {
@@ -91,8 +102,8 @@ export class EngineWarmUp {
     if (modelPath) return isPytorchFile(modelPath) ? undefined : { kind: 'file', path: modelPath, inputSize };
     if (!catalogSetting) return { kind: 'bundled' };
     const entry = catalogEntry(catalogSetting);
-    if (!entry || (await this.models.downloadedBytes(entry)) === undefined) return undefined;
-    return { kind: 'catalog', id: entry.id, weightsPath: cachedPath(entry, this.models.cacheDir) };
+    const weightsPath = entry && (await this.models.downloadedPath(entry));
+    return entry && weightsPath ? { kind: 'catalog', id: entry.id, weightsPath } : undefined;
   }
 }
 

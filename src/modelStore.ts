@@ -30,6 +30,11 @@ export class ModelStore implements vscode.Disposable {
     return downloadedBytes(entry, this.cacheDir);
   }
 
+  /** The weights file of `entry` when it is downloaded already; undefined otherwise (no download). */
+  async downloadedPath(entry: CatalogEntry): Promise<string | undefined> {
+    return (await this.downloadedBytes(entry)) === undefined ? undefined : cachedPath(entry, this.cacheDir);
+  }
+
   /** The weights file of `entry`, downloading it first when needed. */
   ensure(entry: CatalogEntry, settings: DownloadSettings): Promise<string> {
     let download = this.downloads.get(entry.id);
@@ -41,7 +46,8 @@ export class ModelStore implements vscode.Disposable {
   }
 
   private async download(entry: CatalogEntry, settings: DownloadSettings): Promise<string> {
-    if ((await this.downloadedBytes(entry)) !== undefined) return cachedPath(entry, this.cacheDir);
+    const downloaded = await this.downloadedPath(entry);
+    if (downloaded) return downloaded;
     const controller = new AbortController();
     this.cancels.add(controller);
     const started = Date.now();
