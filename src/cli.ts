@@ -22,6 +22,7 @@ import { FeatureMapEngine } from './engine/engine';
 import { PythonError, UserFacingError, errorText } from './engine/errors';
 import { describeModelFiles } from './engine/formats';
 import { isSpatial } from './engine/layers';
+import { EXECUTION_PROVIDERS } from './engine/models/executionProvider';
 import type { FileModelHints, ModelSource } from './engine/model';
 import { defaultCacheDir as conversionCacheDir } from './engine/conversionStore';
 import { endWithLauncher } from './engine/hugePages';
@@ -67,6 +68,8 @@ Options:
       --arch <name>         ${wrapOption(`the architecture of PyTorch weights (a state_dict or .safetensors file): ${ARCH_FORMS}, imported from the current folder`)}
       --python <path>       ${wrapOption('the Python (with torch) that opens PyTorch models (default: python3, then python, on PATH)')}
       --allow-pickle        ${wrapOption('load a PyTorch file that is a whole pickled model (torch.save(model)): this runs code the file contains, so use it only for files you trust. TorchScript, .pt2, state_dict and safetensors files need no flag.')}
+      --execution-provider <p>
+                            ${wrapOption(`${EXECUTION_PROVIDERS.join(' | ')} (default auto): the device ONNX Runtime runs on; one that is missing or does not start falls back to the CPU, with a note`)}
       --preprocessing <p>   auto | raw01 | tf | caffe | torch | none (default auto)
   -l, --layers <a,b,…>      layer names or glob patterns (default: three
                             convolutions spread through the model)
@@ -122,6 +125,7 @@ async function main(argv: string[]): Promise<number> {
       arch: { type: 'string' },
       python: { type: 'string' },
       'allow-pickle': { type: 'boolean', default: false },
+      'execution-provider': { type: 'string', default: 'auto' },
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
@@ -164,6 +168,7 @@ async function main(argv: string[]): Promise<number> {
   const engine = new FeatureMapEngine({
     assetsDir: __dirname,
     conversionsDir: path.join(conversionCacheDir(), 'conversions'),
+    executionProvider: oneOf(values['execution-provider'], EXECUTION_PROVIDERS, 'execution-provider'),
   });
   try {
     if (entry) await loadCatalogModel(engine, model, entry, cacheDir);
@@ -175,6 +180,8 @@ async function main(argv: string[]): Promise<number> {
       onlyListedLayers: !values.list && patterns.length > 0,
       preprocessing: oneOf(values.preprocessing, PREPROCESSING_CHOICES, 'preprocessing'),
     });
+    // The sheet does not show the header: a provider that fell back to the CPU is said here.
+    if (result.model.device?.note) console.error(`note: ${result.model.device.note}`);
     if (values.list) {
       for (const l of result.layers)
         console.log(`${l.name}\t${l.op}\t${l.shape.join('×')}${l.spatial ? '' : '\t(no maps)'}`);

@@ -4,6 +4,7 @@ import { parse as parseJsonc } from 'jsonc-parser';
 import * as vscode from 'vscode';
 import { MIRROR_ENV, catalogEntry, isCatalogSetting } from './engine/catalog';
 import type { ResizeMode } from './engine/image';
+import { isExecutionProviderSetting, type ExecutionProviderSetting } from './engine/models/executionProvider';
 import type { CustomNormalization, PreprocessMode } from './engine/preprocess';
 import { COLORMAPS, NORMALIZATIONS, type Colormap, type Normalization, type ViewSettings } from './shared/protocol';
 
@@ -96,6 +97,12 @@ export function onDidChangeSettings(listener: () => void): vscode.Disposable {
   return vscode.workspace.onDidChangeConfiguration((event) => {
     if (event.affectsConfiguration(SECTION)) listener();
   });
+}
+
+/** `featureMaps.executionProvider`: the device onnxruntime runs on (`auto` for anything else). */
+export function readExecutionProvider(): ExecutionProviderSetting {
+  const value = vscode.workspace.getConfiguration(SECTION).get<unknown>('executionProvider');
+  return isExecutionProviderSetting(value) ? value : 'auto';
 }
 
 /** The model-related settings: which model, and how images are prepared for it. */

@@ -3,7 +3,7 @@ import * as vscode from 'vscode';
 import { registerSelectModel } from './commands/selectModel';
 import { registerSetArchitecture } from './commands/setArchitecture';
 import { registerShowFeatureMaps } from './commands/showFeatureMaps';
-import { SECTION, onDidChangeSettings, readModelSettings } from './config';
+import { SECTION, onDidChangeSettings, readExecutionProvider, readModelSettings } from './config';
 import { EngineClient, type EngineStats } from './engine/client';
 import { EngineWarmUp } from './engineWarmUp';
 import { ModelStore } from './modelStore';
@@ -35,6 +35,7 @@ export function activate(context: vscode.ExtensionContext): FeatureMapsApi {
     // Converted Keras and TF.js models, beside the PyTorch conversions (hints.cacheDir).
     conversionsDir: vscode.Uri.joinPath(context.globalStorageUri, 'conversions').fsPath,
     log: (line) => log.info(line),
+    executionProvider: readExecutionProvider(),
     // An idle engine that keeps more than a pass's budget plus its caches (models, 512 MB of
     // results) resident starts afresh.
     recycleRssBytes: () => readModelSettings().memoryBudgetBytes + 1.5 * 1024 ** 3,
@@ -61,10 +62,14 @@ export function activate(context: vscode.ExtensionContext): FeatureMapsApi {
     registerSelectModel(models),
     registerSetArchitecture(pytorch, panels),
     interpreter,
-    onDidChangeSettings(() => panels.settingsChanged()),
     vscode.workspace.onDidChangeConfiguration((event) => {
       if (event.affectsConfiguration(`${SECTION}.pythonPath`)) panels.pythonChanged();
+      if (event.affectsConfiguration(`${SECTION}.executionProvider`)) {
+        engine.useExecutionProvider(readExecutionProvider());
+        panels.executionProviderChanged();
+      }
     }),
+    onDidChangeSettings(() => panels.settingsChanged()),
     interpreter.onDidChange(() => panels.pythonChanged()),
     // Trusting the folder brings its own model settings into effect, and lets a pickle be asked about.
     vscode.workspace.onDidGrantWorkspaceTrust(() => {

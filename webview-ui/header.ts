@@ -87,7 +87,9 @@ export class Header {
           ? `forward pass ${formatMs(result.elapsedMs)}${result.partial ? ' (up to the layers shown)' : ''}`
           : 'activations from cache',
         model.backend ? ` · ${model.backend}` : '',
+        model.device ? h('span', { class: 'device' }, ` · ${model.device.name}`) : '',
       ),
+      ...(model.device?.note ? [h('div', { class: 'device-note', role: 'note' }, model.device.note)] : []),
     );
     this.showPredictions(result.resultKey, result.predictions ?? []);
   }

@@ -7,6 +7,7 @@ import type { ExtractRequest } from './engine';
 import { CancelledError, EngineStoppedError, NotCachedError } from './errors';
 import type { ModelSource } from './model';
 import { withHugePages } from './hugePages';
+import type { ExecutionProviderSetting } from './models/executionProvider';
 
 /** What the engine process is started with (its first argument, as JSON). */
 export interface EngineProcessInit {
@@ -14,6 +15,8 @@ export interface EngineProcessInit {
   assetsDir: string;
   /** Where converted Keras and TF.js models are kept (EngineOptions.conversionsDir). */
   conversionsDir?: string;
+  /** The device onnxruntime runs on (EngineOptions.executionProvider). */
+  executionProvider?: ExecutionProviderSetting;
 }
 
 export interface EngineClientOptions {
@@ -24,6 +27,8 @@ export interface EngineClientOptions {
   /** Where converted Keras and TF.js models are kept (EngineOptions.conversionsDir); none when absent. */
   conversionsDir?: string;
   log?: (line: string) => void;
+  /** The device onnxruntime runs on, at first (see useExecutionProvider). */
+  executionProvider?: ExecutionProviderSetting;
   /** Extra environment for the process (tests). */
   env?: NodeJS.ProcessEnv;
   /** The process's JavaScript heap cap, in MB (default 4096). Tensors live outside it. */
@@ -127,10 +132,27 @@ export class EngineClient {
   private starts = 0;
   private peakRssBytes = 0;
   private disposed = false;
+  private executionProvider: ExecutionProviderSetting;
 
   constructor(private readonly options: EngineClientOptions) {
     const given = Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined));
     this.settings = { ...DEFAULTS, ...(given as Partial<typeof DEFAULTS>) };
+    this.executionProvider = options.executionProvider ?? 'auto';
+  }
+
+  /**
+   * Passes from now on run on `setting` (`featureMaps.executionProvider`). A process started with
+   * another provider ends: what it was doing goes to a fresh process (its sessions and cached
+   * results were made on the old device).
+   */
+  useExecutionProvider(setting: ExecutionProviderSetting): void {
+    if (setting === this.executionProvider) return;
+    this.executionProvider = setting;
+    if (!this.process) return;
+    this.options.log?.(
+      `engine process ${this.process.child.pid} ends: featureMaps.executionProvider is now ${setting}`,
+    );
+    this.restartFor(this.process);
   }
 
   /** `onProgress` hears when the forward pass starts, and what the budget expects it to allocate. */
@@ -258,7 +280,11 @@ export class EngineClient {
 
   private ensureProcess(): EngineProcess {
     if (this.process) return this.process;
-    const init: EngineProcessInit = { assetsDir: this.options.assetsDir, conversionsDir: this.options.conversionsDir };
+    const init: EngineProcessInit = {
+      assetsDir: this.options.assetsDir,
+      conversionsDir: this.options.conversionsDir,
+      executionProvider: this.executionProvider,
+    };
     const child = fork(this.options.enginePath, [JSON.stringify(init)], {
       // In desktop VS Code process.execPath is Electron: this makes it a plain Node.
       // glibc's malloc asks for huge pages: ORT's session setup and first pass fault far less (hugePages.ts).

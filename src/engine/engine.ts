@@ -7,6 +7,8 @@ import { ModelCache } from './modelCache';
 import { NotCachedError } from './errors';
 import { ResultView } from './resultView';
 import { getTf } from './tf';
+import type { ExecutionProviderSetting } from './models/executionProvider';
+import { useExecutionProvider } from './models/onnx';
 import { layerShownFirst } from '../shared/selection';
 
 export type { ExtractRequest, OnProgress } from './extraction';
@@ -35,6 +37,11 @@ export interface EngineOptions {
    * biggest layer (budget.ts).
    */
   memoryBudgetBytes?: number;
+  /**
+   * The device onnxruntime runs on (`featureMaps.executionProvider`; default `auto`): a provider
+   * that is not there or does not start falls back to the CPU, and the result says so.
+   */
+  executionProvider?: ExecutionProviderSetting;
 }
 
 /**
@@ -56,6 +63,7 @@ export class FeatureMapEngine {
 
   constructor(private readonly options: EngineOptions) {
     const memoryBudget = budgetBytes(options.memoryBudgetBytes);
+    useExecutionProvider(options.executionProvider ?? 'auto');
     this.models = new ModelCache({
       assetsDir: options.assetsDir,
       nativeLayers: options.nativeLayers ?? process.env.FEATURE_MAPS_NATIVE !== '0',

@@ -40,6 +40,7 @@ const channel: RpcChannel = {
 const engine = new FeatureMapEngine({
   assetsDir: init.assetsDir,
   conversionsDir: init.conversionsDir,
+  executionProvider: init.executionProvider,
   log: (line) => server.emit('log', line),
 });
 

@@ -11,6 +11,7 @@ import type { LoadedModel, ModelSource } from './model';
 import { type LocatedModel, type OpenOptions, locateModel } from './modelSources';
 import { TRIAL_PASS_BYTES, openStoredConversion, toOnnxRuntime } from './models/layersToOnnx';
 import { graphModelToOnnxRuntime } from './models/tfjsGraphToOnnx';
+import { onnxRuntimeAvailable } from './models/onnx';
 
 export interface ModelCacheOptions {
   /** The folder with the built assets: tfjs wasm binaries and models/ (the extension's dist/). */
@@ -42,6 +43,9 @@ export class ModelCache {
   private readonly store: ConversionStore | undefined;
   /** Conversions being written to the store (ConversionStore.write never rejects). */
   private readonly writing = new Set<Promise<void>>();
+  /** Whether onnxruntime loads in this process (asked at the first open). */
+  private ortLoads: boolean | undefined;
+  private saidNoOrt = false;
 
   constructor(private readonly options: ModelCacheOptions) {
     // Beside the PyTorch conversions (one folder each, by hash), in a folder of their own.
@@ -67,7 +71,7 @@ export class ModelCache {
       const started = this.open(located, {
         signal: waiters.stop.signal,
         onProgress: (message) => waiters.listeners.forEach((listener) => listener(message)),
-        native: this.options.nativeLayers,
+        native: this.native(),
       });
       loading = started;
       this.loading.set(key, started);
@@ -104,6 +108,20 @@ export class ModelCache {
     }
   }
 
+  /**
+   * Whether TF.js and Keras models move to onnxruntime: unless turned off, wherever it loads (the
+   * Intel Mac and Alpine packages have none: there every such model stays on TensorFlow.js).
+   */
+  private native(): boolean {
+    if (!this.options.nativeLayers) return false;
+    this.ortLoads ??= onnxRuntimeAvailable();
+    if (!this.ortLoads && !this.saidNoOrt) {
+      this.saidNoOrt = true;
+      this.options.log?.('ONNX Runtime is not available here: Keras and TF.js models run on TensorFlow.js');
+    }
+    return this.ortLoads;
+  }
+
   /** Lets go of every model, once each has finished loading. */
   dispose(): void {
     for (const loading of this.loading.values()) release(loading);
@@ -125,7 +143,7 @@ export class ModelCache {
    * format's opener, on the fastest runtime; a fresh conversion is kept for the next open.
    */
   private async open(located: LocatedModel, options: OpenOptions): Promise<LoadedModel> {
-    const where = this.options.nativeLayers ? located.onnxForm : undefined;
+    const where = this.native() ? located.onnxForm : undefined;
     if (where) {
       const started = performance.now();
       const stored =
@@ -179,7 +197,7 @@ export class ModelCache {
       );
     }
     const toNative = model.layersModel ? toOnnxRuntime : model.graphModel ? graphModelToOnnxRuntime : undefined;
-    if (!toNative || !this.options.nativeLayers) return model;
+    if (!toNative || !this.native()) return model;
     if (model.nativeRefusal) {
       // The loader tried already, from the file itself.
       this.options.log?.(

@@ -8,6 +8,7 @@ import { readLabels, topK } from './labels';
 import { groupLayers, isSpatial } from './layers';
 import type { LoadedModel } from './model';
 import { findLabelsBeside } from './modelFiles';
+import { executionDevice } from './models/onnx';
 import { PREPROCESS_DESCRIPTIONS } from './preprocess';
 import { quantizeChannels } from './quantize';
 
@@ -44,6 +45,7 @@ export class ResultView {
       model: {
         ...model.summary,
         ...(model.backend ? { backend: model.backend } : {}),
+        ...(model.backend?.startsWith('onnxruntime') ? { device: executionDevice() } : {}),
         preprocessing: custom
           ? `custom: (x − mean) / std, mean ${custom.mean.join(', ')}, std ${custom.std.join(', ')} (set by featureMaps.mean and featureMaps.std)`
           : `${chosen.mode}: ${PREPROCESS_DESCRIPTIONS[chosen.mode]} (${chosen.why})`,

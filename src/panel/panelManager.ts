@@ -58,6 +58,11 @@ export class PanelManager extends Disposable implements vscode.WebviewPanelSeria
     for (const panel of this.panels) panel.rerun();
   }
 
+  /** The engine runs on another device now (`featureMaps.executionProvider`): panels show their image again. */
+  executionProviderChanged(): void {
+    for (const panel of this.panels) panel.rerun();
+  }
+
   /** Another Python interpreter, or the folder is trusted now: panels that failed on Python try again. */
   pythonChanged(): void {
     for (const panel of this.panels) panel.retryPythonProblem();

@@ -55,6 +55,11 @@ export interface ModelSummary {
   path?: string;
   /** What ran the forward pass: 'onnxruntime', 'tfjs-wasm' or 'tfjs-node'. */
   backend?: string;
+  /**
+   * The device onnxruntime ran on ("CPU", "CUDA", "DirectML", "CoreML", "WebGPU"), and a note
+   * when it is the CPU although `featureMaps.executionProvider` asked for another.
+   */
+  device?: { name: string; note?: string };
   /** A word from the host on how the model was chosen, e.g. that Restricted Mode ignores the workspace's model. */
   notice?: string;
 }

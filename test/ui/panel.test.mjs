@@ -8,6 +8,7 @@ import { ctx } from '../vscode/context.mjs';
 import {
   clickContextMenuItem,
   explorerRow,
+  extensionLog,
   rightClickExplorerItem,
   runCommand,
   screenshot,
@@ -142,6 +143,29 @@ describe('Feature Maps panel, used like a person would', () => {
       'drawn in gray',
     );
     await screenshot(ctx.page, 'panel-settings-9-gray');
+  });
+
+  it('runs on the CPU when featureMaps.executionProvider names a provider that does not start, and says so', async () => {
+    const frame = webviewFrame(ctx.page);
+    assert.match(await frame.locator('.elapsed').innerText(), /· onnxruntime · CPU$/);
+    assert.equal(await frame.locator('.device-note').count(), 0, 'no note while nothing fell back');
+    // This machine has none of CUDA's libraries: the engine restarts on CUDA, which does not start.
+    writeWorkspaceSettings({ 'featureMaps.executionProvider': 'cuda' });
+    const note = frame.locator('.device-note');
+    await note.waitFor({ timeout: READY_TIMEOUT });
+    assert.equal(
+      await note.innerText(),
+      'CUDA did not start (its libraries are not installed): the passes ran on the CPU.',
+    );
+    assert.match(await frame.locator('.elapsed').innerText(), /· onnxruntime · CPU$/);
+    await waitForGrid(frame, { fileName: 'chelsea.png', tiles: 16 });
+    assert.match(
+      fs.readFileSync(extensionLog(ctx.server), 'utf8'),
+      /engine process \d+ ends: featureMaps\.executionProvider is now cuda/,
+    );
+    await screenshot(ctx.page, 'panel-execution-provider-fallback');
+    writeWorkspaceSettings({});
+    await note.waitFor({ state: 'detached', timeout: READY_TIMEOUT });
   });
 
   it('narrows the layer tree to the featureMaps.layers patterns', async () => {

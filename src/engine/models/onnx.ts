@@ -8,6 +8,7 @@ import { learnShapes, type LayerMeta } from '../layers';
 import type { Activation, LoadedModel, ModelIdentity } from '../model';
 import type { PreprocessMode } from '../preprocess';
 import { DerivedActivation, fetchedFor, planDerivations, type Recipe } from './derivedLayers';
+import { ExecutionProviders, type ExecutionDevice, type ExecutionProviderSetting } from './executionProvider';
 
 export interface OnnxOptions {
   modelPath: string;
@@ -375,13 +376,28 @@ export function pruneGraph(model: onnx.IModelProto, outputs: string[]): onnx.IMo
   };
 }
 
+/** The device every session of this process runs on (the engine sets it: useExecutionProvider). */
+let providers = new ExecutionProviders();
+/** The runtime, once a model needed it. */
+let loadedRuntime: typeof ort | undefined;
+
+/** Sessions made from now on run on `setting` where it starts, else on the CPU (executionProvider.ts). */
+export function useExecutionProvider(setting: ExecutionProviderSetting): void {
+  providers = new ExecutionProviders(setting);
+}
+
+/** What onnxruntime's passes run on, and why when it is not what was asked for. */
+export function executionDevice(): ExecutionDevice {
+  return providers.device(loadedRuntime);
+}
+
 /** Every session: all cores for one image's ops, and every graph optimisation ORT has. */
 function createSession(
   runtime: typeof ort,
   bytes: Uint8Array,
   options: ort.InferenceSession.SessionOptions = {},
 ): Promise<ort.InferenceSession> {
-  return runtime.InferenceSession.create(bytes, {
+  return providers.create(runtime, bytes, {
     logSeverityLevel: 3,
     intraOpNumThreads: os.availableParallelism(),
     graphOptimizationLevel: 'all',
@@ -428,17 +444,45 @@ function ortRefusalReason(ortMessage: string): string {
   return '';
 }
 
-function requireOrt(): typeof ort {
+/**
+ * Set to 1, the engine behaves as on a platform whose package has no ONNX Runtime (an Intel Mac,
+ * Alpine): the tests take that path here.
+ */
+export const WITHOUT_ONNXRUNTIME_ENV = 'FEATURE_MAPS_WITHOUT_ONNXRUNTIME';
+
+/** Whether this platform's ONNX Runtime loads (the darwin-x64 and alpine-x64 packages have none). */
+export function onnxRuntimeAvailable(): boolean {
   try {
+    requireOrt();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function requireOrt(): typeof ort {
+  if (loadedRuntime) return loadedRuntime;
+  try {
+    if (process.env[WITHOUT_ONNXRUNTIME_ENV] === '1') throw new Error(`${WITHOUT_ONNXRUNTIME_ENV}=1`);
     // Loaded on first use: the native addon costs time, and may be missing on some platforms.
     // eslint-disable-next-line @typescript-eslint/no-require-imports
-    return require('onnxruntime-node') as typeof ort;
+    loadedRuntime = require('onnxruntime-node') as typeof ort;
+    return loadedRuntime;
   } catch (error) {
     throw new UserFacingError(
-      `ONNX Runtime is not available on this platform (${process.platform}-${process.arch}).`,
+      `ONNX Runtime is not available on ${platformName()}, so ONNX and PyTorch models cannot run here; Keras and TensorFlow.js models (and the bundled model) run on TensorFlow.js.`,
       errorText(error),
     );
   }
+}
+
+/** The platform as a user knows it, with VS Code's target name. */
+function platformName(): string {
+  const target = `${process.platform}-${process.arch}`;
+  if (target === 'darwin-x64') return 'an Intel Mac (darwin-x64: ONNX Runtime 1.30 has no build for it)';
+  const report = process.report?.getReport() as { header?: { glibcVersionRuntime?: string } } | undefined;
+  if (process.platform === 'linux' && !report?.header?.glibcVersionRuntime) return `Alpine Linux (${target}, musl)`;
+  return target;
 }
 
 function decodeGraph(bytes: Uint8Array, fileName: string): onnx.IGraphProto {
