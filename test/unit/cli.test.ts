@@ -183,6 +183,43 @@ const torch = torchOracle();
     assert.match(again.stdout, /layer1\.0\.conv1 \(4 of/);
   });
 
+  it('runs a PyTorch file in Python (forward hooks) where there is no ONNX Runtime (the Intel Mac and Alpine packages)', async () => {
+    const out = path.join(cache, 'sheet.png');
+    const env = { XDG_CACHE_HOME: cache, FEATURE_MAPS_WITHOUT_ONNXRUNTIME: '1' };
+    const model = path.join(resnet, 'state_dict.pth');
+    const args = [
+      image('chelsea.png'),
+      '--model',
+      model,
+      '--arch',
+      'torchvision:resnet18',
+      '--layers',
+      'layer1.0.conv1',
+    ];
+    const run = await cliIn({ env }, ...args, '-c', '4', '-o', out, '--python', torch!.python);
+    assert.equal(run.status, 0, run.stderr);
+    assert.match(run.stdout, new RegExp(`layer1\\.0\\.conv1 \\(4 of ${hooked(resnet, 'layer1.0.conv1').channels}\\)`));
+    // Nothing was converted: there is nothing to run a conversion on.
+    assert.ok(
+      !fs.existsSync(path.join(cache, 'feature-maps', 'conversions')) ||
+        fs.readdirSync(path.join(cache, 'feature-maps', 'conversions')).length === 0,
+    );
+    // A TorchScript file cannot run with hooks: it is refused in words that say what to save instead.
+    const script = await cliIn(
+      { env },
+      image('chelsea.png'),
+      '--model',
+      path.join(resnet, 'torchscript.pt'),
+      '--python',
+      torch!.python,
+    );
+    assert.equal(script.status, 1);
+    assert.match(
+      script.stderr,
+      /torchscript\.pt is a TorchScript file, which runs only converted to ONNX, and ONNX Runtime is not available on this platform\. Save the model's state_dict/,
+    );
+  });
+
   it('asks for --arch for a state_dict, and lists its layers with it', async () => {
     const env = { XDG_CACHE_HOME: cache };
     const model = path.join(resnet, 'state_dict.pth');

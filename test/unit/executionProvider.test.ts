@@ -93,7 +93,7 @@ describe('a platform without ONNX Runtime (the Intel Mac and Alpine packages)', 
     assert.equal(run.status, 1);
     assert.match(
       run.stderr,
-      /^feature-maps: ONNX Runtime is not available on .*, so ONNX and PyTorch models cannot run here; Keras and TensorFlow\.js models \(and the bundled model\) run on TensorFlow\.js\./,
+      /^feature-maps: ONNX Runtime is not available on .*, so ONNX models cannot run here; PyTorch models run in your Python \(forward hooks\), Keras and TensorFlow\.js models \(and the bundled model\) on TensorFlow\.js\./,
     );
   });
 });

@@ -470,7 +470,7 @@ function requireOrt(): typeof ort {
     return loadedRuntime;
   } catch (error) {
     throw new UserFacingError(
-      `ONNX Runtime is not available on ${platformName()}, so ONNX and PyTorch models cannot run here; Keras and TensorFlow.js models (and the bundled model) run on TensorFlow.js.`,
+      `ONNX Runtime is not available on ${platformName()}, so ONNX models cannot run here; PyTorch models run in your Python (forward hooks), Keras and TensorFlow.js models (and the bundled model) on TensorFlow.js.`,
       errorText(error),
     );
   }

@@ -9,7 +9,7 @@ import type { LayerMeta } from '../layers';
 import type { LoadedModel } from '../model';
 import { type KeptBridge, bridgeScript, pythonCandidates, runBridge, startBridge } from '../python';
 import { findLabelsBeside } from '../modelFiles';
-import { hwcToChw, loadOnnxModel, type PlannedLayer } from './onnx';
+import { hwcToChw, loadOnnxModel, onnxRuntimeAvailable, type PlannedLayer } from './onnx';
 
 // A PyTorch checkpoint, opened with the user's own Python once and then without it: the bridge
 // (python/torch_bridge.py) loads the file, exports it to ONNX with every module's output as a graph
@@ -65,6 +65,19 @@ export async function openPytorchModel(ctx: OpenContext): Promise<LoadedModel> {
 
 async function openConvertedOrHooked(ctx: OpenContext): Promise<LoadedModel> {
   const onProgress = ctx.onProgress;
+  // Without ONNX Runtime (the Intel Mac and Alpine packages) a conversion could not run: PyTorch runs it.
+  if (!onnxRuntimeAvailable()) {
+    try {
+      return await hookModel(ctx, 'ONNX Runtime is not available on this platform', onProgress);
+    } catch (error) {
+      // The one kind of file the bridge cannot hook: a TorchScript program (its modules are compiled).
+      if (!(error instanceof PythonError && error.problem.code === 'export-failed')) throw error;
+      throw new UserFacingError(
+        `${path.basename(ctx.file.path)} is a TorchScript file, which runs only converted to ONNX, and ONNX Runtime is not available on this platform. Save the model's state_dict or a torch.export .pt2 program to see its feature maps here.`,
+        error.message,
+      );
+    }
+  }
   const size = (await fs.stat(ctx.file.path)).size;
   const dir = conversionDir(ctx, size);
   let conversion = await readConversion(dir);
@@ -75,7 +88,7 @@ async function openConvertedOrHooked(ctx: OpenContext): Promise<LoadedModel> {
       fresh = true;
     } catch (error) {
       if (error instanceof PythonError && error.problem.code === 'export-failed') {
-        return hookModel(ctx, error, onProgress);
+        return hookModel(ctx, `torch.onnx.export could not convert it (${error.message})`, onProgress);
       }
       throw error;
     }
@@ -100,7 +113,7 @@ async function openConvertedOrHooked(ctx: OpenContext): Promise<LoadedModel> {
     // An export ONNX Runtime cannot run (an op it lacks): drop it, and run the model in PyTorch itself.
     if (!(error instanceof UserFacingError)) throw error;
     await fs.rm(dir, { recursive: true, force: true });
-    return hookModel(ctx, new PythonError(error.message, { code: 'export-failed' }, error.detail), onProgress);
+    return hookModel(ctx, `torch.onnx.export could not convert it (${error.message})`, onProgress);
   }
 }
 
@@ -175,7 +188,7 @@ function bridgeArgs(ctx: OpenContext): string[] {
  */
 async function hookModel(
   ctx: OpenContext,
-  exportError: PythonError,
+  whyNotOnnx: string,
   onProgress?: (message: string) => void,
 ): Promise<LoadedModel> {
   const bridge = await startBridge({
@@ -196,7 +209,7 @@ async function hookModel(
     key: ctx.key,
     summary: {
       ...ctx.summary,
-      description: `PyTorch model (${info.kind}): ${ctx.file.path}. Runs in Python with forward hooks (torch ${info.torch}): torch.onnx.export could not convert it (${exportError.message}).`,
+      description: `PyTorch model (${info.kind}): ${ctx.file.path}. Runs in Python with forward hooks (torch ${info.torch}): ${whyNotOnnx}.`,
       inputShape: [height, width, channels],
     },
     inputSize: { height, width, channels },
