@@ -1,6 +1,8 @@
 // Builds every bundle: extension host (node, cjs), engine worker, CLI, webview (browser),
 // the two test suites, the bundled model decoded into dist/models/ and converted to ONNX there.
-// Usage: node esbuild.js [--watch] [--production]
+// Usage: node esbuild.js [--watch] [--production] [--outdir <dir>]
+// --outdir puts everything in <dir> instead of dist/: tools/package.mjs builds the packages' production
+// bundles apart, so that dist/ keeps the development build (and dist/test) the other test steps run.
 const esbuild = require('esbuild');
 const { execFileSync } = require('node:child_process');
 const fs = require('node:fs');
@@ -9,7 +11,8 @@ const { buildBundledModel, buildImagenetLabels } = require('./tools/bundled-mode
 
 const production = process.argv.includes('--production');
 const watch = process.argv.includes('--watch');
-const dist = path.join(__dirname, 'dist');
+const outdirIndex = process.argv.indexOf('--outdir');
+const dist = outdirIndex >= 0 ? path.resolve(process.argv[outdirIndex + 1]) : path.join(__dirname, 'dist');
 
 /** Prints errors in the format VS Code's esbuild problem matcher reads. */
 const problemMatcher = {

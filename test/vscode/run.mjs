@@ -3,8 +3,9 @@
 //   1. the in-host Mocha suite (dist/test/integration/index.js) in the extension host;
 //   2. the UI tests (test/ui/*.test.mjs), clicking the workbench in Chromium, against the
 //      extension loaded from the repo (extensionDevelopmentPath);
-//   3. the packaged .vsix, installed into a fresh extensions dir of a second code-server,
-//      with the smoke tests test/ui/*.vsix.mjs.
+//   3. this machine's platform package (dist/packages, `npm run package`; made when missing),
+//      installed into a fresh extensions dir of a second code-server, with the smoke tests
+//      test/ui/*.vsix.mjs.
 // Needs `npm run build` and `bash tools/setup-code-server.sh` first.
 // Options: --skip-in-host --skip-ui --skip-vsix --grep <text> (UI tests only).
 // FEATURE_MAPS_EXTENSION_PATH=<dir> tests another extension folder (for checking the harness).
@@ -15,6 +16,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import Mocha from 'mocha';
+import { hostTarget, packageFile, TARGETS } from '../../tools/package.mjs';
 import { startMirror } from '../mirror.mjs';
 import { ctx } from './context.mjs';
 import {
@@ -167,8 +169,30 @@ const uiFiles = (suffix) =>
         .map((f) => path.join(uiDir, f))
     : [];
 
-/** Packages the extension with vsce (dependency detection on, so .vscodeignore picks node_modules). */
+/**
+ * The package `npm run package` makes for this machine's target (tools/package.mjs): the test
+ * installs exactly what ships. Made here when dist/packages has none newer than the last build
+ * (dist/extension.js).
+ */
 function packageVsix() {
+  if (extensionPath !== repoRoot) return packageFolder();
+  const target = hostTarget();
+  const vsix = packageFile(target);
+  const built = fs.statSync(path.join(repoRoot, 'dist', 'extension.js')).mtimeMs;
+  if (fs.existsSync(vsix) && fs.statSync(vsix).mtimeMs >= built) {
+    console.log(`\n=== ${path.relative(repoRoot, vsix)} (made after the last build) ===`);
+    return vsix;
+  }
+  console.log(`\n=== packaging ${target} ===`);
+  execFileSync(process.execPath, [path.join(repoRoot, 'tools', 'package.mjs'), '--target', target], {
+    cwd: repoRoot,
+    stdio: ['ignore', 'inherit', 'inherit'],
+  });
+  return vsix;
+}
+
+/** Another extension folder (FEATURE_MAPS_EXTENSION_PATH), packaged as it is with vsce (dependency detection on). */
+function packageFolder() {
   const out = path.join(extensionPath, 'dist', 'feature-maps-test.vsix');
   fs.rmSync(out, { force: true });
   const vsce = path.join(repoRoot, 'node_modules', '@vscode', 'vsce', 'vsce');
@@ -188,11 +212,16 @@ function packageVsix() {
 /** A plain-Node check that the installed extension carries its native dependencies. */
 function checkInstalledExtension(extensionsDir) {
   const { publisher, name, version } = JSON.parse(fs.readFileSync(path.join(extensionPath, 'package.json'), 'utf8'));
-  const dir = path.join(extensionsDir, `${publisher}.${name}-${version}`);
+  // VS Code may name a platform-specific extension's folder <id>-<version>-<target> (code-server does not).
+  const id = `${publisher}.${name}-${version}`;
+  const folder = fs.readdirSync(extensionsDir).find((f) => f === id || f.startsWith(`${id}-`)) ?? id;
+  const dir = path.join(extensionsDir, folder);
   const problems = [];
   if (!fs.existsSync(path.join(dir, 'dist', 'extension.js'))) problems.push('dist/extension.js is missing');
   if (fs.existsSync(path.join(dir, 'dist', 'test'))) problems.push('dist/test/ was shipped');
   const deps = JSON.parse(fs.readFileSync(path.join(extensionPath, 'package.json'), 'utf8')).dependencies ?? {};
+  // darwin-x64 and alpine-x64 packages carry no onnxruntime-node (tools/package.mjs TARGETS).
+  if (extensionPath === repoRoot && !TARGETS[hostTarget()]?.onnxruntime) delete deps['onnxruntime-node'];
   // Native addons: requiring them loads their platform binaries (onnxruntime-node's at require time).
   for (const addon of ['sharp', 'onnxruntime-node'].filter((name) => name in deps)) {
     try {
