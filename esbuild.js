@@ -81,6 +81,16 @@ const builds = [
     alias: { 'jsonc-parser': 'jsonc-parser/lib/esm/main.js' },
   },
   {
+    // VS Code for the Web without a remote: the extension host is a web worker (src/webExtension.ts).
+    ...common,
+    entryPoints: { web: 'src/webExtension.ts' },
+    outdir: dist,
+    platform: 'browser',
+    format: 'cjs',
+    target: 'es2022',
+    external: ['vscode'],
+  },
+  {
     ...common,
     entryPoints: { webview: 'webview-ui/main.ts' },
     outdir: dist,

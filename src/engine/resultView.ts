@@ -8,7 +8,8 @@ import { readLabels, topK } from './labels';
 import { groupLayers, isSpatial } from './layers';
 import type { LoadedModel } from './model';
 import { findLabelsBeside } from './modelFiles';
-import { executionDevice } from './models/onnx';
+import type { ExecutionDevice } from './models/executionProvider';
+import { executionDevice, withoutOnnxRuntime } from './models/onnx';
 import { PREPROCESS_DESCRIPTIONS } from './preprocess';
 import { quantizeChannels } from './quantize';
 
@@ -45,7 +46,7 @@ export class ResultView {
       model: {
         ...model.summary,
         ...(model.backend ? { backend: model.backend } : {}),
-        ...(model.backend?.startsWith('onnxruntime') ? { device: executionDevice() } : {}),
+        ...this.device(model),
         preprocessing: custom
           ? `custom: (x − mean) / std, mean ${custom.mean.join(', ')}, std ${custom.std.join(', ')} (set by featureMaps.mean and featureMaps.std)`
           : `${chosen.mode}: ${PREPROCESS_DESCRIPTIONS[chosen.mode]} (${chosen.why})`,
@@ -65,6 +66,13 @@ export class ResultView {
       keptBytes: kept?.bytes ?? 0,
       predictions: labelsPath ? await this.predictions(resultKey, model, labelsPath) : undefined,
     };
+  }
+
+  /** What ran the passes, for the header (see ModelSummary.device). */
+  private device(model: LoadedModel): { device?: ExecutionDevice } {
+    if (model.backend?.startsWith('onnxruntime')) return { device: executionDevice() };
+    const fallback = withoutOnnxRuntime();
+    return fallback && model.backend?.startsWith('tfjs') ? { device: fallback } : {};
   }
 
   /** The first `count` channels of one layer, quantised for drawing (computed: see Extractor.ensureLayer). */

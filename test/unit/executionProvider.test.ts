@@ -85,6 +85,10 @@ describe('a platform without ONNX Runtime (the Intel Mac and Alpine packages)', 
       const run = withoutOrt(...model, '--out', out);
       assert.equal(run.status, 0, run.stderr);
       assert.match(run.stdout, /\(9 of \d+\)/);
+      assert.match(
+        run.stderr,
+        /^note: ONNX Runtime is not available on .*: TensorFlow\.js ran the passes, on one core\.$/m,
+      );
     }
   });
 

@@ -460,6 +460,18 @@ export function onnxRuntimeAvailable(): boolean {
   }
 }
 
+/**
+ * What the passes of a model that stays on TensorFlow.js run on, when that is because ONNX
+ * Runtime does not load here (undefined where it loads, or was never needed).
+ */
+export function withoutOnnxRuntime(): ExecutionDevice | undefined {
+  if (!ortFailure) return undefined;
+  return { name: 'CPU', note: `${ortFailure}: TensorFlow.js ran the passes, on one core.` };
+}
+
+/** Why onnxruntime-node did not load, once it was asked for and did not. */
+let ortFailure: string | undefined;
+
 function requireOrt(): typeof ort {
   if (loadedRuntime) return loadedRuntime;
   try {
@@ -469,8 +481,9 @@ function requireOrt(): typeof ort {
     loadedRuntime = require('onnxruntime-node') as typeof ort;
     return loadedRuntime;
   } catch (error) {
+    ortFailure = `ONNX Runtime is not available on ${platformName()}${windowsRuntimeHint(errorText(error))}`;
     throw new UserFacingError(
-      `ONNX Runtime is not available on ${platformName()}, so ONNX models cannot run here; PyTorch models run in your Python (forward hooks), Keras and TensorFlow.js models (and the bundled model) on TensorFlow.js.`,
+      `${ortFailure}, so ONNX models cannot run here; PyTorch models run in your Python (forward hooks), Keras and TensorFlow.js models (and the bundled model) on TensorFlow.js.`,
       errorText(error),
     );
   }
@@ -483,6 +496,12 @@ function platformName(): string {
   const report = process.report?.getReport() as { header?: { glibcVersionRuntime?: string } } | undefined;
   if (process.platform === 'linux' && !report?.header?.glibcVersionRuntime) return `Alpine Linux (${target}, musl)`;
   return target;
+}
+
+/** ONNX Runtime's Windows build needs the Visual C++ runtime, which some machines lack. */
+function windowsRuntimeHint(error: string): string {
+  if (process.platform !== 'win32' || !/specified module could not be found/i.test(error)) return '';
+  return ' (it needs the Microsoft Visual C++ Redistributable: install it from https://aka.ms/vs/17/release/vc_redist.x64.exe, or vc_redist.arm64.exe)';
 }
 
 function decodeGraph(bytes: Uint8Array, fileName: string): onnx.IGraphProto {
