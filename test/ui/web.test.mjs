@@ -24,7 +24,9 @@ describe('VS Code for the Web, without a remote', () => {
 
   it('says in a notification that it needs Node, instead of opening a broken panel', async () => {
     await clickContextMenuItem(ctx.page, 'chelsea.png', 'Show Feature Maps');
-    const toast = ctx.page.locator('.notification-toast', { hasText: 'Feature Maps does not run in VS Code for the Web' });
+    const toast = ctx.page.locator('.notification-toast', {
+      hasText: 'Feature Maps does not run in VS Code for the Web',
+    });
     await toast.waitFor({ timeout: 30_000 });
     assert.match(await toast.innerText(), /Remote - SSH, WSL, Dev Containers, Codespaces/);
     await screenshot(ctx.page, 'web-not-supported-notification');
