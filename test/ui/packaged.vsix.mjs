@@ -16,6 +16,8 @@ describe('Packaged extension (.vsix), in Restricted Mode', () => {
     const error = state === 'error' ? await frame.locator('.error-message').innerText() : '';
     assert.equal(state, 'ready', `webview in state ${state}: ${error}`);
     assert.ok((await frame.locator('.channel-grid .tile').count()) > 0, 'no tiles');
+    // The package's own ONNX Runtime ran it (the linux-x64 binding it carries), on the CPU.
+    assert.match(await frame.locator('.elapsed').innerText(), /· onnxruntime · CPU$/);
     // The workspace's own model is not opened in an untrusted folder, and the panel says why.
     assert.equal(await frame.locator('.model-name').innerText(), 'MobileNetV2 (bundled)');
     assert.equal(

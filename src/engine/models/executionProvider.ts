@@ -55,7 +55,14 @@ export class ExecutionProviders {
     const provider = this.provider(runtime);
     if (provider !== 'cpu' && this.failed === undefined) {
       try {
-        return await runtime.InferenceSession.create(bytes, { ...options, ...providerOptions(provider) });
+        const session = await runtime.InferenceSession.create(bytes, { ...options, ...providerOptions(provider) });
+        // A provider that made the session may still fail on its first pass (an op or a size its
+        // device cannot run): found now, on zeros, it falls back like one that did not start.
+        await trialPass(runtime, session).catch(async (error: unknown) => {
+          await session.release();
+          throw error;
+        });
+        return session;
       } catch (error) {
         this.failed = `${PROVIDER_NAMES[provider]} did not start (${startFailure(errorText(error))})`;
       }
@@ -88,6 +95,20 @@ export class ExecutionProviders {
       .map((p) => PROVIDER_NAMES[p] ?? p)
       .join(', ')})`;
   }
+}
+
+/** One pass on zeros, where every input's size is fixed and it is a float tensor (else none). */
+async function trialPass(runtime: typeof ort, session: ort.InferenceSession): Promise<void> {
+  const feeds: Record<string, ort.Tensor> = {};
+  for (const input of session.inputMetadata) {
+    if (!input.isTensor || !input.shape.every((d): d is number => typeof d === 'number')) return;
+    const dims = input.shape as number[];
+    const size = dims.reduce((a, b) => a * b, 1);
+    if (input.type === 'float32') feeds[input.name] = new runtime.Tensor('float32', new Float32Array(size), dims);
+    else if (input.type === 'float16') feeds[input.name] = new runtime.Tensor('float16', new Uint16Array(size), dims);
+    else return;
+  }
+  await session.run(feeds);
 }
 
 /** The providers this platform's onnxruntime-node binding was built with. */
