@@ -1,5 +1,6 @@
 // Headless entry point: image in, PNG contact sheet of layers × channels out,
 // like the classic Keras 3×3 plots. Same engine and colormaps as the panel.
+import * as fs from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -22,12 +23,15 @@ import { FeatureMapEngine } from './engine/engine';
 import { PythonError, UserFacingError, errorText } from './engine/errors';
 import { describeModelFiles } from './engine/formats';
 import { isSpatial } from './engine/layers';
+import { NPY_LAYOUTS, layerNpy } from './engine/npy';
+import { channelOrder } from './shared/channelOrder';
 import { EXECUTION_PROVIDERS } from './engine/models/executionProvider';
 import type { FileModelHints, ModelSource } from './engine/model';
 import { defaultCacheDir as conversionCacheDir } from './engine/conversionStore';
 import { endWithLauncher } from './engine/hugePages';
 import { applyColormap, channelIndexMap, colormapLut } from './shared/colormaps';
 import {
+  CHANNEL_SORTS,
   COLORMAPS,
   NORMALIZATIONS,
   type Colormap,
@@ -70,6 +74,9 @@ Options:
       --allow-pickle        ${wrapOption('load a PyTorch file that is a whole pickled model (torch.save(model)): this runs code the file contains, so use it only for files you trust. TorchScript, .pt2, state_dict and safetensors files need no flag.')}
       --execution-provider <p>
                             ${wrapOption(`${EXECUTION_PROVIDERS.join(' | ')} (default auto): the device ONNX Runtime runs on; one that is missing or does not start falls back to the CPU, with a note`)}
+      --sort <s>            ${wrapOption(`${CHANNEL_SORTS.join(' | ')} (default index): draw the channels with the largest mean, max, standard deviation or fraction active instead of the first ones`)}
+      --npy <file.npy>      ${wrapOption('also write each chosen layer as a float32 .npy (one layer: that file; several: <file>.<layer>.npy); with no --out, only the .npy')}
+      --npy-layout <l>      hwc (Keras, the default) | chw (PyTorch)
       --preprocessing <p>   auto | raw01 | tf | caffe | torch | none (default auto)
   -l, --layers <a,b,…>      layer names or glob patterns (default: three
                             convolutions spread through the model)
@@ -126,6 +133,9 @@ async function main(argv: string[]): Promise<number> {
       python: { type: 'string' },
       'allow-pickle': { type: 'boolean', default: false },
       'execution-provider': { type: 'string', default: 'auto' },
+      sort: { type: 'string', default: 'index' },
+      npy: { type: 'string' },
+      'npy-layout': { type: 'string', default: 'hwc' },
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
@@ -190,19 +200,40 @@ async function main(argv: string[]): Promise<number> {
     const chosen = patterns.length > 0 ? result.layers.filter((l) => l.matched) : defaultLayers(result);
     if (chosen.length === 0)
       throw new UserFacingError(`No layer with spatial maps matches ${patterns.join(', ')}. Try --list.`);
-    const blocks = chosen.map((l) => engine.layerData(result.resultKey, l.name, options.channels));
+    if (values.npy) {
+      const layout = oneOf(values['npy-layout'], NPY_LAYOUTS, 'npy-layout');
+      const file = path.resolve(values.npy);
+      for (const l of chosen) {
+        const activation = engine.activation(result.resultKey, l.name);
+        if (!activation) throw new Error(`${l.name} was not computed`);
+        const target = chosen.length === 1 ? file : `${file.replace(/\.npy$/i, '')}.${safeName(l.name)}.npy`;
+        const { bytes, shape } = layerNpy(activation, layout);
+        await fs.writeFile(target, bytes);
+        console.log(`${target}: ${l.name}, float32 ${shape.join('×')} (${layout === 'hwc' ? 'H×W×C' : 'C×H×W'})`);
+      }
+      if (!values.out) return 0;
+    }
+    const sort = oneOf(values.sort, CHANNEL_SORTS, 'sort');
+    const blocks = chosen.map((l) => {
+      if (sort === 'index') return engine.layerData(result.resultKey, l.name, options.channels);
+      const stats = engine.channelStats(result.resultKey, l.name);
+      const top = channelOrder(stats.totalChannels, sort, false, stats).slice(0, options.channels);
+      return engine.layerData(result.resultKey, l.name, top.length, top);
+    });
     const out = path.resolve(values.out ?? `${imagePath}.feature-maps.png`);
     if (values.split) {
       const stem = out.replace(/\.png$/i, '');
       for (const block of blocks) {
-        const file = `${stem}.${block.layer.replace(/[^\w.-]+/g, '_')}.png`;
+        const file = `${stem}.${safeName(block.layer)}.png`;
         await writeSheet([block], result, options, file);
         console.log(`${file}: ${block.layer} (${block.count} of ${block.totalChannels})`);
       }
       return 0;
     }
     await writeSheet(blocks, result, options, out);
-    console.log(`${out}: ${blocks.map((b) => `${b.layer} (${b.count} of ${b.totalChannels})`).join(', ')}`);
+    console.log(
+      `${out}: ${blocks.map((b) => `${b.layer} (${b.count} of ${b.totalChannels}${sort === 'index' ? '' : `, by ${sort}: #${[...b.channels].join(' #')}`})`).join(', ')}`,
+    );
     return 0;
   } finally {
     // A conversion made in this run is kept for the next one.
@@ -300,6 +331,11 @@ function mb(bytes: number): string {
   return (bytes / (1024 * 1024)).toFixed(1);
 }
 
+/** A layer name as part of a file name. */
+function safeName(layer: string): string {
+  return layer.replace(/[^\w.-]+/g, '_');
+}
+
 /** Three convolutions spread through the model, like block1/2/3_conv1 in the Keras recipe. */
 function defaultLayers(result: ExtractionResult) {
   const convs = result.layers.filter((l) => l.spatial && /conv/i.test(l.op));
@@ -321,7 +357,9 @@ async function writeSheet(
   let y = MARGIN;
   for (const block of blocks) {
     const info = result.layers.find((l) => l.name === block.layer);
-    const label = `${block.layer} · ${info?.op ?? ''} · ${info?.shape.join('×') ?? ''} · ${block.count}/${block.totalChannels} ch`;
+    const first = block.channels.every((c, k) => c === k);
+    const channels = first ? '' : ` · #${[...block.channels].join(' #')}`;
+    const label = `${block.layer} · ${info?.op ?? ''} · ${info?.shape.join('×') ?? ''} · ${block.count}/${block.totalChannels} ch${channels}`;
     const text = await textImage(label, width - 2 * MARGIN);
     const textHeight = (await sharp(text).metadata()).height ?? 0;
     layers.push({ input: text, left: MARGIN, top: y });

@@ -12,8 +12,18 @@ import { Colorbar } from './colorbar';
 
 const SQUARE_UP_TO = 9;
 
+/** What the layer's view says of the tiles it hands the grid. */
+export interface TileNotes {
+  /** The heading's channel count, e.g. "channels 17–32 of 144, by max". */
+  shown: string;
+  /** A tile's statistic under the current sort, e.g. "max 3.2" (none in index order). */
+  stat?(channel: number): string | undefined;
+}
+
 export class ChannelGrid {
   readonly element: HTMLElement;
+  /** A tile was clicked, or Enter pressed on it: the view zooms into its channel. */
+  onOpen: (channel: number) => void = () => undefined;
   private readonly title: HTMLElement;
   private readonly meta: HTMLElement;
   private readonly readout: HTMLElement;
@@ -21,10 +31,11 @@ export class ChannelGrid {
   private readonly grid: HTMLElement;
   private readonly colorbar = new Colorbar();
   private data: LayerData | undefined;
+  private notes: TileNotes | undefined;
   private canvases: HTMLCanvasElement[] = [];
   private readonly resize: ResizeObserver;
 
-  constructor() {
+  constructor(toolbar?: HTMLElement) {
     this.title = h('h2', { class: 'grid-title' });
     this.meta = h('div', { class: 'grid-meta' });
     this.readout = h('div', { class: 'grid-readout', 'aria-live': 'off' });
@@ -39,10 +50,22 @@ export class ChannelGrid {
         h('div', { class: 'grid-heading-text' }, this.title, this.meta),
         h('div', { class: 'grid-heading-side' }, this.colorbar.element, this.readout),
       ),
+      toolbar ?? null,
       this.status,
       this.grid,
     );
     this.grid.addEventListener('mousemove', (e) => this.onHover(e));
+    this.grid.addEventListener('click', (e) => {
+      const tile = e.target instanceof Element ? e.target.closest<HTMLElement>('.tile[data-channel]') : null;
+      if (tile) this.onOpen(Number(tile.dataset.channel));
+    });
+    this.grid.addEventListener('keydown', (e) => {
+      const tile = e.target instanceof HTMLElement && e.target.matches('.tile[data-channel]') ? e.target : null;
+      if (tile && (e.key === 'Enter' || e.key === ' ')) {
+        e.preventDefault();
+        this.onOpen(Number(tile.dataset.channel));
+      }
+    });
     this.grid.addEventListener('mouseleave', () => (this.readout.textContent = ''));
     // Only the smoothing choice depends on the on-screen tile size; pixels never need redrawing.
     this.resize = new ResizeObserver(() => this.updateScaling());
@@ -61,10 +84,16 @@ export class ChannelGrid {
   }
 
   /** Tile-shaped placeholders while the host answers, so the grid never flashes blank. */
-  showPlaceholders(layer: LayerInfo, count: number, settings: ViewSettings): void {
+  showPlaceholders(
+    layer: LayerInfo,
+    channels: readonly (number | undefined)[],
+    settings: ViewSettings,
+    shown: string,
+  ): void {
+    const count = channels.length;
     this.data = undefined;
     this.canvases = [];
-    this.setHeading(layer, count, settings, undefined);
+    this.setHeading(layer, shown, settings, undefined);
     this.setStatus(undefined);
     const [height, width] = layer.shape;
     const tiles: HTMLElement[] = [];
@@ -76,7 +105,7 @@ export class ChannelGrid {
           'div',
           { class: 'tile placeholder', role: 'listitem', 'aria-busy': 'true' },
           box,
-          h('span', { class: 'tile-label' }, `#${c}`),
+          h('span', { class: 'tile-label' }, channels[c] === undefined ? '' : `#${channels[c]}`),
         ),
       );
     }
@@ -99,27 +128,43 @@ export class ChannelGrid {
     );
   }
 
-  showData(layer: LayerInfo, data: LayerData, settings: ViewSettings): void {
+  showData(layer: LayerInfo, data: LayerData, settings: ViewSettings, notes: TileNotes): void {
     this.data = data;
+    this.notes = notes;
     this.setStatus(undefined);
     this.grid.removeAttribute('aria-busy');
     const tiles: HTMLElement[] = [];
     this.canvases = [];
-    for (let c = 0; c < data.count; c++) {
-      const canvas = h('canvas', { class: 'tile-canvas', width: data.width, height: data.height, 'data-channel': c });
+    for (let k = 0; k < data.count; k++) {
+      const c = data.channels[k];
+      const canvas = h('canvas', { class: 'tile-canvas', width: data.width, height: data.height, 'data-index': k });
       canvas.style.aspectRatio = `${data.width} / ${data.height}`;
-      const constant = isConstantChannel(data.min[c], data.max[c]);
+      const constant = isConstantChannel(data.min[k], data.max[k]);
+      const stat = notes.stat?.(c);
       const label = h(
         'span',
         { class: 'tile-label' },
         `#${c}`,
+        stat ? h('span', { class: 'tile-stat' }, stat) : null,
         constant ? h('span', { class: 'tile-flag' }, 'constant') : null,
       );
       const tooltip = constant
-        ? `Channel ${c}: constant ${formatValue(data.min[c])}`
-        : `Channel ${c}\nmin ${formatValue(data.min[c])}\nmax ${formatValue(data.max[c])}`;
+        ? `Channel ${c}: constant ${formatValue(data.min[k])}`
+        : `Channel ${c}\nmin ${formatValue(data.min[k])}\nmax ${formatValue(data.max[k])}\nClick or Enter: zoom`;
       tiles.push(
-        h('div', { class: `tile${constant ? ' constant' : ''}`, role: 'listitem', title: tooltip }, canvas, label),
+        h(
+          'div',
+          {
+            class: `tile${constant ? ' constant' : ''}`,
+            role: 'listitem',
+            tabindex: 0,
+            title: tooltip,
+            'data-channel': c,
+            'aria-label': `Channel ${c}${stat ? `, ${stat}` : ''}${constant ? ', constant' : ''}`,
+          },
+          canvas,
+          label,
+        ),
       );
       this.canvases.push(canvas);
     }
@@ -127,6 +172,11 @@ export class ChannelGrid {
     this.redraw(layer, settings);
     // Measuring the tiles needs a layout: at the next frame, with the one the browser makes anyway.
     requestAnimationFrame(() => this.updateScaling());
+  }
+
+  /** Moves keyboard focus to the tile of `channel`, when it is on this page. */
+  focusChannel(channel: number): void {
+    this.grid.querySelector<HTMLElement>(`.tile[data-channel="${channel}"]`)?.focus();
   }
 
   /**
@@ -145,7 +195,7 @@ export class ChannelGrid {
   redraw(layer: LayerInfo, settings: ViewSettings): void {
     const data = this.data;
     if (!data) return;
-    this.setHeading(layer, data.count, settings, data);
+    this.setHeading(layer, this.notes?.shown ?? '', settings, data);
     const lut = colormapLut(settings.colormap);
     const plane = data.width * data.height;
     const range = settings.normalization === 'layer' ? { min: data.layerMin, max: data.layerMax } : undefined;
@@ -164,8 +214,7 @@ export class ChannelGrid {
     this.colorbar.draw();
   }
 
-  private setHeading(layer: LayerInfo, count: number, settings: ViewSettings, data: LayerData | undefined): void {
-    const total = data?.totalChannels ?? layer.shape[2] ?? count;
+  private setHeading(layer: LayerInfo, shown: string, settings: ViewSettings, data: LayerData | undefined): void {
     this.title.textContent = layer.name;
     this.title.title = layer.name;
     const norm = settings.normalization === 'layer' ? 'per-layer normalisation' : 'per-channel normalisation';
@@ -174,7 +223,7 @@ export class ChannelGrid {
       h('span', { class: 'sep' }, '·'),
       h('span', { class: 'num' }, formatShape(layer.shape)),
       h('span', { class: 'sep' }, '·'),
-      h('span', { class: 'channels-shown' }, `showing ${count} of ${total} channels`),
+      h('span', { class: 'channels-shown' }, shown),
       h('span', { class: 'sep' }, '·'),
       h('span', { class: 'normalization' }, norm),
     );
@@ -206,12 +255,13 @@ export class ChannelGrid {
       this.readout.textContent = '';
       return;
     }
-    const c = Number(canvas.dataset.channel);
+    const k = Number(canvas.dataset.index);
+    const c = data.channels[k];
     const rect = canvas.getBoundingClientRect();
     const x = Math.min(data.width - 1, Math.max(0, Math.floor(((e.clientX - rect.left) / rect.width) * data.width)));
     const y = Math.min(data.height - 1, Math.max(0, Math.floor(((e.clientY - rect.top) / rect.height) * data.height)));
-    const q = data.values[c * data.width * data.height + y * data.width + x];
-    const value = dequantize(q, data.min[c], data.max[c]);
+    const q = data.values[k * data.width * data.height + y * data.width + x];
+    const value = dequantize(q, data.min[k], data.max[k]);
     this.readout.textContent = `#${c} (${x}, ${y}) = ${formatValue(value)}`;
   }
 }

@@ -1,40 +1,23 @@
 /**
- * Feature Maps webview entry: owns the app state, dispatches host messages and pulls layer
- * data on demand (PanelHostApi.layerData), keeping a small LRU of replies.
+ * Feature Maps webview entry: owns the app state (the result on show, the selected layer, the
+ * settings), dispatches host messages, and hands the selected layer to the LayerView (grid and
+ * zoom), which gets its data from the result's LayerSource.
  */
-import type {
-  LayerData,
-  LayerInfo,
-  PanelActionId,
-  PanelHostApi,
-  ToWebview,
-  ViewSettings,
-} from '../src/shared/protocol';
-import { RpcClient, RpcTimeoutError, isRpcMessage } from '../src/shared/rpc';
-import { ChannelGrid } from './channelGrid';
+import type { LayerInfo, PanelActionId, PanelHostApi, ToWebview, ViewSettings } from '../src/shared/protocol';
+import { RpcClient, isRpcMessage } from '../src/shared/rpc';
 import { h } from './dom';
-import { channelCount } from './format';
 import { Header } from './header';
-import { LayerCache } from './layerCache';
+import { LayerSource } from './layerSource';
 import { LayerTree } from './layerTree';
+import { LayerView } from './layerView';
 import { chooseSelection, effectiveShowAll, findLayer, initialState, persist, type AppState } from './state';
 import { errorBanner, errorView, loadingBanner, loadingView } from './status';
 import { onDprChange, onThemeChange } from './theme';
 import { isLayerData, isToWebview } from './validate';
 import { hostChannel, post, saveState } from './vscodeApi';
 
-/**
- * A reply slower than this is reported in the grid with a Retry button. The host's own watchdog
- * bounds the engine's work well within it (a pass gets 30 s plus 1 s per 25 MB), so this only
- * catches a host that never answers.
- */
-const REQUEST_TIMEOUT_MS = 300_000;
-
 const state: AppState = initialState();
-const cache = new LayerCache(8);
 const host = new RpcClient<PanelHostApi>(hostChannel);
-/** The layer the grid waits for. */
-let pending: { resultKey: string; layer: string; count: number } | undefined;
 
 const retry = (): void => post({ type: 'retry' });
 const openSettings = (): void => post({ type: 'openSettings' });
@@ -62,12 +45,15 @@ const tree = new LayerTree({
     persist(state);
   },
 });
-const grid = new ChannelGrid();
+const layerView = new LayerView(state.layerView, state.settings, (next) => {
+  state.layerView = next;
+  persist(state);
+});
 const resultView = h(
   'div',
   { class: 'result-view', hidden: true },
   header.element,
-  h('div', { class: 'result-body' }, tree.element, grid.element),
+  h('div', { class: 'result-body' }, tree.element, layerView.element),
 );
 app.replaceChildren(bannerArea, statusArea, resultView);
 statusArea.append(loadingView('', 'Starting…'));
@@ -131,98 +117,41 @@ function select(layer: string | undefined, notify = false): void {
   showSelectedLayer();
 }
 
-function requestedCount(layer: LayerInfo): number {
-  return Math.max(1, Math.min(state.settings.channels, channelCount(layer)));
-}
-
 function showSelectedLayer(): void {
   const result = state.result;
-  const layer = findLayer(state, state.selectedLayer);
   if (!result) return;
-  if (!layer) {
-    grid.showEmpty(
-      result.layers.some((l) => l.spatial)
-        ? 'Select a layer to see its feature maps.'
-        : 'No layer of this model has spatial feature maps.',
-    );
-    return;
-  }
-  const count = requestedCount(layer);
-  const cached = cache.get(result.resultKey, layer.name, count);
-  if (cached) {
-    cancelPending();
-    grid.showData(layer, cached, state.settings);
-    return;
-  }
-  if (pending && pending.resultKey === result.resultKey && pending.layer === layer.name && pending.count === count)
-    return;
-  const request = { resultKey: result.resultKey, layer: layer.name, count };
-  pending = request;
-  grid.showPlaceholders(layer, count, state.settings);
-  host
-    .call('layerData', [request.resultKey, request.layer, count], { timeoutMs: REQUEST_TIMEOUT_MS })
-    .then((data) => {
-      if (!isLayerData(data)) throw new Error(`A malformed reply for layer ${layer.name}.`);
-      applyLayerData(request, data);
-    })
-    .catch((error: unknown) => {
-      if (pending !== request) return;
-      pending = undefined;
-      const message =
-        error instanceof RpcTimeoutError
-          ? `No reply for layer ${layer.name} after ${REQUEST_TIMEOUT_MS / 1000} s.`
-          : error instanceof Error
-            ? error.message
-            : String(error);
-      grid.showError(layer, message, showSelectedLayer);
-    });
-}
-
-function cancelPending(): void {
-  pending = undefined;
+  const layer: LayerInfo | undefined = findLayer(state, state.selectedLayer);
+  layerView.show(
+    layer,
+    result.layers.some((l) => l.spatial)
+      ? 'Select a layer to see its feature maps.'
+      : 'No layer of this model has spatial feature maps.',
+  );
 }
 
 // ---- messages -------------------------------------------------------------------------------
 function applySettings(next: ViewSettings): void {
-  const prev = state.settings;
   state.settings = next;
-  const layer = findLayer(state, state.selectedLayer);
-  if (!state.result || !layer) return;
-  if (next.channels !== prev.channels) showSelectedLayer();
-  else if (next.colormap !== prev.colormap || next.normalization !== prev.normalization) grid.redraw(layer, next);
+  layerView.applySettings(next);
 }
 
 function applyResult(msg: Extract<ToWebview, { type: 'result' }>): void {
   const result = msg.result;
-  if (state.result?.resultKey !== result.resultKey) {
-    cache.clear();
-    cancelPending();
-  }
+  // The first grid came with the result (when the host chose the same layer): no request for it.
+  const first = result.firstGrid && isLayerData(result.firstGrid) ? result.firstGrid : undefined;
+  if (state.result?.resultKey !== result.resultKey) layerView.setSource(new LayerSource(host, result.resultKey, first));
   state.result = result;
   state.phase = 'ready';
   state.loading = undefined;
   state.error = undefined;
   const selection = chooseSelection(state, state.selectedLayer);
   state.selectedLayer = selection;
-  // The first grid came with the result (when the host chose the same layer): no request for it.
-  const first = result.firstGrid;
-  if (first && first.layer === selection && isLayerData(first)) cache.put(result.resultKey, first, first.count);
   header.render(result);
   renderTree();
   renderStatus();
   select(selection, true);
   // Once this frame is painted, the host sends what waits for the first grid (see protocol.ts).
   requestAnimationFrame(() => setTimeout(() => post({ type: 'resultShown', resultKey: result.resultKey })));
-}
-
-function applyLayerData(request: { resultKey: string; count: number }, data: LayerData): void {
-  if (!state.result || request.resultKey !== state.result.resultKey) return; // reply for an older result
-  const isCurrent = pending === request;
-  cache.put(request.resultKey, data, request.count);
-  if (!isCurrent) return; // stale: the user moved on, but the data is cached for when they return
-  pending = undefined;
-  const layer = findLayer(state, data.layer);
-  if (layer && layer.name === state.selectedLayer) grid.showData(layer, data, state.settings);
 }
 
 function handle(msg: ToWebview): void {
@@ -235,11 +164,7 @@ function handle(msg: ToWebview): void {
       break;
     case 'loading':
       // A different file: the old maps no longer describe what is being computed.
-      if (state.result && state.result.input.fileName !== msg.fileName) {
-        state.result = undefined;
-        cache.clear();
-        cancelPending();
-      }
+      if (state.result && state.result.input.fileName !== msg.fileName) state.result = undefined;
       state.phase = 'loading';
       state.loading = { fileName: msg.fileName, message: msg.message };
       renderStatus();
@@ -277,9 +202,9 @@ window.addEventListener('message', (event: MessageEvent<unknown>) => {
   handle(event.data);
 });
 
-onThemeChange(() => grid.refreshChrome());
+onThemeChange(() => layerView.refreshChrome());
 onDprChange(() => {
-  grid.refreshChrome();
+  layerView.refreshChrome();
   if (state.result) header.render(state.result);
 });
 

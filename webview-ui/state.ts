@@ -1,5 +1,12 @@
 /** The panel's model: what the host told us plus the user's UI choices. */
-import type { LayerInfo, ShownResult, ViewSettings } from '../src/shared/protocol';
+import {
+  CHANNEL_SORTS,
+  type ChannelSort,
+  type LayerInfo,
+  type ShownResult,
+  type ViewSettings,
+} from '../src/shared/protocol';
+import { INITIAL_LAYER_VIEW, type LayerViewState } from './layerView';
 import { firstLayerToShow } from '../src/shared/selection';
 import { isVisible } from './layerTree';
 import type { ErrorInfo } from './status';
@@ -24,6 +31,8 @@ export interface AppState {
   selectedLayer?: string;
   showAllLayers: boolean;
   collapsedGroups: Set<string>;
+  /** Sort, hidden constant channels, page and zoom of the layer's views. */
+  layerView: LayerViewState;
 }
 
 export function initialState(): AppState {
@@ -38,6 +47,21 @@ export function initialState(): AppState {
         ? saved.collapsedGroups.filter((g): g is string => typeof g === 'string')
         : [],
     ),
+    layerView: readLayerView(saved.layerView),
+  };
+}
+
+/** The saved layer view, each field checked (a state from an older version may lack or garble some). */
+function readLayerView(saved: unknown): LayerViewState {
+  if (typeof saved !== 'object' || saved === null) return INITIAL_LAYER_VIEW;
+  const v = saved as Record<string, unknown>;
+  const index = (n: unknown): n is number => Number.isInteger(n) && (n as number) >= 0;
+  return {
+    sort: (CHANNEL_SORTS as readonly unknown[]).includes(v.sort) ? (v.sort as ChannelSort) : 'index',
+    hideConstant: v.hideConstant === true,
+    page: index(v.page) ? v.page : 0,
+    zoom: index(v.zoom) ? v.zoom : undefined,
+    layer: typeof v.layer === 'string' ? v.layer : undefined,
   };
 }
 
@@ -46,6 +70,7 @@ export function persist(state: AppState): void {
     selectedLayer: state.selectedLayer,
     showAllLayers: state.showAllLayers,
     collapsedGroups: [...state.collapsedGroups],
+    layerView: state.layerView,
   });
 }
 

@@ -2,7 +2,15 @@
  * Light checks on messages from the host: enough that a malformed message is dropped
  * (and logged) instead of throwing half-way through a render.
  */
-import { COLORMAPS, NORMALIZATIONS, PANEL_ACTION_IDS, type LayerData, type ToWebview } from '../src/shared/protocol';
+import {
+  COLORMAPS,
+  NORMALIZATIONS,
+  PANEL_ACTION_IDS,
+  type ChannelStats,
+  type ChannelValues,
+  type LayerData,
+  type ToWebview,
+} from '../src/shared/protocol';
 
 type Rec = Record<string, unknown>;
 
@@ -66,6 +74,8 @@ export function isLayerData(d: unknown): d is LayerData {
   if (!isInt(d.height) || !isInt(d.width) || !isInt(d.count) || !isInt(d.totalChannels)) return false;
   const plane = d.height * d.width;
   return (
+    d.channels instanceof Uint32Array &&
+    d.channels.length === d.count &&
     d.values instanceof Uint8Array &&
     d.values.length >= d.count * plane &&
     d.min instanceof Float32Array &&
@@ -74,6 +84,26 @@ export function isLayerData(d: unknown): d is LayerData {
     d.max.length >= d.count &&
     isNum(d.layerMin) &&
     isNum(d.layerMax)
+  );
+}
+
+/** A reply to `channelStats`: five arrays of one value per channel. */
+export function isChannelStats(d: unknown): d is ChannelStats {
+  if (!isRec(d) || !isStr(d.layer) || !isInt(d.totalChannels)) return false;
+  const n = d.totalChannels;
+  return [d.min, d.max, d.mean, d.std, d.active].every((a) => a instanceof Float32Array && a.length === n);
+}
+
+/** A reply to `channelValues`: one channel's H×W floats. */
+export function isChannelValues(d: unknown): d is ChannelValues {
+  return (
+    isRec(d) &&
+    isStr(d.layer) &&
+    isInt(d.channel) &&
+    isInt(d.height) &&
+    isInt(d.width) &&
+    d.values instanceof Float32Array &&
+    d.values.length === d.height * d.width
   );
 }
 

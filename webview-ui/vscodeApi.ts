@@ -8,6 +8,8 @@ export interface WebviewState {
   selectedLayer?: string;
   showAllLayers?: boolean;
   collapsedGroups?: string[];
+  /** LayerViewState, checked when read (state.ts). */
+  layerView?: unknown;
   [key: string]: unknown;
 }
 

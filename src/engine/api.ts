@@ -3,7 +3,7 @@
  * declared once. The host calls it through `RpcClient<EngineApi>` (client.ts); the process
  * answers it with `serve<EngineApi>` (engineProcess.ts).
  */
-import type { ExtractionResult, LayerData, Prediction } from '../shared/protocol';
+import type { ChannelStats, ChannelValues, ExtractionResult, LayerData, Prediction } from '../shared/protocol';
 import type { RpcError } from '../shared/rpc';
 import type { ExtractRequest } from './engine';
 import type { ModelSource } from './model';
@@ -19,8 +19,12 @@ import {
 export interface EngineApi {
   /** Decodes the image, runs the model (loading it first) and describes every layer. */
   extract(request: ExtractRequest): Promise<ExtractionResult>;
-  /** The first `count` channels of a layer of a cached result, quantised for drawing. */
-  layerData(resultKey: string, layer: string, count: number): Promise<LayerData>;
+  /** Channels of a layer of a cached result, quantised for drawing: the first `count`, or those `channels` lists. */
+  layerData(resultKey: string, layer: string, count: number, channels: number[] | null): Promise<LayerData>;
+  /** Every channel's statistics of a layer of a cached result. */
+  channelStats(resultKey: string, layer: string): Promise<ChannelStats>;
+  /** One channel's exact values. */
+  channelValues(resultKey: string, layer: string, channel: number): Promise<ChannelValues>;
   /** The top-5 of a cached result, its classifier head computed first if the first pass left it out; null when none. */
   predictions(resultKey: string, labelsPath: string | null): Promise<Prediction[] | null>;
   /** Computes the layers a partial pass left out (cancellable until it starts). */

@@ -1,6 +1,6 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import * as path from 'node:path';
-import type { ExtractionResult, LayerData, Prediction } from '../shared/protocol';
+import type { ChannelStats, ChannelValues, ExtractionResult, LayerData, Prediction } from '../shared/protocol';
 import { RpcClient, isRpcMessage, tightArrays, type RpcChannel } from '../shared/rpc';
 import { decodeEngineError, type EngineApi, type EngineEvents, type EngineMemory, type EngineProgress } from './api';
 import type { ExtractRequest } from './engine';
@@ -164,8 +164,16 @@ export class EngineClient {
     return this.request('extract', [request], signal, onProgress);
   }
 
-  layerData(resultKey: string, layer: string, count: number): Promise<LayerData> {
-    return this.request('layerData', [resultKey, layer, count]);
+  layerData(resultKey: string, layer: string, count: number, channels?: number[]): Promise<LayerData> {
+    return this.request('layerData', [resultKey, layer, count, channels ?? null]);
+  }
+
+  channelStats(resultKey: string, layer: string): Promise<ChannelStats> {
+    return this.request('channelStats', [resultKey, layer]);
+  }
+
+  channelValues(resultKey: string, layer: string, channel: number): Promise<ChannelValues> {
+    return this.request('channelValues', [resultKey, layer, channel]);
   }
 
   /** The top-5 of a cached result (its head computed first if the first pass left it out; see ExtractRequest.headLater). */

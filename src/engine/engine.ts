@@ -1,4 +1,4 @@
-import type { ExtractionResult, LayerData, Prediction } from '../shared/protocol';
+import type { ChannelStats, ChannelValues, ExtractionResult, LayerData, Prediction } from '../shared/protocol';
 import { ActivationCache } from './activationCache';
 import { budgetBytes } from './budget';
 import { Extractor, classifierHead, type ExtractRequest, type OnProgress } from './extraction';
@@ -140,9 +140,22 @@ export class FeatureMapEngine {
     return this.extractor.complete(resultKey, signal, progress);
   }
 
-  /** The first `count` channels of one layer, quantised for drawing (computed: see ensureLayer). */
-  layerData(resultKey: string, layer: string, count: number): LayerData {
-    return this.view.layerData(resultKey, layer, count);
+  /**
+   * Channels of one layer, quantised for drawing (computed: see ensureLayer): the first `count`,
+   * or those `channels` lists (a page of the grid in its order).
+   */
+  layerData(resultKey: string, layer: string, count: number, channels?: readonly number[]): LayerData {
+    return this.view.layerData(resultKey, layer, count, channels);
+  }
+
+  /** Every channel's min, max, mean, standard deviation and fraction active (computed: see ensureLayer). */
+  channelStats(resultKey: string, layer: string): ChannelStats {
+    return this.view.channelStats(resultKey, layer);
+  }
+
+  /** One channel's exact values (computed: see ensureLayer). */
+  channelValues(resultKey: string, layer: string, channel: number): ChannelValues {
+    return this.view.channelValues(resultKey, layer, channel);
   }
 
   /** Full float activations of one layer (for the CLI and tests). */

@@ -54,9 +54,17 @@ const server = serve<EngineApi, EngineEvents>(
       if (testFaults && request.imagePath.includes(HANG_IMAGE_MARK)) for (;;);
       return engine.extract(request, signal, progress);
     },
-    async layerData({ progress }, resultKey, layer, count) {
+    async layerData({ progress }, resultKey, layer, count, channels) {
       await engine.ensureLayer(resultKey, layer, progress);
-      return engine.layerData(resultKey, layer, count);
+      return engine.layerData(resultKey, layer, count, channels ?? undefined);
+    },
+    async channelStats({ progress }, resultKey, layer) {
+      await engine.ensureLayer(resultKey, layer, progress);
+      return engine.channelStats(resultKey, layer);
+    },
+    async channelValues({ progress }, resultKey, layer, channel) {
+      await engine.ensureLayer(resultKey, layer, progress);
+      return engine.channelValues(resultKey, layer, channel);
     },
     async predictions({ progress }, resultKey, labelsPath) {
       return (await engine.predictions(resultKey, labelsPath ?? undefined, progress)) ?? null;

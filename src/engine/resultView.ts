@@ -1,12 +1,20 @@
 import * as path from 'node:path';
-import type { ExtractionResult, LayerData, LayerInfo, Prediction } from '../shared/protocol';
+import type {
+  ChannelStats,
+  ChannelValues,
+  ExtractionResult,
+  LayerData,
+  LayerInfo,
+  Prediction,
+} from '../shared/protocol';
+import { channelStats, channelValues } from './channelStats';
 import type { ActivationCache } from './activationCache';
 import { IMAGENET_LABELS } from './catalog';
 import { NotCachedError, UserFacingError } from './errors';
 import type { ExtractRequest, Extraction } from './extraction';
 import { readLabels, topK } from './labels';
 import { groupLayers, isSpatial } from './layers';
-import type { LoadedModel } from './model';
+import type { Activation, LoadedModel } from './model';
 import { findLabelsBeside } from './modelFiles';
 import type { ExecutionDevice } from './models/executionProvider';
 import { executionDevice, withoutOnnxRuntime } from './models/onnx';
@@ -75,8 +83,35 @@ export class ResultView {
     return fallback && model.backend?.startsWith('tfjs') ? { device: fallback } : {};
   }
 
-  /** The first `count` channels of one layer, quantised for drawing (computed: see Extractor.ensureLayer). */
-  layerData(resultKey: string, layer: string, count: number): LayerData {
+  /**
+   * Channels of one layer, quantised for drawing (computed: see Extractor.ensureLayer): the first
+   * `count`, or those `channels` lists.
+   */
+  layerData(resultKey: string, layer: string, count: number, channels?: readonly number[]): LayerData {
+    const activation = this.spatialLayer(resultKey, layer);
+    const total = activation.shape[2];
+    const outside = channels?.find((c) => !Number.isInteger(c) || c < 0 || c >= total);
+    if (outside !== undefined)
+      throw new UserFacingError(`Layer "${layer}" has no channel ${outside} (it has ${total}).`);
+    return quantizeChannels(layer, activation, count, channels);
+  }
+
+  /** Every channel's statistics (computed once per layer: channelStats.ts). */
+  channelStats(resultKey: string, layer: string): ChannelStats {
+    return channelStats(layer, this.spatialLayer(resultKey, layer));
+  }
+
+  /** One channel's exact values. */
+  channelValues(resultKey: string, layer: string, channel: number): ChannelValues {
+    const activation = this.spatialLayer(resultKey, layer);
+    if (!Number.isInteger(channel) || channel < 0 || channel >= activation.shape[2]) {
+      throw new UserFacingError(`Layer "${layer}" has no channel ${channel} (it has ${activation.shape[2]}).`);
+    }
+    return channelValues(layer, activation, channel);
+  }
+
+  /** A computed layer with H×W×C maps of a cached result, or why there is none. */
+  private spatialLayer(resultKey: string, layer: string): Activation {
     const entry = this.cache.get(resultKey);
     if (!entry) throw new NotCachedError();
     const activation = entry.activations.get(layer);
@@ -87,7 +122,7 @@ export class ResultView {
       throw new UserFacingError(`The model has no layer named "${layer}".`);
     }
     if (!isSpatial(activation.shape)) throw new UserFacingError(`Layer "${layer}" has no spatial maps to draw.`);
-    return quantizeChannels(layer, activation, count);
+    return activation;
   }
 
   /**

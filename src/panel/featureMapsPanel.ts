@@ -26,9 +26,10 @@ import { listsLayers, matchLayers } from '../engine/layers';
 import { isRpcMessage, serve, type RpcChannel } from '../shared/rpc';
 import {
   isFromWebview,
+  isChannelStatsRequest,
+  isChannelValuesRequest,
   isLayerDataRequest,
   type ExtractionResult,
-  type LayerData,
   type PanelAction,
   type PanelActionId,
   type PanelHostApi,
@@ -233,7 +234,23 @@ export class FeatureMapsPanel extends Disposable {
       {
         layerData: (_context, ...args) => {
           if (!isLayerDataRequest(args)) throw new Error('Malformed layer request.');
-          return this.layerData(...args, true);
+          const [resultKey, layer, count, channels] = args;
+          return this.fromEngine(resultKey, () => this.engine.layerData(resultKey, layer, count, channels), true).then(
+            (data) => {
+              this.log.info(`${layer}: ${data.count} channels, ${kilobytes(messageBytes(data))} KB to the webview`);
+              return data;
+            },
+          );
+        },
+        channelStats: (_context, ...args) => {
+          if (!isChannelStatsRequest(args)) throw new Error('Malformed statistics request.');
+          const [resultKey, layer] = args;
+          return this.fromEngine(resultKey, () => this.engine.channelStats(resultKey, layer), true);
+        },
+        channelValues: (_context, ...args) => {
+          if (!isChannelValuesRequest(args)) throw new Error('Malformed channel request.');
+          const [resultKey, layer, channel] = args;
+          return this.fromEngine(resultKey, () => this.engine.channelValues(resultKey, layer, channel), true);
         },
       },
       // The webview shows the message; the stack stays in the log.
@@ -804,19 +821,17 @@ export class FeatureMapsPanel extends Disposable {
     }
   }
 
-  /** One layer's channels for the webview; a result the engine no longer has is computed again first. */
-  private async layerData(resultKey: string, layer: string, count: number, mayRecompute: boolean): Promise<LayerData> {
+  /** An engine call about a result on show; a result the engine no longer has is computed again first. */
+  private async fromEngine<T>(resultKey: string, call: () => Promise<T>, mayRecompute: boolean): Promise<T> {
     try {
-      const data = await this.engine.layerData(resultKey, layer, count);
-      this.log.info(`${layer}: ${data.count} channels, ${kilobytes(messageBytes(data))} KB to the webview`);
-      return data;
+      return await call();
     } catch (error) {
       const showing = this.state?.kind === 'result' && this.state.result.resultKey === resultKey;
       if (error instanceof NotCachedError && mayRecompute && showing && !this.job) {
         // The engine restarted or evicted the image on show: compute it again, then answer.
         // (While newer work runs, its result replaces this one anyway.)
         await this.extract({ progress: false });
-        if (this.lastResult?.resultKey === resultKey) return this.layerData(resultKey, layer, count, false);
+        if (this.lastResult?.resultKey === resultKey) return this.fromEngine(resultKey, call, false);
       }
       throw error;
     }

@@ -106,15 +106,17 @@ export interface ExtractionResult {
   firstGrid?: LayerData;
 }
 
-/** One layer's first channels, quantised to 8 bits per value with per-channel min/max. */
+/** Some of one layer's channels, quantised to 8 bits per value with per-channel min/max. */
 export interface LayerData {
   layer: string;
   height: number;
   width: number;
-  /** Channels in the layer; `count` of them, starting at 0, are in `values`. */
+  /** Channels in the layer; `count` of them are in `values`. */
   totalChannels: number;
   count: number;
-  /** count × height × width, channel-major: value = min[c] + q / 255 × (max[c] − min[c]). */
+  /** Which channel each of the `count` is (the first ones, or a page in the order the grid is sorted). */
+  channels: Uint32Array;
+  /** count × height × width, channel-major: value = min[k] + q / 255 × (max[k] − min[k]). */
   values: Uint8Array;
   min: Float32Array;
   max: Float32Array;
@@ -147,6 +149,32 @@ export type ToWebview =
   | { type: 'inputPixels'; pixels: InputPixels }
   /** The top-5 of a result sent without it (its first pass stopped before the classifier head). */
   | { type: 'predictions'; resultKey: string; predictions: Prediction[] };
+
+/** Per channel of a layer, computed where the activations are: what the grid ranks channels by. */
+export interface ChannelStats {
+  layer: string;
+  totalChannels: number;
+  min: Float32Array;
+  max: Float32Array;
+  mean: Float32Array;
+  /** Standard deviation over the channel's H×W values. */
+  std: Float32Array;
+  /** The fraction of the channel's values above zero. */
+  active: Float32Array;
+}
+
+/** What the grid can sort channels by: their index, or one of their statistics (descending). */
+export type ChannelSort = 'index' | 'mean' | 'max' | 'std' | 'active';
+export const CHANNEL_SORTS: readonly ChannelSort[] = ['index', 'mean', 'max', 'std', 'active'];
+
+/** One channel's values, exactly (float32, H×W row-major): the zoomed view reads them. */
+export interface ChannelValues {
+  layer: string;
+  channel: number;
+  height: number;
+  width: number;
+  values: Float32Array;
+}
 
 /**
  * What the user can do about an error beyond Retry, Change Model… and Open Settings: the panel
@@ -181,20 +209,44 @@ export type FromWebview =
 
 /** What the webview asks of the host, with a reply: the contract of the host ↔ webview hop (see rpc.ts). */
 export interface PanelHostApi {
-  /** The first `count` channels of one layer of a result on show, quantised for drawing. */
-  layerData(resultKey: string, layer: string, count: number): Promise<LayerData>;
+  /**
+   * Channels of one layer of a result on show, quantised for drawing: the first `count`, or the
+   * `count` that `channels` lists (a page of the grid, in its order).
+   */
+  layerData(resultKey: string, layer: string, count: number, channels?: number[]): Promise<LayerData>;
+  /** Every channel's statistics, for ranking them. */
+  channelStats(resultKey: string, layer: string): Promise<ChannelStats>;
+  /** One channel's exact values, for the zoomed view. */
+  channelValues(resultKey: string, layer: string, channel: number): Promise<ChannelValues>;
 }
+
+/** The most channels one `layerData` call may ask for (the `featureMaps.channels` maximum). */
+export const MAX_CHANNELS_PER_REQUEST = 512;
+
+const isIndex = (n: unknown): n is number => Number.isInteger(n) && (n as number) >= 0;
 
 /** Checks the arguments of a `layerData` call from the webview before the host acts on them. */
 export function isLayerDataRequest(args: unknown[]): args is Parameters<PanelHostApi['layerData']> {
-  const [resultKey, layer, count] = args;
+  const [resultKey, layer, count, channels] = args;
   return (
-    args.length === 3 &&
+    (args.length === 3 || args.length === 4) &&
     typeof resultKey === 'string' &&
     typeof layer === 'string' &&
     Number.isInteger(count) &&
-    (count as number) > 0
+    (count as number) > 0 &&
+    (count as number) <= MAX_CHANNELS_PER_REQUEST &&
+    (channels === undefined || (Array.isArray(channels) && channels.length === count && channels.every(isIndex)))
   );
+}
+
+/** Checks the arguments of a `channelStats` call from the webview. */
+export function isChannelStatsRequest(args: unknown[]): args is Parameters<PanelHostApi['channelStats']> {
+  return args.length === 2 && typeof args[0] === 'string' && typeof args[1] === 'string';
+}
+
+/** Checks the arguments of a `channelValues` call from the webview. */
+export function isChannelValuesRequest(args: unknown[]): args is Parameters<PanelHostApi['channelValues']> {
+  return args.length === 3 && typeof args[0] === 'string' && typeof args[1] === 'string' && isIndex(args[2]);
 }
 
 /** What the host needs to rebuild a panel after a reload (kept in webview state). */

@@ -1,0 +1,192 @@
+// Investigating one layer like a person would: rank its channels, page through all of them, zoom
+// into one and step through the ranking with the keyboard, hide the dead ones, and find it all
+// again after a window reload. The expected channels and values come from the engine itself:
+// the CLI (same engine, same preprocessing) writes the layer as .npy, read here.
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { ctx } from '../vscode/context.mjs';
+import { clickContextMenuItem, runCommand, screenshot, webviewFrame } from '../vscode/harness.mjs';
+
+const TIMEOUT = 60_000;
+const LAYER = 'block_3_expand'; // a convolution: no ReLU6 cap, so no ties at the top of "max"
+
+/** The layer as the engine computes it for `image` (H×W×C), via the CLI's --npy. */
+async function engineLayer(image, layer) {
+  const { readNpy } = await import(pathToFileURL(path.join(ctx.repoRoot, '..', 'shared', 'oracle', 'npy.mjs')).href);
+  const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'fm-npy-')), `${layer}.npy`);
+  execFileSync(process.execPath, [path.join(ctx.repoRoot, 'dist', 'cli.js'), image, '-l', layer, '--npy', file]);
+  const { shape, data } = readNpy(file);
+  const [height, width, channels] = shape;
+  const at = (c, x, y) => data[(y * width + x) * channels + c];
+  const max = Array.from({ length: channels }, (_, c) => {
+    let m = -Infinity;
+    for (let p = 0; p < height * width; p++) m = Math.max(m, data[p * channels + c]);
+    return m;
+  });
+  // Largest first, ties by index: the order the panel promises.
+  const byMax = max.map((_, c) => c).sort((a, b) => max[b] - max[a] || a - b);
+  return { height, width, channels, at, max, byMax };
+}
+
+/** The channel of each tile on show, in order. */
+const tileChannels = (frame) =>
+  frame
+    .locator('.channel-grid .tile[data-channel]')
+    .evaluateAll((tiles) => tiles.map((t) => Number(t.dataset.channel)));
+
+async function waitFor(check, what) {
+  const deadline = Date.now() + TIMEOUT;
+  for (;;) {
+    const value = await check();
+    if (value) return value;
+    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 150));
+  }
+}
+
+/** The number a readout shows (with the typographic minus). */
+const readNumber = (text) => Number(text.replace('−', '-'));
+
+describe('Investigating a layer: every channel, ranked and zoomed', () => {
+  let frame;
+  let engine;
+  before(async () => {
+    await ctx.reload();
+    engine = await engineLayer(path.join(ctx.workspace, 'chelsea.png'), LAYER);
+    await clickContextMenuItem(ctx.page, 'chelsea.png', 'Show Feature Maps');
+    frame = webviewFrame(ctx.page);
+    await frame.locator('body[data-state="ready"]').waitFor({ timeout: TIMEOUT });
+    await frame.locator(`.layer-row[data-layer="${LAYER}"]`).click();
+    await frame.locator(`.layer-row[data-layer="${LAYER}"][aria-selected="true"]`).waitFor({ timeout: TIMEOUT });
+  });
+
+  it('sorts by max: the first tiles are the channels with the largest max, each labelled with it', async () => {
+    await frame.locator('.sort-select').selectOption('max');
+    const shown = await waitFor(async () => {
+      const channels = await tileChannels(frame);
+      return channels.length === 16 && channels[0] === engine.byMax[0] ? channels : undefined;
+    }, 'the grid sorted by max');
+    assert.deepEqual(shown, engine.byMax.slice(0, 16));
+    const stat = await frame.locator('.channel-grid .tile').first().locator('.tile-stat').innerText();
+    assert.match(stat, /^max /);
+    const labelled = readNumber(stat.slice(4));
+    assert.ok(Math.abs(labelled - engine.max[shown[0]]) <= 0.005 * Math.abs(engine.max[shown[0]]), `${stat}`);
+    await screenshot(ctx.page, 'investigate-sorted-by-max');
+  });
+
+  it('pages to the last channel of the order with End, and back with Home', async () => {
+    await frame.locator('.channel-grid .tile').first().focus();
+    await ctx.page.keyboard.press('End');
+    const last = await waitFor(async () => {
+      const channels = await tileChannels(frame);
+      return channels.at(-1) === engine.byMax.at(-1) ? channels : undefined;
+    }, 'the last page');
+    assert.deepEqual(last, engine.byMax.slice(-last.length));
+    assert.equal(await frame.locator('.page-range').innerText(), `129–144 of ${engine.channels}`);
+    assert.ok(await frame.locator('.page-next').isDisabled());
+    await frame.locator('.channel-grid .tile').first().focus();
+    await ctx.page.keyboard.press('Home');
+    await waitFor(async () => (await tileChannels(frame))[0] === engine.byMax[0], 'the first page');
+  });
+
+  it('zooms into a tile with Enter: the value under the pointer is the engine’s; ←/→ follow the ranking; Esc returns', async () => {
+    const pixels = (canvas) => Array.from(canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data);
+    const tilePixels = await frame.locator('.channel-grid .tile canvas').first().evaluate(pixels);
+    await frame.locator('.channel-grid .tile').first().focus();
+    await ctx.page.keyboard.press('Enter');
+    const title = frame.locator('.zoom-title');
+    await waitFor(async () => (await title.innerText()) === `${LAYER} #${engine.byMax[0]}`, 'the zoomed channel');
+    await waitFor(async () => /^min /.test(await frame.locator('.zoom-summary').innerText()), 'its values');
+    const canvas = frame.locator('.zoom-canvas');
+    // The zoom draws the channel's exact values as its tile draws their 8-bit form: the same picture.
+    assert.deepEqual(await canvas.evaluate(pixels), tilePixels);
+    const box = await canvas.boundingBox();
+    const [x, y] = [9, 21];
+    await canvas.hover({
+      position: { x: ((x + 0.5) * box.width) / engine.width, y: ((y + 0.5) * box.height) / engine.height },
+    });
+    const readout = await frame.locator('.zoom-readout').innerText();
+    const match = /^\((\d+), (\d+)\) = (.+)$/.exec(readout);
+    assert.ok(match, readout);
+    assert.deepEqual([Number(match[1]), Number(match[2])], [x, y]);
+    const expected = engine.at(engine.byMax[0], x, y);
+    assert.ok(
+      Math.abs(readNumber(match[3]) - expected) <= 0.005 * Math.abs(expected) + 1e-6,
+      `${readout} vs ${expected}`,
+    );
+    assert.equal(await frame.locator('.zoom-position').innerText(), `1 of ${engine.channels}, by max`);
+    await screenshot(ctx.page, 'investigate-zoom');
+    await ctx.page.keyboard.press('ArrowRight');
+    await waitFor(
+      async () => (await title.innerText()) === `${LAYER} #${engine.byMax[1]}`,
+      '→: the second in the ranking',
+    );
+    await ctx.page.keyboard.press('ArrowRight');
+    await waitFor(async () => (await title.innerText()) === `${LAYER} #${engine.byMax[2]}`, '→: the third');
+    await ctx.page.keyboard.press('ArrowLeft');
+    await waitFor(async () => (await title.innerText()) === `${LAYER} #${engine.byMax[1]}`, '←: the second again');
+    await ctx.page.keyboard.press('Escape');
+    await frame.locator('.channel-zoom').waitFor({ state: 'hidden', timeout: TIMEOUT });
+    const focused = await waitFor(
+      () =>
+        frame
+          .locator('.tile:focus')
+          .getAttribute('data-channel')
+          .catch(() => undefined),
+      'the zoomed channel’s tile focused',
+    );
+    assert.equal(Number(focused), engine.byMax[1]);
+  });
+
+  it('remembers the ranking and the zoom across a window reload', async () => {
+    await frame.locator('.channel-grid .tile').nth(2).click();
+    await waitFor(
+      async () => (await frame.locator('.zoom-title').innerText()) === `${LAYER} #${engine.byMax[2]}`,
+      'the zoom',
+    );
+    // As a person would: the command flushes the window's state before reloading.
+    await runCommand(ctx.page, 'Developer: Reload Window');
+    await ctx.page.waitForEvent('load', { timeout: TIMEOUT });
+    await ctx.page.locator('.monaco-workbench').waitFor({ timeout: TIMEOUT });
+    const restored = webviewFrame(ctx.page);
+    await waitFor(
+      async () =>
+        (await restored
+          .locator('.zoom-title')
+          .innerText()
+          .catch(() => '')) === `${LAYER} #${engine.byMax[2]}` &&
+        (
+          await restored
+            .locator('.zoom-summary')
+            .innerText()
+            .catch(() => '')
+        ).startsWith('min '),
+      'the zoom restored',
+    );
+    assert.equal(await restored.locator('.sort-select').inputValue(), 'max');
+    await restored.locator('.channel-zoom').press('Escape');
+    await waitFor(async () => (await tileChannels(restored))[0] === engine.byMax[0], 'the ranked grid restored');
+    frame = restored;
+  });
+
+  it('hides the constant channels of Conv1 (its dead filters), and says how many', async () => {
+    await frame.locator('.layer-row[data-layer="Conv1"]').click();
+    await frame.locator('.sort-select').selectOption('index');
+    await frame.locator('.hide-constant-toggle').check();
+    const range = await waitFor(async () => {
+      const text = await frame.locator('.page-range').innerText();
+      return /constant hidden/.test(text) ? text : undefined;
+    }, 'constant channels hidden');
+    const [, shown, hidden] = /^1–\d+ of (\d+) \((\d+) constant hidden\)$/.exec(range) ?? [];
+    assert.ok(shown && hidden, range);
+    assert.equal(Number(shown) + Number(hidden), 32);
+    await waitFor(async () => (await tileChannels(frame)).length === Math.min(16, Number(shown)), 'the tiles');
+    assert.equal(await frame.locator('.channel-grid .tile.constant').count(), 0);
+    await frame.locator('.hide-constant-toggle').uncheck();
+    await waitFor(async () => (await frame.locator('.channel-grid .tile.constant').count()) > 0, 'constant tiles back');
+  });
+});

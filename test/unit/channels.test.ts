@@ -1,0 +1,82 @@
+import * as assert from 'node:assert/strict';
+import { FeatureMapEngine } from '../../src/engine/engine';
+import { UserFacingError } from '../../src/engine/errors';
+import { channelsLast } from '../../src/engine/model';
+import { channelOrder } from '../../src/shared/channelOrder';
+import type { ExtractionResult } from '../../src/shared/protocol';
+import { DIST, image } from './fixtures';
+
+const BUNDLED = { kind: 'bundled' } as const;
+
+/** One channel's values, read here from the engine's float activations (H×W×C). */
+function channelOf(engine: FeatureMapEngine, result: ExtractionResult, layer: string, c: number): Float64Array {
+  const activation = engine.activation(result.resultKey, layer);
+  assert.ok(activation, `${layer} is computed`);
+  const [h, w, channels] = activation.shape;
+  const hwc = channelsLast(activation);
+  return Float64Array.from({ length: h * w }, (_, p) => hwc[p * channels + c]);
+}
+
+describe('every channel of a layer: statistics, pages in any order, one channel exactly', () => {
+  let engine: FeatureMapEngine;
+  let result: ExtractionResult;
+  const layer = 'Conv1_relu';
+  before(async () => {
+    engine = new FeatureMapEngine({ assetsDir: DIST });
+    result = await engine.extract({ imagePath: image('horse.png'), model: BUNDLED, layerPatterns: [] });
+  });
+  after(() => engine.dispose());
+
+  it('gives each channel the min, max, mean, standard deviation and fraction above zero of its values', () => {
+    const stats = engine.channelStats(result.resultKey, layer);
+    const total = result.layers.find((l) => l.name === layer)!.shape[2];
+    assert.equal(stats.totalChannels, total);
+    for (let c = 0; c < total; c++) {
+      const v = channelOf(engine, result, layer, c);
+      const mean = v.reduce((a, b) => a + b, 0) / v.length;
+      const std = Math.sqrt(v.reduce((a, b) => a + (b - mean) ** 2, 0) / v.length);
+      assert.equal(stats.min[c], Math.fround(Math.min(...v)), `min of ${c}`);
+      assert.equal(stats.max[c], Math.fround(Math.max(...v)), `max of ${c}`);
+      assert.ok(Math.abs(stats.mean[c] - mean) <= 1e-5 * Math.max(1, Math.abs(mean)), `mean of ${c}`);
+      assert.ok(Math.abs(stats.std[c] - std) <= 1e-5 * Math.max(1, std), `std of ${c}`);
+      assert.equal(stats.active[c], Math.fround(v.filter((x) => x > 0).length / v.length), `active of ${c}`);
+    }
+  });
+
+  it('sends the channels asked for, in that order, each as the first page has it', () => {
+    const all = engine.layerData(result.resultKey, layer, 32);
+    const picked = [31, 3, 20, 0];
+    const page = engine.layerData(result.resultKey, layer, picked.length, picked);
+    assert.deepEqual([...page.channels], picked);
+    const plane = page.width * page.height;
+    picked.forEach((c, k) => {
+      assert.deepEqual(
+        page.values.subarray(k * plane, (k + 1) * plane),
+        all.values.subarray(c * plane, (c + 1) * plane),
+      );
+      assert.equal(page.min[k], all.min[c]);
+      assert.equal(page.max[k], all.max[c]);
+    });
+    assert.throws(() => engine.layerData(result.resultKey, layer, 1, [32]), UserFacingError);
+  });
+
+  it('orders by a statistic, largest first, and hides constant channels', () => {
+    const stats = engine.channelStats(result.resultKey, layer);
+    const byMax = channelOrder(stats.totalChannels, 'max', false, stats);
+    assert.equal(byMax.length, stats.totalChannels);
+    for (let i = 1; i < byMax.length; i++) assert.ok(stats.max[byMax[i - 1]] >= stats.max[byMax[i]]);
+    const constant = [...stats.max.keys()].filter((c) => !(stats.max[c] > stats.min[c]));
+    assert.ok(constant.length > 0, 'MobileNetV2’s first convolution has dead filters');
+    const shown = channelOrder(stats.totalChannels, 'index', true, stats);
+    assert.deepEqual(
+      shown,
+      [...stats.max.keys()].filter((c) => !constant.includes(c)),
+    );
+  });
+
+  it('gives one channel’s exact values for the zoomed view', () => {
+    const values = engine.channelValues(result.resultKey, layer, 17);
+    assert.deepEqual([...values.values], [...channelOf(engine, result, layer, 17)].map(Math.fround));
+    assert.throws(() => engine.channelValues(result.resultKey, layer, 1000), /has no channel 1000/);
+  });
+});
