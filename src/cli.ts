@@ -4,7 +4,6 @@ import * as fs from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
-import sharp from 'sharp';
 import {
   CATALOG,
   CATALOG_PREFIX,
@@ -22,6 +21,7 @@ import { redactCredentials } from './engine/download';
 import { FeatureMapEngine } from './engine/engine';
 import { PythonError, UserFacingError, errorText } from './engine/errors';
 import { describeModelFiles } from './engine/formats';
+import { OVERLAY_OPACITY, renderSheet, type SheetOptions } from './engine/contactSheet';
 import { isSpatial } from './engine/layers';
 import { NPY_LAYOUTS, layerNpy } from './engine/npy';
 import { channelOrder } from './shared/channelOrder';
@@ -29,16 +29,7 @@ import { EXECUTION_PROVIDERS } from './engine/models/executionProvider';
 import type { FileModelHints, ModelSource } from './engine/model';
 import { defaultCacheDir as conversionCacheDir } from './engine/conversionStore';
 import { endWithLauncher } from './engine/hugePages';
-import { applyColormap, channelIndexMap, colormapLut } from './shared/colormaps';
-import {
-  CHANNEL_SORTS,
-  COLORMAPS,
-  NORMALIZATIONS,
-  type Colormap,
-  type ExtractionResult,
-  type LayerData,
-  type Normalization,
-} from './shared/protocol';
+import { CHANNEL_SORTS, COLORMAPS, NORMALIZATIONS, type ExtractionResult } from './shared/protocol';
 
 /** An option's description, wrapped under the description column (28) at the width of the others (55). */
 function wrapOption(text: string): string {
@@ -75,6 +66,8 @@ Options:
       --execution-provider <p>
                             ${wrapOption(`${EXECUTION_PROVIDERS.join(' | ')} (default auto): the device ONNX Runtime runs on; one that is missing or does not start falls back to the CPU, with a note`)}
       --sort <s>            ${wrapOption(`${CHANNEL_SORTS.join(' | ')} (default index): draw the channels with the largest mean, max, standard deviation or fraction active instead of the first ones`)}
+      --overlay             ${wrapOption('draw each map over the image as the model saw it (where in the image each channel fires)')}
+      --opacity <0–1>       the maps' opacity over the image (default ${OVERLAY_OPACITY})
       --npy <file.npy>      ${wrapOption('also write each chosen layer as a float32 .npy (one layer: that file; several: <file>.<layer>.npy); with no --out, only the .npy')}
       --npy-layout <l>      hwc (Keras, the default) | chw (PyTorch)
       --preprocessing <p>   auto | raw01 | tf | caffe | torch | none (default auto)
@@ -96,20 +89,7 @@ once, and the result kept in
 ${path.join(conversionCacheDir(), 'conversions').replace(os.homedir(), '~')}: later runs need no Python and
 no conversion.`;
 
-interface SheetOptions {
-  channels: number;
-  columns: number;
-  tile: number;
-  colormap: Colormap;
-  normalization: Normalization;
-}
-
 const PREPROCESSING_CHOICES = ['auto', 'raw01', 'tf', 'caffe', 'torch', 'none'] as const;
-
-const GAP = 4;
-const MARGIN = 12;
-const LABEL_HEIGHT = 22;
-const BACKGROUND = { r: 30, g: 30, b: 30, alpha: 1 };
 
 async function main(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
@@ -134,6 +114,8 @@ async function main(argv: string[]): Promise<number> {
       'allow-pickle': { type: 'boolean', default: false },
       'execution-provider': { type: 'string', default: 'auto' },
       sort: { type: 'string', default: 'index' },
+      overlay: { type: 'boolean', default: false },
+      opacity: { type: 'string' },
       npy: { type: 'string' },
       'npy-layout': { type: 'string', default: 'hwc' },
       help: { type: 'boolean', short: 'h', default: false },
@@ -145,7 +127,6 @@ async function main(argv: string[]): Promise<number> {
   }
   const channels = positiveInt(values.channels, 'channels');
   const options: SheetOptions = {
-    channels,
     columns: values.columns ? positiveInt(values.columns, 'columns') : Math.ceil(Math.sqrt(channels)),
     tile: positiveInt(values.tile, 'tile'),
     colormap: oneOf(values.colormap, COLORMAPS, 'colormap'),
@@ -214,10 +195,15 @@ async function main(argv: string[]): Promise<number> {
       if (!values.out) return 0;
     }
     const sort = oneOf(values.sort, CHANNEL_SORTS, 'sort');
+    const { rgba, width, height } = result.input;
+    const sheet: SheetOptions = {
+      ...options,
+      overlay: values.overlay ? { rgba, width, height, opacity: opacity(values.opacity) } : undefined,
+    };
     const blocks = chosen.map((l) => {
-      if (sort === 'index') return engine.layerData(result.resultKey, l.name, options.channels);
+      if (sort === 'index') return engine.layerData(result.resultKey, l.name, channels);
       const stats = engine.channelStats(result.resultKey, l.name);
-      const top = channelOrder(stats.totalChannels, sort, false, stats).slice(0, options.channels);
+      const top = channelOrder(stats.totalChannels, sort, false, stats).slice(0, channels);
       return engine.layerData(result.resultKey, l.name, top.length, top);
     });
     const out = path.resolve(values.out ?? `${imagePath}.feature-maps.png`);
@@ -225,12 +211,12 @@ async function main(argv: string[]): Promise<number> {
       const stem = out.replace(/\.png$/i, '');
       for (const block of blocks) {
         const file = `${stem}.${safeName(block.layer)}.png`;
-        await writeSheet([block], result, options, file);
+        await fs.writeFile(file, await renderSheet([block], result.layers, sheet));
         console.log(`${file}: ${block.layer} (${block.count} of ${block.totalChannels})`);
       }
       return 0;
     }
-    await writeSheet(blocks, result, options, out);
+    await fs.writeFile(out, await renderSheet(blocks, result.layers, sheet));
     console.log(
       `${out}: ${blocks.map((b) => `${b.layer} (${b.count} of ${b.totalChannels}${sort === 'index' ? '' : `, by ${sort}: #${[...b.channels].join(' #')}`})`).join(', ')}`,
     );
@@ -344,83 +330,12 @@ function defaultLayers(result: ExtractionResult) {
   return [...new Set(picks)].filter((i) => i < pool.length).map((i) => pool[i]);
 }
 
-async function writeSheet(
-  blocks: LayerData[],
-  result: ExtractionResult,
-  options: SheetOptions,
-  out: string,
-): Promise<void> {
-  const { tile, columns } = options;
-  const lut = colormapLut(options.colormap);
-  const width = MARGIN * 2 + columns * tile + (columns - 1) * GAP;
-  const layers: sharp.OverlayOptions[] = [];
-  let y = MARGIN;
-  for (const block of blocks) {
-    const info = result.layers.find((l) => l.name === block.layer);
-    const first = block.channels.every((c, k) => c === k);
-    const channels = first ? '' : ` · #${[...block.channels].join(' #')}`;
-    const label = `${block.layer} · ${info?.op ?? ''} · ${info?.shape.join('×') ?? ''} · ${block.count}/${block.totalChannels} ch${channels}`;
-    const text = await textImage(label, width - 2 * MARGIN);
-    const textHeight = (await sharp(text).metadata()).height ?? 0;
-    layers.push({ input: text, left: MARGIN, top: y });
-    y += Math.max(LABEL_HEIGHT, textHeight + 8);
-    const rows = Math.ceil(block.count / columns);
-    const pixels = block.height * block.width;
-    const tileWidth = Math.max(1, Math.round((tile * block.width) / Math.max(block.width, block.height)));
-    const tileHeight = Math.max(1, Math.round((tile * block.height) / Math.max(block.width, block.height)));
-    const range = options.normalization === 'layer' ? { min: block.layerMin, max: block.layerMax } : undefined;
-    // Every tile scaled at once on sharp's threads, and kept raw: the sheet is encoded once.
-    const tiles = await Promise.all(
-      Array.from({ length: block.count }, (_, c) => {
-        const rgba = new Uint8Array(pixels * 4);
-        applyColormap(
-          block.values.subarray(c * pixels, (c + 1) * pixels),
-          lut,
-          rgba,
-          channelIndexMap(block.min[c], block.max[c], range),
-        );
-        return sharp(rgba, { raw: { width: block.width, height: block.height, channels: 4 } })
-          .resize(tileWidth, tileHeight, { kernel: 'nearest' })
-          .raw()
-          .toBuffer();
-      }),
-    );
-    tiles.forEach((pixels, c) =>
-      layers.push({
-        input: pixels,
-        raw: { width: tileWidth, height: tileHeight, channels: 4 },
-        left: MARGIN + (c % columns) * (tile + GAP),
-        top: y + Math.floor(c / columns) * (tile + GAP),
-      }),
-    );
-    y += rows * tile + (rows - 1) * GAP + MARGIN;
-  }
-  await sharp({ create: { width, height: y, channels: 4, background: BACKGROUND } })
-    .composite(layers)
-    .png()
-    .toFile(out);
-}
-
-/** A line of light text; an empty image when no font can be rendered (the sheet still works). */
-async function textImage(text: string, maxWidth: number): Promise<Buffer> {
-  const escaped = text.replace(/[&<>]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;' })[c] ?? c);
-  try {
-    return await sharp({
-      text: {
-        text: `<span foreground="#e0e0e0">${escaped}</span>`,
-        font: 'sans 13',
-        dpi: 72,
-        rgba: true,
-        width: maxWidth,
-      },
-    })
-      .png()
-      .toBuffer();
-  } catch {
-    return sharp({ create: { width: 1, height: 1, channels: 4, background: { r: 0, g: 0, b: 0, alpha: 0 } } })
-      .png()
-      .toBuffer();
-  }
+/** --opacity: a fraction from 0 to 1 (default OVERLAY_OPACITY). */
+function opacity(value: string | undefined): number {
+  if (value === undefined) return OVERLAY_OPACITY;
+  const n = Number(value);
+  if (!(n >= 0 && n <= 1)) throw new UserFacingError(`--opacity must be between 0 and 1, not "${value}".`);
+  return n;
 }
 
 function positiveInt(value: string | undefined, name: string): number {

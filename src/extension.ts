@@ -1,5 +1,6 @@
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import * as vscode from 'vscode';
+import { registerExportLayer } from './commands/exportLayer';
 import { registerSelectModel } from './commands/selectModel';
 import { registerSetArchitecture } from './commands/setArchitecture';
 import { registerShowFeatureMaps } from './commands/showFeatureMaps';
@@ -59,6 +60,7 @@ export function activate(context: vscode.ExtensionContext): FeatureMapsApi {
     models,
     panels,
     registerShowFeatureMaps(panels),
+    registerExportLayer(panels),
     registerSelectModel(models),
     registerSetArchitecture(pytorch, panels),
     interpreter,

@@ -12,6 +12,7 @@ const COMMANDS = [
   'featureMaps.useAsModel',
   'featureMaps.manageModels',
   'featureMaps.setArchitecture',
+  'featureMaps.export',
 ];
 const VIEW_TYPE = 'featureMaps.panel';
 

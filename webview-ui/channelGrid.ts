@@ -9,6 +9,7 @@ import { applyColormap, channelIndexMap, colormapLut, isConstantChannel } from '
 import { h } from './dom';
 import { formatShape, formatValue } from './format';
 import { Colorbar } from './colorbar';
+import { paintMap, type Overlay } from './overlay';
 
 const SQUARE_UP_TO = 9;
 
@@ -32,6 +33,7 @@ export class ChannelGrid {
   private readonly colorbar = new Colorbar();
   private data: LayerData | undefined;
   private notes: TileNotes | undefined;
+  private overlay: Overlay | undefined;
   private canvases: HTMLCanvasElement[] = [];
   private readonly resize: ResizeObserver;
 
@@ -200,13 +202,18 @@ export class ChannelGrid {
     const plane = data.width * data.height;
     const range = settings.normalization === 'layer' ? { min: data.layerMin, max: data.layerMax } : undefined;
     const image = new ImageData(data.width, data.height);
-    for (let c = 0; c < this.canvases.length; c++) {
-      const ctx = this.canvases[c].getContext('2d');
-      if (!ctx) continue;
-      const q = data.values.subarray(c * plane, (c + 1) * plane);
-      applyColormap(q, lut, image.data, channelIndexMap(data.min[c], data.max[c], range));
-      ctx.putImageData(image, 0, 0);
+    this.grid.classList.toggle('overlaid', this.overlay !== undefined);
+    for (let k = 0; k < this.canvases.length; k++) {
+      const q = data.values.subarray(k * plane, (k + 1) * plane);
+      applyColormap(q, lut, image.data, channelIndexMap(data.min[k], data.max[k], range));
+      paintMap(this.canvases[k], image, this.overlay);
     }
+  }
+
+  /** Draws every tile over the image (or not, with undefined), at the overlay's opacity. */
+  setOverlay(overlay: Overlay | undefined, layer: LayerInfo | undefined, settings: ViewSettings): void {
+    this.overlay = overlay;
+    if (layer) this.redraw(layer, settings);
   }
 
   /** Theme or DPR changed: only the colorbar draws themed/DPR-sized pixels. */

@@ -3,16 +3,24 @@
  * under the pointer, a histogram and min / mean / max. ←/→ step through the channels in the
  * grid's order, Esc returns to the grid; the buttons do the same for the mouse.
  */
-import type { ChannelValues, LayerInfo, ViewSettings } from '../src/shared/protocol';
+import type { ChannelValues, LayerInfo, MapChoice, ViewSettings } from '../src/shared/protocol';
 import { applyColormap, channelIndexMap, colormapLut } from '../src/shared/colormaps';
 import { h } from './dom';
 import { formatShape, formatValue } from './format';
+import { paintMap, type Overlay } from './overlay';
 
 const HISTOGRAM_BINS = 48;
 
 export interface ZoomActions {
   step(delta: -1 | 1): void;
   close(): void;
+  /** The map to show: the channel last zoomed, or the mean or max over every channel. */
+  choose(map: 'channel' | 'mean' | 'max'): void;
+}
+
+/** The map on show, as the heading names it. */
+export function mapTitle(layer: string, map: MapChoice): string {
+  return typeof map === 'number' ? `${layer} #${map}` : `${layer} · ${map} over channels`;
 }
 
 export class ChannelZoom {
@@ -25,6 +33,7 @@ export class ChannelZoom {
   private readonly histogram: HTMLCanvasElement;
   private readonly prev: HTMLButtonElement;
   private readonly next: HTMLButtonElement;
+  private readonly choice: HTMLSelectElement;
   private values: ChannelValues | undefined;
 
   constructor(actions: ZoomActions) {
@@ -44,6 +53,14 @@ export class ChannelZoom {
     this.prev.addEventListener('click', () => actions.step(-1));
     this.next.addEventListener('click', () => actions.step(1));
     back.addEventListener('click', () => actions.close());
+    this.choice = h(
+      'select',
+      { class: 'zoom-map', 'aria-label': 'Map to show' },
+      h('option', { value: 'channel' }, 'Channel'),
+      h('option', { value: 'mean' }, 'Mean over channels'),
+      h('option', { value: 'max' }, 'Max over channels'),
+    );
+    this.choice.addEventListener('change', () => actions.choose(this.choice.value as 'channel' | 'mean' | 'max'));
     this.canvas = h('canvas', { class: 'zoom-canvas', 'aria-label': 'The channel, enlarged' });
     this.readout = h('div', { class: 'zoom-readout', 'aria-live': 'off' }, ' ');
     this.summary = h('div', { class: 'zoom-summary' });
@@ -56,7 +73,7 @@ export class ChannelZoom {
         { class: 'zoom-heading' },
         this.title,
         this.position,
-        h('div', { class: 'zoom-buttons' }, this.prev, this.next, back),
+        h('div', { class: 'zoom-buttons' }, this.choice, this.prev, this.next, back),
       ),
       h(
         'div',
@@ -82,28 +99,35 @@ export class ChannelZoom {
     return !this.element.hidden;
   }
 
-  /** Shows `channel` of `layer` while its values are on their way. */
-  showLoading(layer: LayerInfo, channel: number, position: string): void {
+  /** Shows `map` of `layer` while its values are on their way. */
+  showLoading(layer: LayerInfo, map: MapChoice, position: string): void {
     this.element.hidden = false;
     this.values = undefined;
-    this.title.textContent = `${layer.name} #${channel}`;
-    this.position.textContent = position;
+    this.setHeading(layer, map, position);
     this.summary.textContent = 'Loading…';
   }
 
-  show(layer: LayerInfo, values: ChannelValues, settings: ViewSettings, position: string, layerRange?: Range): void {
+  show(
+    layer: LayerInfo,
+    values: ChannelValues,
+    settings: ViewSettings,
+    position: string,
+    layerRange: Range | undefined,
+    overlay: Overlay | undefined,
+  ): void {
     this.element.hidden = false;
     this.values = values;
-    this.title.textContent = `${layer.name} #${values.channel}`;
+    this.setHeading(layer, values.channel, position);
     this.title.title = `${layer.op} · ${formatShape(layer.shape)}`;
-    this.position.textContent = position;
     const { min, max, mean } = summarize(values.values);
     this.summary.replaceChildren(
       h('span', { class: 'zoom-min' }, `min ${formatValue(min)}`),
       h('span', { class: 'zoom-mean' }, `mean ${formatValue(mean)}`),
       h('span', { class: 'zoom-max' }, `max ${formatValue(max)}`),
     );
-    this.draw(values, settings, settings.normalization === 'layer' ? layerRange : { min, max });
+    // A channel follows the normalisation setting; the mean and max maps span their own range.
+    const perLayer = settings.normalization === 'layer' && typeof values.channel === 'number';
+    this.draw(values, settings, perLayer ? layerRange : { min, max }, overlay);
     this.drawHistogram(values.values, min, max);
   }
 
@@ -116,13 +140,23 @@ export class ChannelZoom {
     this.values = undefined;
   }
 
-  private draw(values: ChannelValues, settings: ViewSettings, range: Range | undefined): void {
+  private setHeading(layer: LayerInfo, map: MapChoice, position: string): void {
+    this.title.textContent = mapTitle(layer.name, map);
+    this.position.textContent = position;
+    this.choice.value = typeof map === 'number' ? 'channel' : map;
+    this.prev.disabled = typeof map !== 'number';
+    this.next.disabled = typeof map !== 'number';
+  }
+
+  private draw(
+    values: ChannelValues,
+    settings: ViewSettings,
+    range: Range | undefined,
+    overlay: Overlay | undefined,
+  ): void {
     const { width, height } = values;
-    this.canvas.width = width;
-    this.canvas.height = height;
     this.canvas.style.aspectRatio = `${width} / ${height}`;
-    const ctx = this.canvas.getContext('2d');
-    if (!ctx) return;
+    this.canvas.classList.toggle('overlaid', overlay !== undefined);
     const { min, max } = range ?? summarize(values.values);
     // The grid's colour mapping, from exact values: 8 bits over the range, as the tiles have them.
     const scale = max > min ? 255 / (max - min) : 0;
@@ -130,7 +164,7 @@ export class ChannelZoom {
     for (let i = 0; i < q.length; i++) q[i] = Math.max(0, Math.min(255, Math.round((values.values[i] - min) * scale)));
     const image = new ImageData(width, height);
     applyColormap(q, colormapLut(settings.colormap), image.data, channelIndexMap(min, max, undefined));
-    ctx.putImageData(image, 0, 0);
+    paintMap(this.canvas, image, overlay);
   }
 
   private drawHistogram(data: Float32Array, min: number, max: number): void {

@@ -10,6 +10,9 @@ import { h } from './dom';
 export interface ToolbarState {
   sort: ChannelSort;
   hideConstant: boolean;
+  overlay: boolean;
+  /** 0–1 */
+  opacity: number;
   page: number;
   pages: number;
   /** "1–16 of 512" (of those not hidden). */
@@ -20,6 +23,11 @@ export interface ToolbarActions {
   sort(sort: ChannelSort): void;
   hideConstant(hide: boolean): void;
   page(page: number): void;
+  overlay(on: boolean): void;
+  opacity(opacity: number): void;
+  /** Opens the zoomed view on the mean or max over every channel. */
+  layerMap(map: 'mean' | 'max'): void;
+  export(): void;
 }
 
 export class GridToolbar {
@@ -29,6 +37,8 @@ export class GridToolbar {
   private readonly prev: HTMLButtonElement;
   private readonly next: HTMLButtonElement;
   private readonly range: HTMLElement;
+  private readonly overlay: HTMLInputElement;
+  private readonly opacity: HTMLInputElement;
   private state: ToolbarState | undefined;
 
   constructor(actions: ToolbarActions) {
@@ -55,11 +65,39 @@ export class GridToolbar {
     this.range = h('span', { class: 'page-range', 'aria-live': 'polite' });
     this.prev.addEventListener('click', () => this.state && actions.page(this.state.page - 1));
     this.next.addEventListener('click', () => this.state && actions.page(this.state.page + 1));
+    this.overlay = h('input', { type: 'checkbox', class: 'overlay-toggle' });
+    this.overlay.addEventListener('change', () => actions.overlay(this.overlay.checked));
+    this.opacity = h('input', {
+      type: 'range',
+      class: 'overlay-opacity',
+      min: 0,
+      max: 100,
+      step: 5,
+      'aria-label': 'Opacity of the maps over the image',
+    });
+    this.opacity.addEventListener('input', () => actions.opacity(Number(this.opacity.value) / 100));
+    const button = (label: string, cls: string, title: string, run: () => void) => {
+      const b = h('button', { class: `button secondary ${cls}`, type: 'button', title }, label);
+      b.addEventListener('click', run);
+      return b;
+    };
     this.element = h(
       'div',
       { class: 'grid-toolbar', role: 'toolbar', 'aria-label': 'Channels' },
       h('label', { class: 'sort-label' }, 'Sort ', this.sort),
       h('label', { class: 'hide-constant' }, this.hide, ' Hide constant'),
+      h(
+        'label',
+        { class: 'overlay-label', title: 'Draw the maps over the image as the model saw it' },
+        this.overlay,
+        ' Overlay',
+      ),
+      this.opacity,
+      button('Mean', 'layer-mean', 'The mean over every channel, at each pixel', () => actions.layerMap('mean')),
+      button('Max', 'layer-max', 'The max over every channel, at each pixel', () => actions.layerMap('max')),
+      button('Export…', 'export-button', 'Save the grid, a channel, the layer (.npy) or its statistics (CSV)', () =>
+        actions.export(),
+      ),
       h('div', { class: 'pager' }, this.prev, this.range, this.next),
     );
   }
@@ -68,6 +106,9 @@ export class GridToolbar {
     this.state = state;
     this.sort.value = state.sort;
     this.hide.checked = state.hideConstant;
+    this.overlay.checked = state.overlay;
+    this.opacity.value = String(Math.round(state.opacity * 100));
+    this.opacity.hidden = !state.overlay;
     this.range.textContent = state.range;
     this.prev.disabled = state.page <= 0;
     this.next.disabled = state.page >= state.pages - 1;

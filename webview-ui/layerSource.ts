@@ -3,7 +3,7 @@
  * request and kept in small least-recently-used caches of the replies (as promises, so the same
  * request in flight is asked once). A second pane (a comparison) would have a source of its own.
  */
-import type { ChannelStats, ChannelValues, LayerData, PanelHostApi } from '../src/shared/protocol';
+import type { ChannelStats, ChannelValues, LayerData, MapChoice, PanelHostApi } from '../src/shared/protocol';
 import { RpcTimeoutError, type RpcClient } from '../src/shared/rpc';
 import { isChannelStats, isChannelValues, isLayerData } from './validate';
 
@@ -72,7 +72,7 @@ export class LayerSource {
     return this.stats.get(layer, () => this.call('channelStats', [this.resultKey, layer], isChannelStats, layer));
   }
 
-  channelValues(layer: string, channel: number): Promise<ChannelValues> {
+  channelValues(layer: string, channel: MapChoice): Promise<ChannelValues> {
     return this.channels.get(`${layer}\0${channel}`, () =>
       this.call('channelValues', [this.resultKey, layer, channel], isChannelValues, layer),
     );

@@ -45,10 +45,16 @@ const tree = new LayerTree({
     persist(state);
   },
 });
-const layerView = new LayerView(state.layerView, state.settings, (next) => {
-  state.layerView = next;
-  persist(state);
-});
+const layerView = new LayerView(
+  state.layerView,
+  state.settings,
+  (next) => {
+    state.layerView = next;
+    persist(state);
+  },
+  (view) => post({ type: 'view', view }),
+  () => post({ type: 'export' }),
+);
 const resultView = h(
   'div',
   { class: 'result-view', hidden: true },
@@ -180,6 +186,9 @@ function handle(msg: ToWebview): void {
       break;
     case 'inputPixels':
       header.showPixels(msg.pixels);
+      if (msg.pixels.resultKey === state.result?.resultKey) {
+        layerView.setImage(msg.pixels.rgba, msg.pixels.width, msg.pixels.height);
+      }
       break;
     case 'predictions':
       if (state.result?.resultKey !== msg.resultKey) break;

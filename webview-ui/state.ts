@@ -1,6 +1,7 @@
 /** The panel's model: what the host told us plus the user's UI choices. */
 import {
   CHANNEL_SORTS,
+  isMapChoice,
   type ChannelSort,
   type LayerInfo,
   type ShownResult,
@@ -59,8 +60,11 @@ function readLayerView(saved: unknown): LayerViewState {
   return {
     sort: (CHANNEL_SORTS as readonly unknown[]).includes(v.sort) ? (v.sort as ChannelSort) : 'index',
     hideConstant: v.hideConstant === true,
+    overlay: v.overlay === true,
+    opacity: typeof v.opacity === 'number' && v.opacity >= 0 && v.opacity <= 1 ? v.opacity : INITIAL_LAYER_VIEW.opacity,
     page: index(v.page) ? v.page : 0,
-    zoom: index(v.zoom) ? v.zoom : undefined,
+    zoom: isMapChoice(v.zoom) ? v.zoom : undefined,
+    channel: index(v.channel) ? v.channel : undefined,
     layer: typeof v.layer === 'string' ? v.layer : undefined,
   };
 }

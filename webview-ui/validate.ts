@@ -6,6 +6,7 @@ import {
   COLORMAPS,
   NORMALIZATIONS,
   PANEL_ACTION_IDS,
+  isMapChoice,
   type ChannelStats,
   type ChannelValues,
   type LayerData,
@@ -99,7 +100,7 @@ export function isChannelValues(d: unknown): d is ChannelValues {
   return (
     isRec(d) &&
     isStr(d.layer) &&
-    isInt(d.channel) &&
+    isMapChoice(d.channel) &&
     isInt(d.height) &&
     isInt(d.width) &&
     d.values instanceof Float32Array &&

@@ -23,6 +23,8 @@ export interface CachedActivations {
   budget: number;
   /** The image's file name, for messages. */
   fileName: string;
+  /** The image as the model saw it (RGB, resized to its input): what exports draw maps over. */
+  picture: { rgb: Uint8Array; width: number; height: number };
 }
 
 /**

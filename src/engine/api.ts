@@ -3,7 +3,15 @@
  * declared once. The host calls it through `RpcClient<EngineApi>` (client.ts); the process
  * answers it with `serve<EngineApi>` (engineProcess.ts).
  */
-import type { ChannelStats, ChannelValues, ExtractionResult, LayerData, Prediction } from '../shared/protocol';
+import type {
+  ChannelStats,
+  ChannelValues,
+  ExportRequest,
+  ExtractionResult,
+  LayerData,
+  MapChoice,
+  Prediction,
+} from '../shared/protocol';
 import type { RpcError } from '../shared/rpc';
 import type { ExtractRequest } from './engine';
 import type { ModelSource } from './model';
@@ -24,7 +32,9 @@ export interface EngineApi {
   /** Every channel's statistics of a layer of a cached result. */
   channelStats(resultKey: string, layer: string): Promise<ChannelStats>;
   /** One channel's exact values. */
-  channelValues(resultKey: string, layer: string, channel: number): Promise<ChannelValues>;
+  channelValues(resultKey: string, layer: string, channel: MapChoice): Promise<ChannelValues>;
+  /** A file of a layer: a PNG of the grid or a channel, the layer as .npy, the statistics as CSV. */
+  exportFile(resultKey: string, request: ExportRequest): Promise<Uint8Array>;
   /** The top-5 of a cached result, its classifier head computed first if the first pass left it out; null when none. */
   predictions(resultKey: string, labelsPath: string | null): Promise<Prediction[] | null>;
   /** Computes the layers a partial pass left out (cancellable until it starts). */

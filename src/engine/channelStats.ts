@@ -1,4 +1,4 @@
-import type { ChannelStats, ChannelValues } from '../shared/protocol';
+import type { ChannelStats, ChannelValues, MapChoice } from '../shared/protocol';
 import type { Activation } from './model';
 
 /** Each layer's statistics, computed once: the activations they describe never change. */
@@ -51,14 +51,27 @@ export function channelStats(layer: string, activation: Activation): ChannelStat
   return stats;
 }
 
-/** One channel's values, H×W row-major, exactly as the engine has them (for the zoomed view). */
-export function channelValues(layer: string, activation: Activation, channel: number): ChannelValues {
-  const [height, width] = activation.shape;
+/**
+ * One channel's values, H×W row-major, exactly as the engine has them (for the zoomed view); or
+ * at each pixel the mean or the max over every channel (where the layer as a whole fires).
+ */
+export function channelValues(layer: string, activation: Activation, channel: MapChoice): ChannelValues {
+  const [height, width, channels] = activation.shape;
   const pixels = height * width;
   const { channelStride, pixelStride } = strides(activation);
   const src = activation.data;
   const values = new Float32Array(pixels);
-  for (let p = 0, i = channel * channelStride; p < pixels; p++, i += pixelStride) values[p] = src[i];
+  if (typeof channel === 'number') {
+    for (let p = 0, i = channel * channelStride; p < pixels; p++, i += pixelStride) values[p] = src[i];
+  } else {
+    if (channel === 'max') values.fill(-Infinity);
+    for (let c = 0; c < channels; c++) {
+      for (let p = 0, i = c * channelStride; p < pixels; p++, i += pixelStride) {
+        values[p] = channel === 'max' ? Math.max(values[p], src[i]) : values[p] + src[i];
+      }
+    }
+    if (channel === 'mean') for (let p = 0; p < pixels; p++) values[p] /= channels;
+  }
   return { layer, channel, height, width, values };
 }
 

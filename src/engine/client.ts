@@ -1,6 +1,14 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import * as path from 'node:path';
-import type { ChannelStats, ChannelValues, ExtractionResult, LayerData, Prediction } from '../shared/protocol';
+import type {
+  ChannelStats,
+  ChannelValues,
+  ExportRequest,
+  ExtractionResult,
+  LayerData,
+  MapChoice,
+  Prediction,
+} from '../shared/protocol';
 import { RpcClient, isRpcMessage, tightArrays, type RpcChannel } from '../shared/rpc';
 import { decodeEngineError, type EngineApi, type EngineEvents, type EngineMemory, type EngineProgress } from './api';
 import type { ExtractRequest } from './engine';
@@ -172,7 +180,11 @@ export class EngineClient {
     return this.request('channelStats', [resultKey, layer]);
   }
 
-  channelValues(resultKey: string, layer: string, channel: number): Promise<ChannelValues> {
+  exportFile(resultKey: string, request: ExportRequest): Promise<Uint8Array> {
+    return this.request('exportFile', [resultKey, request]);
+  }
+
+  channelValues(resultKey: string, layer: string, channel: MapChoice): Promise<ChannelValues> {
     return this.request('channelValues', [resultKey, layer, channel]);
   }
 

@@ -1,4 +1,15 @@
-import type { ChannelStats, ChannelValues, ExtractionResult, LayerData, Prediction } from '../shared/protocol';
+import type {
+  ChannelStats,
+  ChannelValues,
+  ExportRequest,
+  ExtractionResult,
+  LayerData,
+  MapChoice,
+  Prediction,
+} from '../shared/protocol';
+import { exportFile } from './exports';
+import { layerNpy } from './npy';
+import { rgbToRgba } from './resultView';
 import { ActivationCache } from './activationCache';
 import { budgetBytes } from './budget';
 import { Extractor, classifierHead, type ExtractRequest, type OnProgress } from './extraction';
@@ -154,8 +165,27 @@ export class FeatureMapEngine {
   }
 
   /** One channel's exact values (computed: see ensureLayer). */
-  channelValues(resultKey: string, layer: string, channel: number): ChannelValues {
+  channelValues(resultKey: string, layer: string, channel: MapChoice): ChannelValues {
     return this.view.channelValues(resultKey, layer, channel);
+  }
+
+  /** A file of one layer (computed: see ensureLayer): a PNG of the grid or a channel, the layer as .npy, statistics as CSV. */
+  exportFile(resultKey: string, request: ExportRequest): Promise<Uint8Array> {
+    const entry = this.activations.get(resultKey);
+    if (!entry) throw new NotCachedError();
+    const { layer } = request;
+    const { rgb, width, height } = entry.picture;
+    const activation = () => this.view.spatialActivation(resultKey, layer);
+    return exportFile(
+      {
+        layers: entry.model.layers,
+        input: { rgba: rgbToRgba(rgb), width, height },
+        layerData: (count, channels) => this.view.layerData(resultKey, layer, count, channels),
+        stats: () => this.view.channelStats(resultKey, layer),
+        npy: (layout) => layerNpy(activation(), layout),
+      },
+      request,
+    );
   }
 
   /** Full float activations of one layer (for the CLI and tests). */

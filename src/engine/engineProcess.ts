@@ -62,6 +62,10 @@ const server = serve<EngineApi, EngineEvents>(
       await engine.ensureLayer(resultKey, layer, progress);
       return engine.channelStats(resultKey, layer);
     },
+    async exportFile({ progress }, resultKey, request) {
+      await engine.ensureLayer(resultKey, request.layer, progress);
+      return engine.exportFile(resultKey, request);
+    },
     async channelValues({ progress }, resultKey, layer, channel) {
       await engine.ensureLayer(resultKey, layer, progress);
       return engine.channelValues(resultKey, layer, channel);

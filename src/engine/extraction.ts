@@ -167,6 +167,7 @@ export class Extractor {
         computing: new Map(),
         budget,
         fileName,
+        picture: { rgb: image.rgb, width: image.width, height: image.height },
       });
     }
     return { resultKey, image, preprocessing: chosen, matched, elapsedMs };

@@ -5,6 +5,7 @@ import type {
   ExtractionResult,
   LayerData,
   LayerInfo,
+  MapChoice,
   Prediction,
 } from '../shared/protocol';
 import { channelStats, channelValues } from './channelStats';
@@ -88,7 +89,7 @@ export class ResultView {
    * `count`, or those `channels` lists.
    */
   layerData(resultKey: string, layer: string, count: number, channels?: readonly number[]): LayerData {
-    const activation = this.spatialLayer(resultKey, layer);
+    const activation = this.spatialActivation(resultKey, layer);
     const total = activation.shape[2];
     const outside = channels?.find((c) => !Number.isInteger(c) || c < 0 || c >= total);
     if (outside !== undefined)
@@ -98,20 +99,20 @@ export class ResultView {
 
   /** Every channel's statistics (computed once per layer: channelStats.ts). */
   channelStats(resultKey: string, layer: string): ChannelStats {
-    return channelStats(layer, this.spatialLayer(resultKey, layer));
+    return channelStats(layer, this.spatialActivation(resultKey, layer));
   }
 
-  /** One channel's exact values. */
-  channelValues(resultKey: string, layer: string, channel: number): ChannelValues {
-    const activation = this.spatialLayer(resultKey, layer);
-    if (!Number.isInteger(channel) || channel < 0 || channel >= activation.shape[2]) {
+  /** One channel's exact values, or the mean or max over channels. */
+  channelValues(resultKey: string, layer: string, channel: MapChoice): ChannelValues {
+    const activation = this.spatialActivation(resultKey, layer);
+    if (typeof channel === 'number' && (!Number.isInteger(channel) || channel < 0 || channel >= activation.shape[2])) {
       throw new UserFacingError(`Layer "${layer}" has no channel ${channel} (it has ${activation.shape[2]}).`);
     }
     return channelValues(layer, activation, channel);
   }
 
   /** A computed layer with H×W×C maps of a cached result, or why there is none. */
-  private spatialLayer(resultKey: string, layer: string): Activation {
+  spatialActivation(resultKey: string, layer: string): Activation {
     const entry = this.cache.get(resultKey);
     if (!entry) throw new NotCachedError();
     const activation = entry.activations.get(layer);
@@ -161,7 +162,7 @@ export class ResultView {
 }
 
 /** The webview draws RGBA: the decoded RGB with an opaque alpha. */
-function rgbToRgba(rgb: Uint8Array): Uint8ClampedArray {
+export function rgbToRgba(rgb: Uint8Array): Uint8ClampedArray {
   const rgba = new Uint8ClampedArray((rgb.length / 3) * 4);
   for (let i = 0, j = 0; i < rgb.length; i += 3, j += 4) {
     rgba[j] = rgb[i];

@@ -24,6 +24,7 @@ import {
 import { SELECT_MODEL_COMMAND } from '../commands/selectModel';
 import { listsLayers, matchLayers } from '../engine/layers';
 import { isRpcMessage, serve, type RpcChannel } from '../shared/rpc';
+import { exportLayer } from './layerExport';
 import {
   isFromWebview,
   isChannelStatsRequest,
@@ -34,6 +35,7 @@ import {
   type PanelActionId,
   type PanelHostApi,
   type FromWebview,
+  type LayerViewInfo,
   type ToWebview,
   type ViewSettings,
 } from '../shared/protocol';
@@ -140,6 +142,8 @@ export class FeatureMapsPanel extends Disposable {
   private completed: string | undefined;
   /** The layer the webview shows: the next image computes it first. */
   private selectedLayer: string | undefined;
+  /** What the webview shows of the selected layer (its page, zoom, overlay): what Export saves. */
+  private layerView: LayerViewInfo | undefined;
   private ready = false;
   /** The result whose input pixels the webview has (see postPixels). */
   private pixelsPosted: string | undefined;
@@ -814,11 +818,41 @@ export class FeatureMapsPanel extends Disposable {
       case 'action':
         await this.runAction(message.id);
         return;
+      case 'view':
+        this.layerView = message.view;
+        return;
+      case 'export':
+        await this.exportLayer();
+        return;
       default: {
         const unexpected: never = message;
         this.log.warn(`unhandled webview message ${JSON.stringify(unexpected)}`);
       }
     }
+  }
+
+  /**
+   * Export…: saves what the panel shows of the selected layer (layerExport.ts). Says so when
+   * there is nothing to export yet.
+   */
+  async exportLayer(): Promise<vscode.Uri | undefined> {
+    const result = this.state?.kind === 'result' ? this.state.result : undefined;
+    const view = this.layerView;
+    const layer = result?.layers.find((l) => l.name === view?.layer);
+    if (!result || !view || !layer || !this.imageUri) {
+      void vscode.window.showInformationMessage('Show the feature maps of an image and select a layer to export it.');
+      return undefined;
+    }
+    const resultKey = result.resultKey;
+    return exportLayer({
+      engine: { exportFile: (key, request) => this.fromEngine(key, () => this.engine.exportFile(key, request), true) },
+      resultKey,
+      image: this.imageUri,
+      layer,
+      view,
+      settings: this.settings,
+      log: this.log,
+    });
   }
 
   /** An engine call about a result on show; a result the engine no longer has is computed again first. */

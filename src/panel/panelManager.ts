@@ -48,6 +48,12 @@ export class PanelManager extends Disposable implements vscode.WebviewPanelSeria
     for (const panel of this.panels) panel.updateSettings();
   }
 
+  /** Export… on the panel the user looked at last (or says there is none). */
+  async exportCurrent(): Promise<void> {
+    if (this.current) await this.current.exportLayer();
+    else void vscode.window.showInformationMessage('Show the feature maps of an image first, then export its layer.');
+  }
+
   /** The image the panel the user looked at last shows. */
   currentImage(): vscode.Uri | undefined {
     return this.current?.image;

@@ -167,10 +167,42 @@ export interface ChannelStats {
 export type ChannelSort = 'index' | 'mean' | 'max' | 'std' | 'active';
 export const CHANNEL_SORTS: readonly ChannelSort[] = ['index', 'mean', 'max', 'std', 'active'];
 
-/** One channel's values, exactly (float32, H×W row-major): the zoomed view reads them. */
+/** What the panel (or Feature Maps: Export…) can save of a layer. */
+export type ExportKind = 'grid-png' | 'channel-png' | 'npy-hwc' | 'npy-chw' | 'stats-csv';
+
+/** A file the engine makes of a layer of a result. */
+export interface ExportRequest {
+  kind: ExportKind;
+  layer: string;
+  /** grid-png: the channels, in the grid's order. */
+  channels?: number[];
+  /** channel-png: the channel. */
+  channel?: number;
+  colormap: Colormap;
+  normalization: Normalization;
+  /** The PNGs drawn over the model's input at this opacity (0–1), as the panel shows them overlaid. */
+  overlay?: number;
+}
+
+/** What the webview shows of the selected layer now: what Export saves. */
+export interface LayerViewInfo {
+  layer: string;
+  /** The channels on the grid's page, in its order. */
+  channels: number[];
+  sort: ChannelSort;
+  /** The zoomed channel, if one is. */
+  channel?: number;
+  /** The overlay's opacity when the maps are drawn over the image. */
+  overlay?: number;
+}
+
+/** A map of a layer the zoomed view shows: one channel, or the mean or max over its channels at each pixel. */
+export type MapChoice = number | 'mean' | 'max';
+
+/** One map's values, exactly (float32, H×W row-major): the zoomed view reads them. */
 export interface ChannelValues {
   layer: string;
-  channel: number;
+  channel: MapChoice;
   height: number;
   width: number;
   values: Float32Array;
@@ -205,7 +237,11 @@ export type FromWebview =
   /** The user pressed one of the error's actions. */
   | { type: 'action'; id: PanelActionId }
   /** A result is on screen (its first grid painted): what waits for it may cross now. */
-  | { type: 'resultShown'; resultKey: string };
+  | { type: 'resultShown'; resultKey: string }
+  /** What the layer's views show now (sent as it changes): what Export saves. */
+  | { type: 'view'; view: LayerViewInfo }
+  /** The user pressed Export… in the panel. */
+  | { type: 'export' };
 
 /** What the webview asks of the host, with a reply: the contract of the host ↔ webview hop (see rpc.ts). */
 export interface PanelHostApi {
@@ -216,8 +252,8 @@ export interface PanelHostApi {
   layerData(resultKey: string, layer: string, count: number, channels?: number[]): Promise<LayerData>;
   /** Every channel's statistics, for ranking them. */
   channelStats(resultKey: string, layer: string): Promise<ChannelStats>;
-  /** One channel's exact values, for the zoomed view. */
-  channelValues(resultKey: string, layer: string, channel: number): Promise<ChannelValues>;
+  /** One channel's exact values (or the mean or max over channels), for the zoomed view. */
+  channelValues(resultKey: string, layer: string, channel: MapChoice): Promise<ChannelValues>;
 }
 
 /** The most channels one `layerData` call may ask for (the `featureMaps.channels` maximum). */
@@ -246,7 +282,11 @@ export function isChannelStatsRequest(args: unknown[]): args is Parameters<Panel
 
 /** Checks the arguments of a `channelValues` call from the webview. */
 export function isChannelValuesRequest(args: unknown[]): args is Parameters<PanelHostApi['channelValues']> {
-  return args.length === 3 && typeof args[0] === 'string' && typeof args[1] === 'string' && isIndex(args[2]);
+  return args.length === 3 && typeof args[0] === 'string' && typeof args[1] === 'string' && isMapChoice(args[2]);
+}
+
+export function isMapChoice(value: unknown): value is MapChoice {
+  return isIndex(value) || value === 'mean' || value === 'max';
 }
 
 /** What the host needs to rebuild a panel after a reload (kept in webview state). */
@@ -264,7 +304,10 @@ export function isFromWebview(value: unknown): value is FromWebview {
     case 'openSettings':
     case 'selectModel':
     case 'retry':
+    case 'export':
       return true;
+    case 'view':
+      return isLayerViewInfo(m.view);
     case 'layerSelected':
       return typeof m.layer === 'string';
     case 'resultShown':
@@ -274,6 +317,20 @@ export function isFromWebview(value: unknown): value is FromWebview {
     default:
       return false;
   }
+}
+
+function isLayerViewInfo(value: unknown): value is LayerViewInfo {
+  if (typeof value !== 'object' || value === null) return false;
+  const v = value as Record<string, unknown>;
+  return (
+    typeof v.layer === 'string' &&
+    Array.isArray(v.channels) &&
+    v.channels.length <= MAX_CHANNELS_PER_REQUEST &&
+    v.channels.every(isIndex) &&
+    (CHANNEL_SORTS as readonly unknown[]).includes(v.sort) &&
+    (v.channel === undefined || isIndex(v.channel)) &&
+    (v.overlay === undefined || (typeof v.overlay === 'number' && v.overlay >= 0 && v.overlay <= 1))
+  );
 }
 
 /** Turns a quantised value back into the activation it stands for. */

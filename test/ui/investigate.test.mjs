@@ -8,6 +8,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
+import sharp from 'sharp';
 import { ctx } from '../vscode/context.mjs';
 import { clickContextMenuItem, runCommand, screenshot, webviewFrame } from '../vscode/harness.mjs';
 
@@ -46,6 +47,22 @@ async function waitFor(check, what) {
     if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
     await new Promise((resolve) => setTimeout(resolve, 150));
   }
+}
+
+/** A canvas's size, its pixels and how many colours it has. */
+function pixelsOf(canvas) {
+  const data = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
+  const colours = new Set();
+  for (let i = 0; i < data.length; i += 4) colours.add((data[i] << 16) | (data[i + 1] << 8) | data[i + 2]);
+  return { width: canvas.width, height: canvas.height, data: Array.from(data), colours: colours.size };
+}
+
+/** Mean absolute difference per channel value of two same-sized RGBA pictures. */
+function meanDifference(a, b) {
+  assert.equal(a.data.length, b.data.length, `${a.width}×${a.height} vs ${b.width}×${b.height}`);
+  let sum = 0;
+  for (let i = 0; i < a.data.length; i++) if (i % 4 !== 3) sum += Math.abs(a.data[i] - b.data[i]);
+  return sum / ((a.data.length / 4) * 3);
 }
 
 /** The number a readout shows (with the typographic minus). */
@@ -171,6 +188,95 @@ describe('Investigating a layer: every channel, ranked and zoomed', () => {
     await restored.locator('.channel-zoom').press('Escape');
     await waitFor(async () => (await tileChannels(restored))[0] === engine.byMax[0], 'the ranked grid restored');
     frame = restored;
+  });
+
+  it('draws every tile over the image with Overlay, and the max over channels in the zoomed view', async () => {
+    await frame.locator('.layer-row[data-layer="' + LAYER + '"]').click();
+    await waitFor(async () => (await tileChannels(frame)).length === 16, 'the grid');
+    const plain = await frame.locator('.channel-grid .tile canvas').first().evaluate(pixelsOf);
+    await frame.locator('.overlay-toggle').check();
+    const overlaid = await waitFor(async () => {
+      const tile = await frame.locator('.channel-grid .tile canvas').first().evaluate(pixelsOf);
+      return tile.width === 224 ? tile : undefined;
+    }, 'tiles drawn over the 224×224 input');
+    const input = await frame.locator('canvas.input-preview').evaluate(pixelsOf);
+    assert.ok(overlaid.colours > 200, `a picture, not a blank canvas (${overlaid.colours} colours)`);
+    assert.ok(meanDifference(overlaid, input) > 8, 'not the plain image');
+    assert.notEqual(plain.width, overlaid.width, 'not the plain map');
+    await screenshot(ctx.page, 'investigate-overlay');
+
+    await frame.locator('.layer-max').click();
+    const title = frame.locator('.zoom-title');
+    await waitFor(async () => (await title.innerText()) === `${LAYER} · max over channels`, 'the max map');
+    await waitFor(async () => /^min /.test(await frame.locator('.zoom-summary').innerText()), 'its values');
+    const canvas = frame.locator('.zoom-canvas');
+    const box = await canvas.boundingBox();
+    const [x, y] = [30, 12];
+    await canvas.hover({ position: { x: ((x + 0.5) * box.width) / 224, y: ((y + 0.5) * box.height) / 224 } });
+    const match = /^\((\d+), (\d+)\) = (.+)$/.exec(await frame.locator('.zoom-readout').innerText());
+    assert.ok(match);
+    const [mx, my] = [Number(match[1]), Number(match[2])];
+    let expected = -Infinity;
+    for (let c = 0; c < engine.channels; c++) expected = Math.max(expected, engine.at(c, mx, my));
+    assert.ok(Math.abs(readNumber(match[3]) - expected) <= 0.005 * Math.abs(expected), `${match[0]} vs ${expected}`);
+    await screenshot(ctx.page, 'investigate-max-overlay');
+    await ctx.page.keyboard.press('Escape');
+    await frame.locator('.channel-zoom').waitFor({ state: 'hidden', timeout: TIMEOUT });
+    await frame.locator('.overlay-toggle').uncheck();
+  });
+
+  it('exports the layer as .npy beside the image, equal to the engine’s values, and the grid and statistics', async () => {
+    const save = async (choice, name) => {
+      await frame.locator('.export-button').click();
+      const row = ctx.page.locator('.quick-input-list .monaco-list-row', { hasText: choice });
+      await row.waitFor({ timeout: TIMEOUT });
+      await row.click();
+      // The save dialog starts beside the image, with a name made of the image's and the layer's.
+      const input = ctx.page.locator('.quick-input-box input');
+      await waitFor(async () => (await input.inputValue()).endsWith(name), `the save dialog on ${name}`);
+      await input.press('Enter');
+      const file = path.join(ctx.workspace, name);
+      await waitFor(() => fs.existsSync(file) && fs.statSync(file).size > 0, `${name} written`);
+      return file;
+    };
+    const { readNpy } = await import(pathToFileURL(path.join(ctx.repoRoot, '..', 'shared', 'oracle', 'npy.mjs')).href);
+    // Both layouts from the panel hold the same engine values, transposed; and they are the values
+    // the CLI's engine computes (to float rounding: its pass stops at the layer, the panel's may not).
+    const hwc = readNpy(await save('H×W×C (Keras)', `chelsea.${LAYER}.npy`));
+    const chw = readNpy(await save('C×H×W (PyTorch)', `chelsea.${LAYER}.chw.npy`));
+    const { channels, height, width } = engine;
+    assert.deepEqual(hwc.shape, [height, width, channels]);
+    assert.deepEqual(chw.shape, [channels, height, width]);
+    let transposed = 0;
+    let worst = 0;
+    for (let c = 0; c < channels; c++) {
+      for (let y = 0; y < height; y++) {
+        for (let x = 0; x < width; x++) {
+          const value = hwc.data[(y * width + x) * channels + c];
+          if (chw.data[(c * height + y) * width + x] !== value) transposed++;
+          worst = Math.max(worst, Math.abs(value - engine.at(c, x, y)) / Math.max(1, Math.abs(engine.max[c])));
+        }
+      }
+    }
+    assert.equal(transposed, 0, 'C×H×W is H×W×C transposed, value for value');
+    assert.ok(worst < 1e-4, `the engine's values (worst relative difference ${worst})`);
+
+    const png = await save('Grid as PNG', `chelsea.${LAYER}.grid.png`);
+    const sheet = await sharp(png).metadata();
+    assert.ok(sheet.width > 256 && sheet.height > 256, `${sheet.width}×${sheet.height}`);
+    const { channels: stats } = await sharp(png).stats();
+    assert.ok(
+      stats.some((c) => c.stdev > 10),
+      'not blank',
+    );
+
+    const csv = fs.readFileSync(await save('Channel statistics as CSV', `chelsea.${LAYER}.stats.csv`), 'utf8');
+    const rows = csv.trim().split('\n');
+    assert.equal(rows[0], 'channel,min,max,mean,std,active');
+    assert.equal(rows.length, engine.channels + 1, 'one row per channel');
+    const [channel, , max] = rows[1 + engine.byMax[0]].split(',').map(Number);
+    assert.equal(channel, engine.byMax[0]);
+    assert.equal(max, engine.max[engine.byMax[0]]);
   });
 
   it('hides the constant channels of Conv1 (its dead filters), and says how many', async () => {

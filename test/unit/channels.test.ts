@@ -4,7 +4,12 @@ import { UserFacingError } from '../../src/engine/errors';
 import { channelsLast } from '../../src/engine/model';
 import { channelOrder } from '../../src/shared/channelOrder';
 import type { ExtractionResult } from '../../src/shared/protocol';
-import { DIST, image } from './fixtures';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import sharp from 'sharp';
+import type { ExportKind, ExportRequest } from '../../src/shared/protocol';
+import { DIST, image, tempDir } from './fixtures';
+import { readNpy } from './npy';
 
 const BUNDLED = { kind: 'bundled' } as const;
 
@@ -78,5 +83,58 @@ describe('every channel of a layer: statistics, pages in any order, one channel 
     const values = engine.channelValues(result.resultKey, layer, 17);
     assert.deepEqual([...values.values], [...channelOf(engine, result, layer, 17)].map(Math.fround));
     assert.throws(() => engine.channelValues(result.resultKey, layer, 1000), /has no channel 1000/);
+  });
+
+  it('exports the layer as .npy in either layout, exactly its values, and the statistics as CSV', async () => {
+    const activation = engine.activation(result.resultKey, layer)!;
+    const [h, w, channels] = activation.shape;
+    const hwc = channelsLast(activation);
+    const dir = tempDir();
+    const base = { layer, colormap: 'viridis', normalization: 'channel' } as const;
+    const write = async (kind: ExportKind, name: string) => {
+      const file = path.join(dir, name);
+      fs.writeFileSync(file, await engine.exportFile(result.resultKey, { ...base, kind }));
+      return file;
+    };
+    const keras = readNpy(await write('npy-hwc', 'hwc.npy'));
+    assert.equal(keras.descr, '<f4');
+    assert.deepEqual(keras.shape, [h, w, channels]);
+    assert.deepEqual(keras.data, hwc);
+    const torch = readNpy(await write('npy-chw', 'chw.npy'));
+    assert.deepEqual(torch.shape, [channels, h, w]);
+    for (let c = 0; c < channels; c += 7) {
+      for (let p = 0; p < h * w; p += 13) assert.equal(torch.data[c * h * w + p], hwc[p * channels + c]);
+    }
+    const csv = fs
+      .readFileSync(await write('stats-csv', 'stats.csv'), 'utf8')
+      .trim()
+      .split('\n');
+    assert.equal(csv.length, channels + 1);
+    const stats = engine.channelStats(result.resultKey, layer);
+    assert.deepEqual(csv[4].split(',').map(Number), [
+      3,
+      stats.min[3],
+      stats.max[3],
+      stats.mean[3],
+      stats.std[3],
+      stats.active[3],
+    ]);
+  });
+
+  it('draws the grid and one channel as PNG, over the image when asked', async () => {
+    const base = { layer, colormap: 'viridis', normalization: 'channel', channels: [5, 1, 30, 2] } satisfies Omit<
+      ExportRequest,
+      'kind'
+    >;
+    const grid = await sharp(await engine.exportFile(result.resultKey, { ...base, kind: 'grid-png' })).metadata();
+    assert.deepEqual([grid.format, grid.width], ['png', 12 * 2 + 2 * 128 + 4]);
+    const plain = await engine.exportFile(result.resultKey, { ...base, kind: 'channel-png', channel: 5 });
+    const over = await engine.exportFile(result.resultKey, { ...base, kind: 'channel-png', channel: 5, overlay: 0.5 });
+    const [a, b] = await Promise.all(
+      [plain, over].map((png) => sharp(png).raw().toBuffer({ resolveWithObject: true })),
+    );
+    assert.deepEqual([a.info.width, a.info.height], [224, 224]);
+    assert.deepEqual([b.info.width, b.info.height], [224, 224]);
+    assert.ok(!a.data.equals(b.data), 'the overlay is not the plain map');
   });
 });

@@ -7,6 +7,7 @@ import sharp from 'sharp';
 import { TEST_PUBLISHED_HASHES_ENV, catalogEntry } from '../../src/engine/catalog';
 import { startMirror } from '../mirror.mjs';
 import { DIST, image, oracleCacheFile, shared, tempDir, torchOracle } from './fixtures';
+import { readNpy } from './npy';
 
 function cli(...args: string[]) {
   return spawnSync(process.execPath, [path.join(DIST, 'cli.js'), ...args], { encoding: 'utf8', timeout: 60_000 });
@@ -87,6 +88,41 @@ describe('the feature-maps command line', () => {
     assert.match(run.stdout, /conv1_1 \(9 of 64\)/);
     const { width } = await sharp(out).metadata();
     assert.equal(width, 12 * 2 + 3 * 128 + 2 * 4, 'a 3×3 grid of 128 px tiles');
+  });
+
+  it('ranks channels with --sort, draws them over the image with --overlay, and writes the layer with --npy', async () => {
+    const dir = tempDir();
+    const npy = path.join(dir, 'layer.npy');
+    const asNpy = cli(image('horse.png'), '-l', 'block_2_expand', '--npy', npy, '--npy-layout', 'chw');
+    assert.equal(asNpy.status, 0, asNpy.stderr);
+    const { shape, data } = readNpy(npy);
+    assert.deepEqual(shape, [144, 56, 56]);
+    const max = Array.from({ length: 144 }, (_, c) => Math.max(...data.subarray(c * 3136, (c + 1) * 3136)));
+    const top = max
+      .map((_, c) => c)
+      .sort((a, b) => max[b] - max[a] || a - b)
+      .slice(0, 4);
+    const sorted = cli(
+      image('horse.png'),
+      '-l',
+      'block_2_expand',
+      '--sort',
+      'max',
+      '-c',
+      '4',
+      '-o',
+      path.join(dir, 's.png'),
+    );
+    assert.equal(sorted.status, 0, sorted.stderr);
+    assert.match(sorted.stdout, new RegExp(`by max: #${top.join(' #')}\\)`));
+    const over = path.join(dir, 'over.png');
+    const overlaid = cli(image('horse.png'), '-l', 'block_2_expand', '-c', '4', '--overlay', '-o', over);
+    assert.equal(overlaid.status, 0, overlaid.stderr);
+    const plain = path.join(dir, 'plain.png');
+    assert.equal(cli(image('horse.png'), '-l', 'block_2_expand', '-c', '4', '-o', plain).status, 0);
+    const [a, b] = await Promise.all([over, plain].map((f) => sharp(f).raw().toBuffer()));
+    assert.ok(!a.equals(b), 'the overlaid sheet differs from the plain one');
+    assert.match(cli(image('horse.png'), '--overlay', '--opacity', '2').stderr, /--opacity must be between 0 and 1/);
   });
 
   it('prints the layers with --list', () => {
