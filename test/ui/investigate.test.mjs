@@ -296,3 +296,48 @@ describe('Investigating a layer: every channel, ranked and zoomed', () => {
     await waitFor(async () => (await frame.locator('.channel-grid .tile.constant').count()) > 0, 'constant tiles back');
   });
 });
+
+// ResNet50V2's last block has 2,048 channels: the Keras oracle's copy (random weights, seeded),
+// made by tools/make-keras-apps-oracle.sh; without it this is skipped, as the other Keras tests are.
+const RESNET = path.join(
+  process.env.ORACLE_CACHE ??
+    path.resolve(path.dirname(new URL(import.meta.url).pathname), '..', '..', '..', '.oracle-cache'),
+  'keras-apps',
+  'resnet50v2',
+  'resnet50v2.h5',
+);
+
+(fs.existsSync(RESNET) ? describe : describe.skip)('A layer with 2,048 channels', () => {
+  const settingsDir = () => path.join(ctx.workspace, '.vscode');
+  after(() => fs.rmSync(settingsDir(), { recursive: true, force: true }));
+
+  it('pages from its first channels to its last, #2047, with End', async function () {
+    this.timeout(240_000);
+    fs.mkdirSync(settingsDir(), { recursive: true });
+    fs.writeFileSync(path.join(settingsDir(), 'settings.json'), JSON.stringify({ 'featureMaps.model': RESNET }));
+    await clickContextMenuItem(ctx.page, 'chelsea.png', 'Show Feature Maps');
+    const frame = webviewFrame(ctx.page);
+    await frame.locator('.model-name', { hasText: 'resnet50v2' }).waitFor({ timeout: 180_000 });
+    await frame.locator('.layer-row[data-layer="post_bn"]').click();
+    await frame.locator('.sort-select').selectOption('index');
+    await frame.locator('.hide-constant-toggle').uncheck();
+    await waitFor(async () => (await tileChannels(frame))[0] === 0, 'its first channels');
+    assert.equal(await frame.locator('.page-range').innerText(), '1–16 of 2048');
+    await frame.locator('.channel-grid .tile').first().focus();
+    const pressed = Date.now();
+    await ctx.page.keyboard.press('End');
+    const last = await waitFor(async () => {
+      const channels = await tileChannels(frame);
+      return channels.at(-1) === 2047 ? channels : undefined;
+    }, 'the last page');
+    console.log(
+      `      (measured, not asserted: End → the last page of 2,048 channels drawn: ${Date.now() - pressed} ms)`,
+    );
+    assert.deepEqual(
+      last,
+      Array.from({ length: 16 }, (_, k) => 2032 + k),
+    );
+    assert.equal(await frame.locator('.page-range').innerText(), '2033–2048 of 2048');
+    await screenshot(ctx.page, 'investigate-2048-channels-last-page');
+  });
+});
