@@ -71,6 +71,12 @@ const readNumber = (text) => Number(text.replace('−', '-'));
 describe('Investigating a layer: every channel, ranked and zoomed', () => {
   let frame;
   let engine;
+  // The exports are written beside the image: the tests after these see the workspace as it was.
+  after(() => {
+    for (const file of fs.readdirSync(ctx.workspace)) {
+      if (file.startsWith(`chelsea.${LAYER}.`)) fs.rmSync(path.join(ctx.workspace, file));
+    }
+  });
   before(async () => {
     await ctx.reload();
     engine = await engineLayer(path.join(ctx.workspace, 'chelsea.png'), LAYER);

@@ -61,7 +61,7 @@ describe('Keras 3 models in the panel (issue 11)', function () {
     console.log(`      (measured, not asserted: menu click → panel ready: ${Date.now() - clicked} ms)`);
 
     assert.equal(await text(frame, '.model-name'), 'convnexttiny.keras');
-    assert.match(await text(frame, '.elapsed'), /· onnxruntime$/);
+    assert.match(await text(frame, '.elapsed'), /· onnxruntime · CPU$/);
     // ConvNeXt normalises pixels in its first layer: the panel feeds them as they are, and says why.
     assert.match(await text(frame, '.model-preprocessing'), /none.*the model scales its input itself/);
 

@@ -144,7 +144,7 @@ describe('PyTorch models in the panel (issue 10)', function () {
     // The header says what ran: PyTorch's file, converted now, on onnxruntime, torchvision's preprocessing.
     const description = await text(frame, '.model-description');
     assert.match(description, /^PyTorch model \(torchscript\): .*resnet18\.pt\. Converted now with torch \d/);
-    assert.match(await text(frame, '.elapsed'), /· onnxruntime \(converted from PyTorch\)$/);
+    assert.match(await text(frame, '.elapsed'), /· onnxruntime \(converted from PyTorch\) · CPU$/);
     assert.match(await text(frame, '.model-preprocessing'), /torch/);
 
     // PyTorch's module names, grouped by the module tree down to the numbered block (layer1.0),

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { ctx } from '../vscode/context.mjs';
-import { clickContextMenuItem, screenshot } from '../vscode/harness.mjs';
+import { clickContextMenuItem, runCommand, screenshot, webviewFrame } from '../vscode/harness.mjs';
 
 describe('VS Code for the Web, without a remote', () => {
   const settingsFile = () => path.join(ctx.server.userDataDir, 'User', 'settings.json');
@@ -20,6 +20,18 @@ describe('VS Code for the Web, without a remote', () => {
   after(async () => {
     fs.writeFileSync(settingsFile(), saved);
     await ctx.reload();
+  });
+
+  it('shows a panel restored from an earlier window as a page that says why', async function () {
+    // The earlier tests left a Feature Maps panel open: the window restores it, here in the browser.
+    const tab = ctx.page.locator('.tabs-container .tab', { hasText: 'Feature Maps' });
+    if ((await tab.count()) === 0) this.skip();
+    await tab.first().click();
+    const message = webviewFrame(ctx.page).locator('.not-supported');
+    await message.waitFor({ timeout: 30_000 });
+    assert.match(await message.innerText(), /^Feature Maps does not run in VS Code for the Web without a remote/);
+    await screenshot(ctx.page, 'web-not-supported-restored-panel');
+    await runCommand(ctx.page, 'View: Close All Editors');
   });
 
   it('says in a notification that it needs Node, instead of opening a broken panel', async () => {
