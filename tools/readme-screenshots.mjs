@@ -7,6 +7,8 @@
 //                        venv's Python), under PyTorch's module names, layer2.0.conv1 selected.
 //   docs/keras.png       the panel on a Keras 3 ConvNeXtTiny .keras file (the Keras apps oracle's,
 //                        random weights), converted to ONNX and run on onnxruntime, a stage-1 layer selected.
+//   docs/ranked.png, docs/zoom.png, docs/overlay.png  investigating block_3_expand of the bundled
+//                        model: its channels by max, the top one zoomed, and every tile over the image.
 // VGG16 uses the Keras oracle's weights (random, seeded: ImageNet's cannot be downloaded here),
 // put where a download would have left them; the ResNet-18 is the torch oracle's (random, seeded).
 // Run after `npm run build`:
@@ -83,6 +85,7 @@ async function capture({
   files = {},
   layer,
   expand = [],
+  investigate,
 }) {
   if (!wanted(name)) return;
   const workspace = fs.mkdtempSync(path.join(os.tmpdir(), 'fm-readme-'));
@@ -119,6 +122,10 @@ async function capture({
     if (error) await showError(page, image);
     else await showFeatureMaps(page, image, tiles);
     if (layer) await selectLayer(page, layer, image, tiles);
+    if (investigate) {
+      await investigate(webviewFrame(page));
+      await page.waitForTimeout(800);
+    }
     const file = path.join(repoRoot, 'docs', `${name}.png`);
     const editor = clipToEditor ? await page.locator('.part.editor').boundingBox() : undefined;
     await page.screenshot({ path: file, ...(editor ? { clip: editor } : {}) });
@@ -186,4 +193,47 @@ if (fs.existsSync(KERAS_CONVNEXT)) {
 } else if (wanted('keras')) {
   console.error(`no ${KERAS_CONVNEXT}: docs/keras.png not made (run tools/make-keras-apps-oracle.sh first)`);
 }
+// Investigating a layer (ranked, zoomed, overlaid): block_3_expand, a convolution, on chelsea.png.
+const rankByMax = async (frame) => {
+  await frame.locator('.sort-select').selectOption('max');
+  await frame.locator('.channel-grid .tile .tile-stat').first().waitFor({ timeout: 30_000 });
+};
+await capture({
+  name: 'ranked',
+  settings: {},
+  image: 'chelsea.png',
+  tiles: 16,
+  layer: 'block_3_expand',
+  clipToEditor: true,
+  investigate: rankByMax,
+});
+await capture({
+  name: 'zoom',
+  settings: {},
+  image: 'chelsea.png',
+  tiles: 16,
+  layer: 'block_3_expand',
+  clipToEditor: true,
+  investigate: async (frame) => {
+    await rankByMax(frame);
+    await frame.locator('.channel-grid .tile').first().click();
+    await frame.locator('.zoom-summary', { hasText: 'min ' }).waitFor({ timeout: 30_000 });
+    const canvas = frame.locator('.zoom-canvas');
+    const box = await canvas.boundingBox();
+    await canvas.hover({ position: { x: box.width * 0.6, y: box.height * 0.4 } });
+  },
+});
+await capture({
+  name: 'overlay',
+  settings: {},
+  image: 'chelsea.png',
+  tiles: 16,
+  layer: 'block_3_expand',
+  clipToEditor: true,
+  investigate: async (frame) => {
+    await rankByMax(frame);
+    await frame.locator('.overlay-toggle').check();
+    await frame.locator('.channel-grid.overlaid').waitFor({ timeout: 30_000 });
+  },
+});
 process.exit(0);

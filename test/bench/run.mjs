@@ -44,7 +44,7 @@ const warmup = Number(process.env.BENCH_WARMUP ?? 2);
 const image = path.join(shared, 'fixtures', 'images', 'chelsea.png');
 const log = (line) => console.error(`bench: ${line}`);
 
-const PARTS = ['engine', 'torch', 'seed', 'ui', 'cli', 'pytorch', 'keras'];
+const PARTS = ['engine', 'torch', 'seed', 'ui', 'cli', 'pytorch', 'keras', 'rank'];
 const { values: flags } = parseArgs({ options: { only: { type: 'string' }, readme: { type: 'boolean' } } });
 const parts = new Set(flags.only ? flags.only.split(',') : PARTS);
 for (const part of parts) {
@@ -73,7 +73,7 @@ function run(command, args, { env = {}, json = true } = {}) {
 
 function prepare() {
   if (!fs.existsSync(shared)) throw new Error(`${shared} is missing: the benchmark uses its photos and Keras oracle`);
-  const built = ['engine.bench.js', 'pytorch.bench.js', 'keras.bench.js'].map((f) =>
+  const built = ['engine.bench.js', 'pytorch.bench.js', 'keras.bench.js', 'rank.bench.js'].map((f) =>
     path.join(repo, 'dist', 'test', 'bench', f),
   );
   if (![...built, path.join(repo, 'dist', 'cli.js')].every((f) => fs.existsSync(f))) {
@@ -81,7 +81,7 @@ function prepare() {
     execFileSync('npm', ['run', 'build'], { cwd: repo, stdio: 'inherit' });
   }
   if (parts.has('keras')) prepareKerasFiles();
-  if (!['engine', 'seed', 'ui'].some((part) => parts.has(part))) return;
+  if (!['engine', 'seed', 'ui', 'rank'].some((part) => parts.has(part))) return;
   if (!fs.existsSync(path.join(oracleDir, VGG16_FILE))) {
     log(`making the Keras oracle's weights in ${oracleDir} (local wheel mirror, about a minute)`);
     execFileSync('bash', [path.join(shared, 'oracle', 'make-oracle.sh'), oracleDir], {
@@ -207,6 +207,10 @@ async function main() {
       results.keras = { error: reasonOf(error.message) };
       process.exitCode = 1;
     }
+  }
+  if (parts.has('rank')) {
+    log('ranking and paging a 512-channel 56×56 layer: ours, NumPy');
+    results.rank = rankLayer();
   }
   results.seconds = Math.round((Date.now() - started) / 1000);
 
@@ -548,6 +552,47 @@ function machine() {
   return `${cpu}, ${os.availableParallelism()} cores, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.versions.node}`;
 }
 
+/** Ranking a 512-channel layer and paging through it: ours (in the engine) and NumPy on the same values. */
+function rankLayer() {
+  const npy = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'fm-rank-')), 'block4_conv1.npy');
+  const ours = run(process.execPath, [
+    path.join(repo, 'dist', 'test', 'bench', 'rank.bench.js'),
+    '--model',
+    path.join(oracleDir, 'vgg16_notop.h5'),
+    '--image',
+    image,
+    '--npy',
+    npy,
+    '--runs',
+    String(runs),
+  ]);
+  const peer = run(path.join(oracleDir, '.venv', 'bin', 'python'), [
+    path.join(repo, 'test', 'bench', 'rank_peer.py'),
+    npy,
+    String(runs),
+  ]);
+  fs.rmSync(path.dirname(npy), { recursive: true, force: true });
+  return { ours, peer };
+}
+
+function rankReport(r, lines) {
+  const { ours, peer } = r.rank;
+  lines.push('');
+  lines.push(
+    `**Investigating a layer**: VGG16 ${ours.layer} at 448×448 input (${ours.shape.join('×')}), ms, min / median / max of ${ours.rankMs.n} fresh passes; ranking = every channel's min, max, mean, std and fraction active, then the order by max; a page = ${ours.pageChannels} channels in that order quantised for drawing`,
+  );
+  lines.push('');
+  lines.push(`| | ours (engine) | NumPy ${peer.numpy} | ours / NumPy (median) |`);
+  lines.push('| --- | --- | --- | --- |');
+  lines.push(
+    `| rank 512 channels | ${fmt(ours.rankMs)} | ${fmt(peer.rankMs)} | ${ratio(ours.rankMs.median, peer.rankMs.median)} |`,
+  );
+  lines.push(
+    `| one page | ${fmt(ours.pageMs)} | ${fmt(peer.pageMs)} | ${ratio(ours.pageMs.median, peer.pageMs.median)} |`,
+  );
+  lines.push(`| every page (32) | ${fmt(ours.everyPageMs)} | | |`);
+}
+
 function report(r) {
   const lines = [];
   lines.push(`Feature Maps benchmark, ${r.date.slice(0, 10)}, ${r.machine}`);
@@ -560,6 +605,7 @@ function report(r) {
   targets(r, lines);
   if (r.pytorch) pytorchReport(r, lines);
   if (r.keras) kerasReport(r, lines);
+  if (r.rank) rankReport(r, lines);
   lines.push('');
   lines.push(`(benchmark took ${r.seconds} s)`);
   return lines.join('\n') + '\n';
