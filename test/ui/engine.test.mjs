@@ -7,7 +7,7 @@ import { ctx } from '../vscode/context.mjs';
 import {
   clickContextMenuItem,
   explorerRow,
-  runCommand,
+  reloadWindow,
   screenshot,
   waitForPaintedGrid,
   webviewFrame,
@@ -46,9 +46,7 @@ describe('When the engine process dies', () => {
     await clickContextMenuItem(ctx.page, CRASHING, 'Show Feature Maps');
     const frame = webviewFrame(ctx.page);
     assert.match(await errorMessage(frame), /engine crashed/);
-    await runCommand(ctx.page, 'Developer: Reload Window');
-    await ctx.page.waitForEvent('load', { timeout: TIMEOUT });
-    await ctx.page.locator('.monaco-workbench').waitFor({ timeout: TIMEOUT });
+    await reloadWindow(ctx.page, { timeoutMs: TIMEOUT });
     await ctx.page
       .locator('.tabs-container .tab', { hasText: `Feature Maps: ${CRASHING}` })
       .waitFor({ timeout: TIMEOUT });

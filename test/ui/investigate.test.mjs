@@ -10,7 +10,7 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import sharp from 'sharp';
 import { ctx } from '../vscode/context.mjs';
-import { clickContextMenuItem, runCommand, screenshot, webviewFrame } from '../vscode/harness.mjs';
+import { clickContextMenuItem, reloadWindow, screenshot, webviewFrame } from '../vscode/harness.mjs';
 
 const TIMEOUT = 60_000;
 const LAYER = 'block_3_expand'; // a convolution: no ReLU6 cap, so no ties at the top of "max"
@@ -172,9 +172,7 @@ describe('Investigating a layer: every channel, ranked and zoomed', () => {
       'the zoom',
     );
     // As a person would: the command flushes the window's state before reloading.
-    await runCommand(ctx.page, 'Developer: Reload Window');
-    await ctx.page.waitForEvent('load', { timeout: TIMEOUT });
-    await ctx.page.locator('.monaco-workbench').waitFor({ timeout: TIMEOUT });
+    await reloadWindow(ctx.page, { timeoutMs: TIMEOUT });
     const restored = webviewFrame(ctx.page);
     await waitFor(
       async () =>

@@ -6,6 +6,7 @@ import { ctx } from '../vscode/context.mjs';
 import {
   clickContextMenuItem,
   expandFolder,
+  quickPickRow,
   runCommand,
   screenshot,
   waitForPaintedGrid,
@@ -19,11 +20,9 @@ describe('Your own model, picked with Select Model…', () => {
 
   it('lists the workspace model, and the panel shows its layers, grid and top-5', async () => {
     await ctx.reload();
-    await runCommand(ctx.page, 'Feature Maps: Select Model…');
-    const item = ctx.page.locator('.quick-input-list .monaco-list-row', { hasText: 'darknet-tiny-imagenet.tfjs' });
-    await item.first().waitFor({ timeout: 20_000 });
+    const item = await quickPickRow(ctx.page, 'Feature Maps: Select Model…', 'darknet-tiny-imagenet.tfjs');
     await screenshot(ctx.page, 'select-model-quick-pick');
-    await item.first().click();
+    await item.click();
 
     // The choice lands in the workspace settings, as a path relative to the folder.
     const file = path.join(ctx.workspace, '.vscode', 'settings.json');

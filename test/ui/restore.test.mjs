@@ -8,6 +8,7 @@ import {
   clickContextMenuItem,
   extensionLog,
   openWorkbench,
+  reloadWindow,
   runCommand,
   screenshot,
   waitForPaintedGrid,
@@ -69,9 +70,7 @@ describe('Feature Maps panel across reloads and themes', () => {
     await frame.locator('.layer-row[data-layer="block_2_expand_relu"]').click();
     await gridDrawn(frame, 'block_2_expand_relu');
     // As a person would: the command flushes the window's state before reloading.
-    await runCommand(ctx.page, 'Developer: Reload Window');
-    await ctx.page.waitForEvent('load', { timeout: TIMEOUT });
-    await ctx.page.locator('.monaco-workbench').waitFor({ timeout: TIMEOUT });
+    await reloadWindow(ctx.page, { timeoutMs: TIMEOUT });
     await ctx.page
       .locator('.tabs-container .tab', { hasText: 'Feature Maps: horse.png' })
       .waitFor({ timeout: TIMEOUT });
@@ -152,9 +151,7 @@ describe('Feature Maps panel across reloads and themes', () => {
     await runCommand(ctx.page, 'View: Close All Editors');
     const before = extensionLog(ctx.server);
     // As a person would: the command saves the window's state (no panel) before reloading.
-    await runCommand(ctx.page, 'Developer: Reload Window');
-    await ctx.page.waitForEvent('load', { timeout: TIMEOUT });
-    await ctx.page.locator('.monaco-workbench').waitFor({ timeout: TIMEOUT });
+    await reloadWindow(ctx.page, { timeoutMs: TIMEOUT });
     const log = fs.readFileSync(await newLog(before, /engine started early/), 'utf8');
     assert.match(
       log,

@@ -486,6 +486,40 @@ export async function clickContextMenuItem(page, name, label, options = {}) {
 }
 
 /** Runs a command from the palette by its full title ("Category: Title"), like a person: F1, type, Enter. */
+/**
+ * Runs `command` and waits for its quick pick's row that has `text`; returns that row. Run again
+ * if the pick closes first: a panel the window restores takes the focus when its page loads, and
+ * a quick pick closes when it loses the focus.
+ */
+export async function quickPickRow(page, command, text, { timeoutMs = 20_000 } = {}) {
+  const row = page.locator('.quick-input-list .monaco-list-row', { hasText: text }).first();
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    await runCommand(page, command);
+    try {
+      await row.waitFor({ timeout: 5000 });
+      return row;
+    } catch (err) {
+      if (Date.now() > deadline) throw err;
+      await page.keyboard.press('Escape');
+    }
+  }
+}
+
+/**
+ * Developer: Reload Window, as a person runs it (the command saves the window's state first), and
+ * the new workbench. The wait for the page's load starts before the command: a fast reload
+ * would otherwise load before anyone listens.
+ */
+export async function reloadWindow(page, { timeoutMs = 60_000 } = {}) {
+  const loaded = page.waitForEvent('load', { timeout: timeoutMs });
+  // Not awaited yet: a failing command must not leave this promise's rejection unhandled.
+  loaded.catch(() => undefined);
+  await runCommand(page, 'Developer: Reload Window');
+  await loaded;
+  await page.locator('.monaco-workbench').waitFor({ timeout: timeoutMs });
+}
+
 export async function runCommand(page, title, { timeoutMs = 30_000 } = {}) {
   const input = page.locator('.quick-input-widget input');
   const row = page.locator('.quick-input-list .monaco-list-row', {
