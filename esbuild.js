@@ -134,6 +134,9 @@ function copyRuntimeAssets() {
   // The bridge to the user's own PyTorch (src/engine/python.ts runs it in their interpreter).
   fs.mkdirSync(path.join(dist, 'python'), { recursive: true });
   fs.copyFileSync('src/engine/python/torch_bridge.py', path.join(dist, 'python', 'torch_bridge.py'));
+  // The CLI's one-process launcher for Linux and macOS (the shell sets what malloc reads at start).
+  fs.copyFileSync('src/feature-maps.sh', path.join(dist, 'feature-maps'));
+  fs.chmodSync(path.join(dist, 'feature-maps'), 0o755);
   buildBundledModel(path.join(dist, 'models'));
   buildImagenetLabels(path.join(dist, 'models'));
 }

@@ -22,14 +22,14 @@ import { FeatureMapEngine } from './engine/engine';
 import { PythonError, UserFacingError, errorText } from './engine/errors';
 import { describeModelFiles } from './engine/formats';
 import { OVERLAY_OPACITY, renderSheet, type SheetOptions } from './engine/contactSheet';
-import { isSpatial } from './engine/layers';
+import { isSpatial, type LayerMeta } from './engine/layers';
 import { NPY_LAYOUTS, layerNpy } from './engine/npy';
 import { channelOrder } from './shared/channelOrder';
 import { EXECUTION_PROVIDERS } from './engine/models/executionProvider';
 import type { FileModelHints, ModelSource } from './engine/model';
 import { defaultCacheDir as conversionCacheDir } from './engine/conversionStore';
 import { endWithLauncher } from './engine/hugePages';
-import { CHANNEL_SORTS, COLORMAPS, NORMALIZATIONS, type ExtractionResult } from './shared/protocol';
+import { CHANNEL_SORTS, COLORMAPS, NORMALIZATIONS } from './shared/protocol';
 
 /** An option's description, wrapped under the description column (28) at the width of the others (55). */
 function wrapOption(text: string): string {
@@ -163,12 +163,16 @@ async function main(argv: string[]): Promise<number> {
   });
   try {
     if (entry) await loadCatalogModel(engine, model, entry, cacheDir);
+    // No --layers: the sheet's three layers are picked from the model's list before the pass, so
+    // that the pass computes just those (unless the loader learns the shapes only from a pass).
+    const picked = patterns.length === 0 && !values.list ? defaultLayers((await engine.loadModel(model)).layers) : [];
     const result = await engine.extract({
       imagePath,
       model,
-      layerPatterns: patterns,
-      // Listed layers: the pass stops at the deepest. Otherwise the sheet picks layers through the model.
-      onlyListedLayers: !values.list && patterns.length > 0,
+      layerPatterns: picked.length > 0 ? picked.map((l) => escapeGlob(l.name)) : patterns,
+      // Listed layers: the pass stops at the deepest (the sheet has no top-5: no head either).
+      onlyListedLayers: !values.list && (patterns.length > 0 || picked.length > 0),
+      headLater: true,
       preprocessing: oneOf(values.preprocessing, PREPROCESSING_CHOICES, 'preprocessing'),
     });
     // The sheet does not show the header: a provider that fell back to the CPU is said here.
@@ -178,7 +182,13 @@ async function main(argv: string[]): Promise<number> {
         console.log(`${l.name}\t${l.op}\t${l.shape.join('×')}${l.spatial ? '' : '\t(no maps)'}`);
       return 0;
     }
-    const chosen = patterns.length > 0 ? result.layers.filter((l) => l.matched) : defaultLayers(result);
+    const names = new Set(picked.map((l) => l.name));
+    const chosen =
+      picked.length > 0
+        ? result.layers.filter((l) => names.has(l.name))
+        : patterns.length > 0
+          ? result.layers.filter((l) => l.matched)
+          : defaultLayers(result.layers);
     if (chosen.length === 0)
       throw new UserFacingError(`No layer with spatial maps matches ${patterns.join(', ')}. Try --list.`);
     if (values.npy) {
@@ -323,11 +333,23 @@ function safeName(layer: string): string {
 }
 
 /** Three convolutions spread through the model, like block1/2/3_conv1 in the Keras recipe. */
-function defaultLayers(result: ExtractionResult) {
-  const convs = result.layers.filter((l) => l.spatial && /conv/i.test(l.op));
-  const pool = convs.length > 0 ? convs : result.layers.filter((l) => isSpatial(l.shape));
+/**
+ * The sheet's layers when none are named: three convolutions spread through the model (or three
+ * layers with maps, in a model without convolutions). None while a shape is unknown (some loaders
+ * learn the shapes from the first pass).
+ */
+function defaultLayers<L extends LayerMeta>(layers: readonly L[]): L[] {
+  if (layers.some((l) => l.shape.length === 0)) return [];
+  const spatial = layers.filter((l) => isSpatial(l.shape));
+  const convs = spatial.filter((l) => /conv/i.test(l.op));
+  const pool = convs.length > 0 ? convs : spatial;
   const picks = [0, Math.floor(pool.length / 3), Math.floor((2 * pool.length) / 3)];
   return [...new Set(picks)].filter((i) => i < pool.length).map((i) => pool[i]);
+}
+
+/** A layer's name as a --layers pattern that matches just that name. */
+function escapeGlob(name: string): string {
+  return name.replace(/[\\*?[\]{}()!+@|^$]/g, '\\$&');
 }
 
 /** --opacity: a fraction from 0 to 1 (default OVERLAY_OPACITY). */

@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // dist/cli.js, the feature-maps command: runs the CLI (src/cli.ts, dist/cli-main.js). On Linux it
 // first starts itself again with glibc's malloc asking for huge pages (see hugePages.ts), which
-// must be set before a process starts: one more Node start (~0.1 s) saves several tenths.
+// must be set before a process starts: one more Node start (~0.1 s). dist/feature-maps (src/feature-maps.sh)
+// sets it in the shell instead, with no second start, where there is a POSIX shell.
 import { spawnSync } from 'node:child_process';
 import * as path from 'node:path';
 import { LAUNCHER_FD_ENV, wantsHugePages, withHugePages } from './engine/hugePages';

@@ -247,12 +247,20 @@ function cliProcesses() {
   const count = Number(process.env.BENCH_PROCESS_RUNS ?? 5);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fm-bench-cli-'));
   try {
-    const cli = () =>
-      wholeProcess(process.execPath, [path.join(repo, 'dist', 'cli.js'), image, '--out', path.join(dir, 'sheet.png')]);
-    cli();
-    const ours = processStats(Array.from({ length: count }, cli));
+    const args = [image, '--out', path.join(dir, 'sheet.png')];
+    // dist/feature-maps (a shell script: one Node process) and `node dist/cli.js` (which starts
+    // Node a second time to ask glibc for huge pages), taking turns.
+    const oneProcess = () => wholeProcess(path.join(repo, 'dist', 'feature-maps'), args);
+    const launcher = () => wholeProcess(process.execPath, [path.join(repo, 'dist', 'cli.js'), ...args]);
+    launcher();
+    const runs = { ours: [], launcher: [] };
+    for (let i = 0; i < count; i++) {
+      if (process.platform !== 'win32') runs.ours.push(oneProcess());
+      runs.launcher.push(launcher());
+    }
     const node = processStats(Array.from({ length: count }, () => wholeProcess(process.execPath, ['-e', '0'])));
-    return { ours, node };
+    const launched = processStats(runs.launcher);
+    return { ours: runs.ours.length ? processStats(runs.ours) : launched, launcher: launched, node };
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }
@@ -753,7 +761,11 @@ function targets(r, lines) {
   if (bundled)
     row('layer click ≤ 50 ms (median, bundled)', `${bundled.layerSwitch.median} ms`, bundled.layerSwitch.median <= 50);
   if (r.cli?.ours.wall)
-    row('CLI, one image, bundled model ≤ 0.5 s', `${r.cli.ours.wall.median} ms`, r.cli.ours.wall.median <= 500);
+    row(
+      'CLI, one image, bundled model ≤ 0.5 s',
+      `${r.cli.ours.wall.median} ms (\`dist/feature-maps\`; \`node dist/cli.js\` ${r.cli.launcher?.wall?.median ?? 'n/a'} ms)`,
+      r.cli.ours.wall.median <= 500,
+    );
   const p = r.seedProcesses;
   if (p?.ours?.wall && p.seed?.wall) {
     const x = p.seed.wall.median / p.ours.wall.median;
@@ -787,16 +799,19 @@ function targets(r, lines) {
 }
 
 function cliReport(r, lines) {
-  const { ours, node } = r.cli;
+  const { ours, launcher, node } = r.cli;
   lines.push('');
   lines.push(
-    `**The CLI, one image** (\`node dist/cli.js chelsea.png\`: the bundled model, its three default layers, the PNG sheet written; whole processes, spawn to exit, ms, min / median / max of ${ours.wall?.n ?? ours.n})`,
+    `**The CLI, one image** (\`dist/feature-maps chelsea.png\`, one Node process, and \`node dist/cli.js chelsea.png\`, which starts Node again with huge pages, taking turns: the bundled model, its three default layers, the PNG sheet written; whole processes, spawn to exit, ms, min / median / max of ${ours.wall?.n ?? ours.n})`,
   );
   lines.push('');
-  lines.push('| ours | peak RSS | Node doing nothing (`node -e 0`) |');
-  lines.push('| --- | --- | --- |');
-  if (ours.error) lines.push(`| failed: ${ours.error} | | |`);
-  else lines.push(`| ${fmt(ours.wall)} | ${ours.peakRssMB ?? 'n/a'} MB | ${fmt(node.wall)} |`);
+  lines.push('| `dist/feature-maps` | `node dist/cli.js` | peak RSS | Node doing nothing (`node -e 0`) |');
+  lines.push('| --- | --- | --- | --- |');
+  if (ours.error || launcher?.error) lines.push(`| failed: ${ours.error ?? launcher.error} | | | |`);
+  else
+    lines.push(
+      `| ${fmt(ours.wall)} | ${launcher ? fmt(launcher.wall) : 'n/a'} | ${ours.peakRssMB ?? 'n/a'} MB | ${fmt(node.wall)} |`,
+    );
 }
 
 function pytorchReport(r, lines) {

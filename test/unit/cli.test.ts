@@ -131,6 +131,31 @@ describe('the feature-maps command line', () => {
     assert.match(run.stdout, /^Conv1\tConv2D\t112×112×32$/m);
   });
 
+  (process.platform === 'win32' ? it.skip : it)(
+    'with no --layers draws three convolutions spread through the model; dist/feature-maps (one process) draws the same sheet as node dist/cli.js naming them',
+    () => {
+      // The expected layers, from --list: the convolutions with maps, at 0, ⅓ and ⅔ of them.
+      const convs = cli(image('coffee.png'), '--list')
+        .stdout.split('\n')
+        .map((line) => line.split('\t'))
+        .filter(([, op, , noMaps]) => /conv/i.test(op ?? '') && noMaps === undefined)
+        .map(([name]) => name!);
+      const expected = [0, Math.floor(convs.length / 3), Math.floor((2 * convs.length) / 3)].map((i) => convs[i]!);
+      const dir = tempDir();
+      const [picked, named] = [path.join(dir, 'picked.png'), path.join(dir, 'named.png')];
+      const run = spawnSync(path.join(DIST, 'feature-maps'), [image('coffee.png'), '-o', picked], {
+        encoding: 'utf8',
+        timeout: 60_000,
+      });
+      assert.equal(run.status, 0, run.stderr);
+      const drawn = [...run.stdout.matchAll(/(?:: |, )(\S+) \(9 of \d+\)/g)].map((m) => m[1]);
+      assert.deepEqual(drawn, expected, run.stdout);
+      const byName = cli(image('coffee.png'), '--layers', expected.join(','), '-o', named);
+      assert.equal(byName.status, 0, byName.stderr);
+      assert.ok(fs.readFileSync(picked).equals(fs.readFileSync(named)), 'the same sheet');
+    },
+  );
+
   it('exits with a message for a broken image or an unknown layer', () => {
     const broken = cli(image('truncated.jpg'));
     assert.equal(broken.status, 1);
