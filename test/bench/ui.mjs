@@ -367,9 +367,9 @@ async function main() {
         // The longest the extension host's thread was blocked, from activation to the end.
         mainThreadMaxBlockMs: blocks.at(-1) ?? null,
         idleProcessMaxDelayMs: await probe.worstGapMs(),
-        // The result (header, tree, the input image) plus the first layer's 16 channels.
-        kbPerImage: resultKB.length && layerKB.length ? Math.round(resultKB[0] + layerKB[0]) : null,
-        kbPerLayerSwitch: layerKB.length ? stats(layerKB.slice(1)) : null,
+        // The result (header, tree, the input image, and the first layer's 16 channels with it).
+        kbPerImage: resultKB.length ? Math.round(resultKB[0]) : null,
+        kbPerLayerSwitch: layerKB.length ? stats(layerKB) : null,
       }),
     );
   } finally {
