@@ -1,5 +1,5 @@
 import type { LayerData } from '../shared/protocol';
-import { channelStats, strides } from './channelStats';
+import { channelRanges, strides } from './channelStats';
 import type { Activation } from './model';
 
 /**
@@ -22,7 +22,7 @@ export function quantizeChannels(
   const pixels = height * width;
   const src = activation.data;
   const { channelStride, pixelStride } = strides(activation);
-  const stats = channelStats(layer, activation);
+  const stats = channelRanges(activation);
   let layerMin = Infinity;
   let layerMax = -Infinity;
   for (let c = 0; c < totalChannels; c++) {

@@ -48,6 +48,43 @@ describe('every channel of a layer: statistics, pages in any order, one channel 
     }
   });
 
+  it('draws and ranks from the same min and max in either layout the engine keeps (ONNX Runtime C×H×W, TensorFlow.js H×W×C)', async () => {
+    for (const [nativeLayers, layout] of [
+      [true, 'chw'],
+      [false, 'hwc'],
+    ] as const) {
+      const fresh = new FeatureMapEngine({ assetsDir: DIST, nativeLayers });
+      try {
+        const other = await fresh.extract({ imagePath: image('coffee.png'), model: BUNDLED, layerPatterns: [] });
+        assert.equal(fresh.activation(other.resultKey, layer)?.layout, layout);
+        const total = other.layers.find((l) => l.name === layer)!.shape[2];
+        // The grid first (min and max alone), the statistics after: both agree with the values.
+        const grid = fresh.layerData(other.resultKey, layer, total);
+        const stats = fresh.channelStats(other.resultKey, layer);
+        for (let c = 0; c < total; c++) {
+          const v = channelOf(fresh, other, layer, c);
+          const mean = v.reduce((a, b) => a + b, 0) / v.length;
+          const std = Math.sqrt(v.reduce((a, b) => a + (b - mean) ** 2, 0) / v.length);
+          assert.equal(grid.min[c], Math.fround(Math.min(...v)), `${layout}: the grid's min of ${c}`);
+          assert.equal(grid.max[c], Math.fround(Math.max(...v)), `${layout}: the grid's max of ${c}`);
+          assert.equal(stats.min[c], grid.min[c], `${layout}: min of ${c}`);
+          assert.equal(stats.max[c], grid.max[c], `${layout}: max of ${c}`);
+          assert.ok(Math.abs(stats.mean[c] - mean) <= 1e-5 * Math.max(1, Math.abs(mean)), `${layout}: mean of ${c}`);
+          assert.ok(Math.abs(stats.std[c] - std) <= 1e-5 * Math.max(1, std), `${layout}: std of ${c}`);
+          assert.equal(
+            stats.active[c],
+            Math.fround(v.filter((x) => x > 0).length / v.length),
+            `${layout}: active of ${c}`,
+          );
+        }
+        assert.equal(grid.layerMin, Math.min(...grid.min));
+        assert.equal(grid.layerMax, Math.max(...grid.max));
+      } finally {
+        fresh.dispose();
+      }
+    }
+  });
+
   it('sends the channels asked for, in that order, each as the first page has it', () => {
     const all = engine.layerData(result.resultKey, layer, 32);
     const picked = [31, 3, 20, 0];
