@@ -24,8 +24,7 @@ export function channelStats(layer: string, activation: Activation): ChannelStat
   const [height, width, channels] = activation.shape;
   const pixels = height * width;
   const src = activation.data;
-  const min = new Float32Array(channels).fill(Infinity);
-  const max = new Float32Array(channels).fill(-Infinity);
+  const { min, max } = emptyRanges(channels);
   const sum = new Float64Array(channels);
   const squares = new Float64Array(channels);
   const positive = new Uint32Array(channels);
@@ -96,8 +95,7 @@ export function channelRanges(activation: Activation): ChannelRanges {
   const [height, width, channels] = activation.shape;
   const pixels = height * width;
   const src = activation.data;
-  const min = new Float32Array(channels).fill(Infinity);
-  const max = new Float32Array(channels).fill(-Infinity);
+  const { min, max } = emptyRanges(channels);
   if (activation.layout === 'chw') {
     for (let c = 0; c < channels; c++) {
       let lo = Infinity;
@@ -122,6 +120,11 @@ export function channelRanges(activation: Activation): ChannelRanges {
   const ranges = { min, max };
   computedRanges.set(activation, ranges);
   return ranges;
+}
+
+/** Ranges to be narrowed by the values: each min at +∞, each max at −∞. */
+function emptyRanges(channels: number): ChannelRanges {
+  return { min: new Float32Array(channels).fill(Infinity), max: new Float32Array(channels).fill(-Infinity) };
 }
 
 /**
