@@ -332,11 +332,10 @@ function safeName(layer: string): string {
   return layer.replace(/[^\w.-]+/g, '_');
 }
 
-/** Three convolutions spread through the model, like block1/2/3_conv1 in the Keras recipe. */
 /**
- * The sheet's layers when none are named: three convolutions spread through the model (or three
- * layers with maps, in a model without convolutions). None while a shape is unknown (some loaders
- * learn the shapes from the first pass).
+ * The sheet's layers when none are named: three convolutions spread through the model, like
+ * block1/2/3_conv1 in the Keras recipe (or three layers with maps, in a model without
+ * convolutions). None while a shape is unknown (some loaders learn the shapes from the first pass).
  */
 function defaultLayers<L extends LayerMeta>(layers: readonly L[]): L[] {
   if (layers.some((l) => l.shape.length === 0)) return [];

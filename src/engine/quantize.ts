@@ -22,21 +22,21 @@ export function quantizeChannels(
   const pixels = height * width;
   const src = activation.data;
   const { channelStride, pixelStride } = strides(activation);
-  const stats = channelRanges(activation);
+  const ranges = channelRanges(activation);
   let layerMin = Infinity;
   let layerMax = -Infinity;
   for (let c = 0; c < totalChannels; c++) {
-    if (stats.min[c] < layerMin) layerMin = stats.min[c];
-    if (stats.max[c] > layerMax) layerMax = stats.max[c];
+    if (ranges.min[c] < layerMin) layerMin = ranges.min[c];
+    if (ranges.max[c] > layerMax) layerMax = ranges.max[c];
   }
   const min = new Float32Array(n);
   const max = new Float32Array(n);
   const values = new Uint8Array(n * pixels);
   for (let k = 0; k < n; k++) {
     const c = picked[k];
-    const lo = stats.min[c];
+    const lo = ranges.min[c];
     min[k] = lo;
-    max[k] = stats.max[c];
+    max[k] = ranges.max[c];
     const range = max[k] - lo;
     const scale = range > 0 ? 255 / range : 0;
     const base = k * pixels;
