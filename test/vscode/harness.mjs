@@ -485,7 +485,6 @@ export async function clickContextMenuItem(page, name, label, options = {}) {
   return (await page.evaluate(() => window.__menuMouseUpAt)) ?? requestedAt;
 }
 
-/** Runs a command from the palette by its full title ("Category: Title"), like a person: F1, type, Enter. */
 /**
  * Runs `command` and waits for its quick pick's row that has `text`; returns that row. Run again
  * if the pick closes first: a panel the window restores takes the focus when its page loads, and
@@ -520,6 +519,7 @@ export async function reloadWindow(page, { timeoutMs = 60_000 } = {}) {
   await page.locator('.monaco-workbench').waitFor({ timeout: timeoutMs });
 }
 
+/** Runs a command from the palette by its full title ("Category: Title"), like a person: F1, type, Enter. */
 export async function runCommand(page, title, { timeoutMs = 30_000 } = {}) {
   const input = page.locator('.quick-input-widget input');
   const row = page.locator('.quick-input-list .monaco-list-row', {
