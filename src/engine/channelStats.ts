@@ -109,9 +109,9 @@ export function channelRanges(activation: Activation): ChannelRanges {
       max[c] = hi;
     }
   } else {
-    for (let i = 0, end = pixels * channels; i < end; i += channels) {
-      for (let c = 0; c < channels; c++) {
-        const v = src[i + c];
+    for (let p = 0, i = 0; p < pixels; p++) {
+      for (let c = 0; c < channels; c++, i++) {
+        const v = src[i];
         if (v < min[c]) min[c] = v;
         if (v > max[c]) max[c] = v;
       }
