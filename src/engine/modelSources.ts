@@ -8,7 +8,7 @@ import { formatById, namesItsFolder, type ModelFormatId, type OpenContext, type 
 import type { FileModelHints, LoadedModel, ModelSource } from './model';
 import { guessPreprocessing, resolveModelFile, type ModelFile } from './modelFiles';
 import { loadKerasModel } from './models/keras';
-import { loadKerasApplication } from './models/kerasApplications';
+import { loadKerasApplication, openKerasApplicationOnOnnx } from './models/kerasApplications';
 import { loadOnnxModel } from './models/onnx';
 import { openPytorchModel } from './models/pytorch';
 import { loadTfjsGraphModel } from './models/tfjsGraph';
@@ -79,7 +79,7 @@ export async function locateModel(source: ModelSource, assetsDir: string): Promi
       return {
         key,
         path: weights.path,
-        open: () => openCatalogModel(assetsDir, key, weights.entry, weights.path),
+        open: (options) => openCatalogModel(assetsDir, key, weights.entry, weights.path, options?.native),
         onnxForm: {
           model: { catalog: weights.entry.id, file: weights.path },
           identity: { mtimeMs: weights.mtimeMs, size: weights.size },
@@ -155,22 +155,34 @@ async function openBundledModel(assetsDir: string, key: string): Promise<LoadedM
 }
 
 /**
- * A Keras application defined in our code, with Keras' own weights file. A catalogue file the
- * loader refuses comes out as a RejectedDownloadError (the host removes it).
+ * A Keras application defined in our code, with Keras' own weights file: on onnxruntime, its
+ * architecture and weights converted without TensorFlow.js, unless `native` is false (or ONNX
+ * Runtime refuses the graph). A catalogue file the loader refuses comes out as a
+ * RejectedDownloadError (the host removes it).
  */
 async function openCatalogModel(
   assetsDir: string,
   key: string,
   entry: CatalogEntry,
   weightsPath: string,
+  native = true,
 ): Promise<LoadedModel> {
-  const { tf } = await getTf(assetsDir);
-  const model = await loadKerasApplication(tf, entry.application, weightsPath, {
-    key,
-    summary: { name: entry.name, description: entry.detail, path: weightsPath },
-  }).catch((error: unknown) => {
+  const options = { key, summary: { name: entry.name, description: entry.detail, path: weightsPath } };
+  const rejected = (error: unknown): never => {
     throw error instanceof UserFacingError ? new RejectedDownloadError(error.message, error.detail) : error;
-  });
+  };
+  let model: LoadedModel | undefined;
+  let nativeRefusal: string | undefined;
+  if (native) {
+    const opened = await openKerasApplicationOnOnnx(entry.application, weightsPath, options).catch(rejected);
+    if ('unsupported' in opened) nativeRefusal = opened.unsupported;
+    else model = opened;
+  }
+  if (!model) {
+    const { tf } = await getTf(assetsDir);
+    model = await loadKerasApplication(tf, entry.application, weightsPath, options).catch(rejected);
+    if (nativeRefusal) model = { ...model, nativeRefusal };
+  }
   // Keras' load_img resizes with nearest neighbour; its models with a classifier predict ImageNet classes.
   return Object.assign(model, {
     preprocessing: entry.preprocessing,

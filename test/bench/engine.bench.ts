@@ -23,6 +23,7 @@ async function main(): Promise<void> {
       runs: { type: 'string', default: '10' },
       warmup: { type: 'string', default: '2' },
       layers: { type: 'string' },
+      conversions: { type: 'string' },
     },
   });
   const runs = Number(values.runs);
@@ -41,7 +42,11 @@ async function main(): Promise<void> {
     return file;
   });
 
-  const client = new EngineClient({ enginePath: path.join(DIST, 'engine.js'), assetsDir: DIST });
+  const client = new EngineClient({
+    enginePath: path.join(DIST, 'engine.js'),
+    assetsDir: DIST,
+    conversionsDir: values.conversions && path.resolve(values.conversions),
+  });
   const loop = monitorEventLoopDelay({ resolution: 5 });
   try {
     const started = performance.now();

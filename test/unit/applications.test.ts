@@ -13,7 +13,7 @@ import { preprocess } from '../../src/engine/preprocess';
 import { type Tf, getTf } from '../../src/engine/tf';
 import { rejectsWith } from './assertions';
 import { DIST, ORACLE_TOLERANCE, image, oracleCacheFile, tempDir, writeH5 } from './fixtures';
-import { fillLegacy, legacyLayersOf, type LegacyLayer } from './legacyWeights';
+import { fillLegacy, legacyLayersOf, loadApplicationOnOnnx, type LegacyLayer } from './legacyWeights';
 import { readNpy, relErr } from './npy';
 
 type AppId = Exclude<ApplicationId, 'vgg16_notop'>;
@@ -190,9 +190,18 @@ describe('Keras applications MobileNetV2 and ResNet50, from Keras’ legacy weig
     for (const id of ['mobilenet_v2', 'resnet50'] as const) {
       it(`${APPS[id].label}: every layer’s name, order, class, output shape and weight shapes are Keras’`, async function () {
         const { app } = manifest(id, this);
-        const { model, kerasOrder } = await buildKerasApplication(tf, id);
+        const { model, kerasOrder, weights } = await buildKerasApplication(tf, id);
         try {
           assert.deepEqual(['input_layer', ...kerasOrder], app.layer_names_in_order);
+          // The weights the topology says each layer has (what a file is checked against without
+          // TensorFlow.js) are those Keras lists, in its order and shapes.
+          assert.deepEqual(
+            [...weights].map(([layer, arrays]) => ({ layer, shapes: arrays.map((w) => w.shape) })),
+            app.legacy_layout.layers_with_weights.map(({ layer, weights: w }) => ({
+              layer,
+              shapes: w.map((array) => array.shape),
+            })),
+          );
           // tfjs orders the model's layers as Keras does, so the layer tree reads like Keras' summary.
           assert.deepEqual(
             model.layers.map((l) => l.name),
@@ -217,26 +226,31 @@ describe('Keras applications MobileNetV2 and ResNet50, from Keras’ legacy weig
 
   describe('against Keras (tools/make-app-oracle.sh)', () => {
     for (const id of ['mobilenet_v2', 'resnet50'] as const) {
-      it(`${APPS[id].file}: every saved layer matches Keras within ${TOLERANCE} (relative to the layer’s max), and the top-5 classes are Keras’`, async function () {
-        const { dir, app } = manifest(id, this);
-        const weights = oracleCacheFile(path.join('applications', APPS[id].file), this);
-        assert.equal(app.weights_file, APPS[id].file);
-        const model = await load(id, weights);
-        try {
-          assert.deepEqual(model.inputSize, { height: 224, width: 224, channels: 3 });
-          assert.equal(model.preprocessing, APPS[id].preprocessing);
-          assert.equal(app.preprocessing, APPS[id].preprocessing);
-          assert.match(model.preprocessingReason ?? '', new RegExp(APPS[id].label));
-          assert.equal(model.layers.length, APPS[id].layers);
-          assert.deepEqual(
-            model.layers.map((l) => l.name),
-            app.layer_names_in_order.slice(1),
-          );
-          await matchesKeras(model, id, APPS[id].label, dir, app);
-        } finally {
-          model.dispose();
-        }
-      });
+      for (const [runtime, open] of [
+        ['TensorFlow.js', load],
+        ['ONNX Runtime, converted without TensorFlow.js', loadApplicationOnOnnx],
+      ] as const) {
+        it(`${APPS[id].file} on ${runtime}: every saved layer matches Keras within ${TOLERANCE} (relative to the layer’s max), and the top-5 classes are Keras’`, async function () {
+          const { dir, app } = manifest(id, this);
+          const weights = oracleCacheFile(path.join('applications', APPS[id].file), this);
+          assert.equal(app.weights_file, APPS[id].file);
+          const model = await open(id, weights);
+          try {
+            assert.deepEqual(model.inputSize, { height: 224, width: 224, channels: 3 });
+            assert.equal(model.preprocessing, APPS[id].preprocessing);
+            assert.equal(app.preprocessing, APPS[id].preprocessing);
+            assert.match(model.preprocessingReason ?? '', new RegExp(APPS[id].label));
+            assert.equal(model.layers.length, APPS[id].layers);
+            assert.deepEqual(
+              model.layers.map((l) => l.name),
+              app.layer_names_in_order.slice(1),
+            );
+            await matchesKeras(model, id, `${APPS[id].label} on ${runtime}`, dir, app);
+          } finally {
+            model.dispose();
+          }
+        });
+      }
 
       it(`${APPS[id].label}: chelsea.png decoded like load_img and preprocessed in ${APPS[id].preprocessing} mode is exactly Keras’ input`, async function () {
         const { dir, app } = manifest(id, this);
@@ -309,106 +323,119 @@ describe('Keras applications MobileNetV2 and ResNet50, from Keras’ legacy weig
     });
   });
 
-  describe('files that are not the right weights', () => {
-    let mobilenetLayers: LegacyLayer[];
-    before(async () => {
-      const built = await buildKerasApplication(tf, 'mobilenet_v2');
-      mobilenetLayers = legacyLayersOf(built);
-      built.model.dispose();
-    });
-
-    it('refuses a file that is not HDF5, naming it', async () => {
-      const png = path.join(tempDir(), 'mobilenet_v2.h5');
-      fs.copyFileSync(image('chelsea.png'), png);
-      await rejectsWith(load('mobilenet_v2', png), /mobilenet_v2\.h5/, /not a Keras HDF5 weights file/, /MobileNetV2/);
-      await rejectsWith(
-        load('resnet50', path.join(tempDir(), 'absent.h5')),
-        /Cannot read the ResNet50 weights absent\.h5/,
-      );
-    });
-
-    it('refuses a damaged HDF5 file (cut short), without crashing', async () => {
-      const whole = await writeH5('whole.h5', (root) => fillLegacy(root, mobilenetLayers));
-      const cut = path.join(tempDir(), 'cut.h5');
-      const bytes = fs.readFileSync(whole);
-      fs.writeFileSync(cut, bytes.subarray(0, Math.floor(bytes.length / 2)));
-      await rejectsWith(load('mobilenet_v2', cut), /cut\.h5 (is damaged|is not a readable HDF5 file)/);
-    });
-
-    it('says which model VGG16 weights given to MobileNetV2 are not for', async () => {
-      let inChannels = 3;
-      const vgg: LegacyLayer[] = [1, 2, 3, 4, 5].flatMap((b) =>
-        Array.from({ length: b <= 2 ? 2 : 3 }, (_, c) => {
-          const name = `block${b}_conv${c + 1}`;
-          const filters = [64, 128, 256, 512, 512][b - 1];
-          const layer = {
-            name,
-            weights: [
-              { name: `${name}/kernel:0`, shape: [3, 3, inChannels, filters] },
-              { name: `${name}/bias:0`, shape: [filters] },
-            ],
-          };
-          inChannels = filters;
-          return layer;
-        }),
-      );
-      const file = await writeH5('vgg16.h5', (root) => fillLegacy(root, vgg));
-      const error = await rejectsWith(
-        load('mobilenet_v2', file),
-        /vgg16\.h5 has weights for 13 layers; MobileNetV2 needs 105/,
-        /block1_conv1/,
-        /another model/,
-      );
-      assert.match(error.detail ?? '', /block5_conv3/);
-    });
-
-    it('names the layer whose weights have the wrong shape, and the shapes', async () => {
-      const layers = mobilenetLayers.map((l) =>
-        l.name === 'block_16_project'
-          ? { ...l, weights: [{ name: 'block_16_project/kernel:0', shape: [1, 1, 960, 300] }] }
-          : l,
-      );
-      const file = await writeH5('wrong_shape.h5', (root) => fillLegacy(root, layers));
-      const before = tf.memory().numTensors;
-      await rejectsWith(
-        load('mobilenet_v2', file),
-        /wrong_shape\.h5/,
-        /block_16_project/,
-        /kernel/,
-        /\[1,1,960,320\]/,
-        /\[1,1,960,300\]/,
-      );
-      assert.equal(tf.memory().numTensors, before, 'the half-built model is freed');
-    });
-
-    it('names the layer with too few weight arrays (a BatchNormalization without its variance)', async () => {
-      const layers = mobilenetLayers.map((l) =>
-        l.name === 'Conv_1_bn' ? { ...l, weights: l.weights.slice(0, 3) } : l,
-      );
-      const file = await writeH5('three_arrays.h5', (root) => fillLegacy(root, layers));
-      await rejectsWith(
-        load('mobilenet_v2', file),
-        /three_arrays\.h5/,
-        /Conv_1_bn/,
-        /needs 4 weight arrays \(gamma, beta, moving_mean, moving_variance\), the file has 3/,
-      );
-    });
-
-    it('names what is missing when a layer is left out, and refuses Keras 3’s model.weights.h5 layout', async () => {
-      const missing = await writeH5('missing.h5', (root) =>
-        fillLegacy(
-          root,
-          mobilenetLayers.filter((l) => l.name !== 'block_3_project_BN'),
-        ),
-      );
-      await rejectsWith(
-        load('mobilenet_v2', missing),
-        /missing\.h5 has weights for 104 layers; MobileNetV2 needs 105: block_3_project_BN is missing/,
-      );
-      const keras3 = await writeH5('model.weights.h5', (root) => {
-        root.create_group('layers').create_group('conv2d').create_group('vars');
+  // A wrong file is refused in the same words whether the model is built in TensorFlow.js or
+  // converted straight to ONNX (as the catalogue opens it where ONNX Runtime runs).
+  const loaders: [string, (id: ApplicationId, file: string) => Promise<LoadedModel>][] = [
+    ['TensorFlow.js', (id, file) => load(id, file)],
+    ['ONNX Runtime (no TensorFlow.js)', loadApplicationOnOnnx],
+  ];
+  for (const [runtime, open] of loaders) {
+    describe(`files that are not the right weights, on ${runtime}`, () => {
+      let mobilenetLayers: LegacyLayer[];
+      before(async () => {
+        const built = await buildKerasApplication(tf, 'mobilenet_v2');
+        mobilenetLayers = legacyLayersOf(built);
+        built.model.dispose();
       });
-      await rejectsWith(load('resnet50', keras3), /model\.weights\.h5/, /Keras 3 weights layout/, /ResNet50/);
+
+      it('refuses a file that is not HDF5, naming it', async () => {
+        const png = path.join(tempDir(), 'mobilenet_v2.h5');
+        fs.copyFileSync(image('chelsea.png'), png);
+        await rejectsWith(
+          open('mobilenet_v2', png),
+          /mobilenet_v2\.h5/,
+          /not a Keras HDF5 weights file/,
+          /MobileNetV2/,
+        );
+        await rejectsWith(
+          open('resnet50', path.join(tempDir(), 'absent.h5')),
+          /Cannot read the ResNet50 weights absent\.h5/,
+        );
+      });
+
+      it('refuses a damaged HDF5 file (cut short), without crashing', async () => {
+        const whole = await writeH5('whole.h5', (root) => fillLegacy(root, mobilenetLayers));
+        const cut = path.join(tempDir(), 'cut.h5');
+        const bytes = fs.readFileSync(whole);
+        fs.writeFileSync(cut, bytes.subarray(0, Math.floor(bytes.length / 2)));
+        await rejectsWith(open('mobilenet_v2', cut), /cut\.h5 (is damaged|is not a readable HDF5 file)/);
+      });
+
+      it('says which model VGG16 weights given to MobileNetV2 are not for', async () => {
+        let inChannels = 3;
+        const vgg: LegacyLayer[] = [1, 2, 3, 4, 5].flatMap((b) =>
+          Array.from({ length: b <= 2 ? 2 : 3 }, (_, c) => {
+            const name = `block${b}_conv${c + 1}`;
+            const filters = [64, 128, 256, 512, 512][b - 1];
+            const layer = {
+              name,
+              weights: [
+                { name: `${name}/kernel:0`, shape: [3, 3, inChannels, filters] },
+                { name: `${name}/bias:0`, shape: [filters] },
+              ],
+            };
+            inChannels = filters;
+            return layer;
+          }),
+        );
+        const file = await writeH5('vgg16.h5', (root) => fillLegacy(root, vgg));
+        const error = await rejectsWith(
+          open('mobilenet_v2', file),
+          /vgg16\.h5 has weights for 13 layers; MobileNetV2 needs 105/,
+          /block1_conv1/,
+          /another model/,
+        );
+        assert.match(error.detail ?? '', /block5_conv3/);
+      });
+
+      it('names the layer whose weights have the wrong shape, and the shapes', async () => {
+        const layers = mobilenetLayers.map((l) =>
+          l.name === 'block_16_project'
+            ? { ...l, weights: [{ name: 'block_16_project/kernel:0', shape: [1, 1, 960, 300] }] }
+            : l,
+        );
+        const file = await writeH5('wrong_shape.h5', (root) => fillLegacy(root, layers));
+        const before = tf.memory().numTensors;
+        await rejectsWith(
+          open('mobilenet_v2', file),
+          /wrong_shape\.h5/,
+          /block_16_project/,
+          /kernel/,
+          /\[1,1,960,320\]/,
+          /\[1,1,960,300\]/,
+        );
+        assert.equal(tf.memory().numTensors, before, 'the half-built model is freed');
+      });
+
+      it('names the layer with too few weight arrays (a BatchNormalization without its variance)', async () => {
+        const layers = mobilenetLayers.map((l) =>
+          l.name === 'Conv_1_bn' ? { ...l, weights: l.weights.slice(0, 3) } : l,
+        );
+        const file = await writeH5('three_arrays.h5', (root) => fillLegacy(root, layers));
+        await rejectsWith(
+          open('mobilenet_v2', file),
+          /three_arrays\.h5/,
+          /Conv_1_bn/,
+          /needs 4 weight arrays \(gamma, beta, moving_mean, moving_variance\), the file has 3/,
+        );
+      });
+
+      it('names what is missing when a layer is left out, and refuses Keras 3’s model.weights.h5 layout', async () => {
+        const missing = await writeH5('missing.h5', (root) =>
+          fillLegacy(
+            root,
+            mobilenetLayers.filter((l) => l.name !== 'block_3_project_BN'),
+          ),
+        );
+        await rejectsWith(
+          open('mobilenet_v2', missing),
+          /missing\.h5 has weights for 104 layers; MobileNetV2 needs 105: block_3_project_BN is missing/,
+        );
+        const keras3 = await writeH5('model.weights.h5', (root) => {
+          root.create_group('layers').create_group('conv2d').create_group('vars');
+        });
+        await rejectsWith(open('resnet50', keras3), /model\.weights\.h5/, /Keras 3 weights layout/, /ResNet50/);
+      });
     });
-  });
+  }
 });

@@ -297,12 +297,19 @@ describe('VGG16 from the catalogue: download → verify → cache → load → e
     const weightsPath = await withPublishedHashes(`${sha256(weights)}  ${VGG16.fileName}\n`, () =>
       ensureDownloaded(VGG16, cache, { baseUrl: base }),
     );
-    engine = new FeatureMapEngine({ assetsDir: DIST });
+    const log: string[] = [];
+    engine = new FeatureMapEngine({ assetsDir: DIST, log: (line) => log.push(line) });
     const result = await engine.extract({
       imagePath: image('chelsea.png'),
       model: { kind: 'catalog', id: VGG16.id, weightsPath },
       layerPatterns: SEED_LAYERS,
     });
+    // Converted from the weights file straight to ONNX: no TensorFlow.js model on the way, whose
+    // conversion would log the shape check after it.
+    assert.ok(
+      log.some((line) => /^VGG16 .* runs on onnxruntime \(converted in \d+ ms\)$/.test(line)),
+      log.join('\n'),
+    );
     // Keras' layer names, and the seed's three layers are the ones the settings list.
     const convs = result.layers.filter((l) => l.op === 'Conv2D').map((l) => l.name);
     assert.equal(convs.length, 13);

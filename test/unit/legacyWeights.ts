@@ -1,5 +1,11 @@
 import * as fs from 'node:fs';
-import { buildKerasApplication } from '../../src/engine/models/kerasApplications';
+import * as path from 'node:path';
+import type { LoadedModel } from '../../src/engine/model';
+import {
+  type ApplicationId,
+  buildKerasApplication,
+  openKerasApplicationOnOnnx,
+} from '../../src/engine/models/kerasApplications';
 import type { BuiltModel } from '../../src/engine/models/kerasGraph';
 import { getTf } from '../../src/engine/tf';
 import { DIST, writeH5, type H5File } from './fixtures';
@@ -73,4 +79,17 @@ export async function mobileNetV2Weights(): Promise<Buffer> {
   const bytes = fs.readFileSync(file);
   fs.rmSync(file);
   return bytes;
+}
+
+/**
+ * `id` with `file`'s weights on onnxruntime, converted without TensorFlow.js as the catalogue
+ * opens it; a graph ONNX Runtime refuses fails the test.
+ */
+export async function loadApplicationOnOnnx(id: ApplicationId, file: string): Promise<LoadedModel> {
+  const opened = await openKerasApplicationOnOnnx(id, file, {
+    key: `test:onnx:${id}:${file}`,
+    summary: { name: path.basename(file), description: 'test' },
+  });
+  if ('unsupported' in opened) throw new Error(`${id} did not convert: ${opened.unsupported}`);
+  return opened;
 }

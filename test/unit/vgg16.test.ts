@@ -9,6 +9,7 @@ import { preprocess } from '../../src/engine/preprocess';
 import { type Tf, getTf } from '../../src/engine/tf';
 import { rejectsWith } from './assertions';
 import { DIST, ORACLE_TOLERANCE, image, oracle, oracleCacheFile, writeH5, type H5File } from './fixtures';
+import { loadApplicationOnOnnx } from './legacyWeights';
 import { readNpy, relErr } from './npy';
 
 const TOLERANCE = ORACLE_TOLERANCE;
@@ -91,27 +92,35 @@ describe('VGG16 without top, from legacy Keras weights', function () {
     }
   });
 
-  for (const file of [
-    'vgg16_notop.legacy.weights.h5',
-    'vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5',
-    'vgg16_notop.h5',
-  ]) {
-    it(`${file}: every one of the 18 layers matches Keras within ${TOLERANCE} (relative to the layer's max)`, async function () {
-      const weights = oracleCacheFile(file, this);
-      const model = await load(weights);
-      try {
-        assert.deepEqual(model.inputSize, { height: 224, width: 224, channels: 3 });
-        assert.equal(model.preprocessing, 'caffe');
-        assert.deepEqual(
-          model.layers.map((l) => l.name),
-          LAYERS,
-        );
-        await matchesKeras(model, file, path.dirname(weights));
-      } finally {
-        model.dispose();
-      }
-    });
-  }
+  // As tests build it in TensorFlow.js, and as the catalogue opens it where ONNX Runtime runs:
+  // converted to ONNX without TensorFlow.js.
+  const loaders: [string, (file: string) => Promise<LoadedModel>][] = [
+    ['TensorFlow.js', (file) => load(file)],
+    ['ONNX Runtime', (file) => loadApplicationOnOnnx('vgg16_notop', file)],
+  ];
+
+  for (const [runtime, open] of loaders)
+    for (const file of [
+      'vgg16_notop.legacy.weights.h5',
+      'vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5',
+      'vgg16_notop.h5',
+    ]) {
+      it(`${file} on ${runtime}: every one of the 18 layers matches Keras within ${TOLERANCE} (relative to the layer's max)`, async function () {
+        const weights = oracleCacheFile(file, this);
+        const model = await open(weights);
+        try {
+          assert.deepEqual(model.inputSize, { height: 224, width: 224, channels: 3 });
+          assert.equal(model.preprocessing, 'caffe');
+          assert.deepEqual(
+            model.layers.map((l) => l.name),
+            LAYERS,
+          );
+          await matchesKeras(model, `${file} on ${runtime}`, path.dirname(weights));
+        } finally {
+          model.dispose();
+        }
+      });
+    }
 
   it('reads all three generations’ weight names and a split layer_names attribute', async function () {
     const source = oracleCacheFile('vgg16_notop.legacy.weights.h5', this);
@@ -206,29 +215,35 @@ describe('VGG16 without top, from legacy Keras weights', function () {
     }
   });
 
-  it('names the layer whose weights have the wrong shape', async () => {
-    const shapes = convShapes();
-    shapes[1] = ['block1_conv2', [3, 3, 64, 32], [32]];
-    const file = await writeH5('wrong_shape.h5', (root) => fillLegacy(root, shapes));
-    await rejectsWith(load(file), /wrong_shape\.h5/, /block1_conv2/, /\[3,3,64,64\]/, /\[3,3,64,32\]/);
-  });
+  for (const [runtime, open] of loaders) {
+    describe(`a wrong file, on ${runtime}`, () => {
+      it('names the layer whose weights have the wrong shape', async () => {
+        const shapes = convShapes();
+        shapes[1] = ['block1_conv2', [3, 3, 64, 32], [32]];
+        const file = await writeH5('wrong_shape.h5', (root) => fillLegacy(root, shapes));
+        await rejectsWith(open(file), /wrong_shape\.h5/, /block1_conv2/, /\[3,3,64,64\]/, /\[3,3,64,32\]/);
+      });
 
-  it('names a missing layer', async () => {
-    const shapes = convShapes().filter(([name]) => name !== 'block3_conv2');
-    const file = await writeH5('missing.h5', (root) => fillLegacy(root, shapes));
-    await rejectsWith(load(file), /missing\.h5/, /block3_conv2 is missing/, /12 layers/);
-  });
+      it('names a missing layer', async () => {
+        const shapes = convShapes().filter(([name]) => name !== 'block3_conv2');
+        const file = await writeH5('missing.h5', (root) => fillLegacy(root, shapes));
+        await rejectsWith(open(file), /missing\.h5/, /block3_conv2 is missing/, /12 layers/);
+      });
 
-  it('names extra layers (weights of VGG16 with its classifier)', async () => {
-    const shapes = [...convShapes(), ['fc1', [25088, 1], [1]] as [string, number[], number[]]];
-    const file = await writeH5('with_top.h5', (root) => fillLegacy(root, shapes));
-    await rejectsWith(load(file), /with_top\.h5/, /not fc1/);
-  });
+      it('names extra layers (weights of VGG16 with its classifier)', async () => {
+        const shapes = [...convShapes(), ['fc1', [25088, 1], [1]] as [string, number[], number[]]];
+        const file = await writeH5('with_top.h5', (root) => fillLegacy(root, shapes));
+        await rejectsWith(open(file), /with_top\.h5/, /not fc1/);
+      });
 
-  it('refuses files that are not legacy Keras weights, naming them', async () => {
-    await rejectsWith(load(oracle('zoo.keras')), /zoo\.keras/, /not a Keras HDF5 weights file/);
-    await rejectsWith(load(oracle('zoo.h5')), /zoo\.h5/, /VGG16 without top needs 13/);
-    const empty = await writeH5('empty.h5', (root) => root.create_dataset({ name: 'x', data: new Float32Array(1) }));
-    await rejectsWith(load(empty), /empty\.h5/, /not Keras weights/);
-  });
+      it('refuses files that are not legacy Keras weights, naming them', async () => {
+        await rejectsWith(open(oracle('zoo.keras')), /zoo\.keras/, /not a Keras HDF5 weights file/);
+        await rejectsWith(open(oracle('zoo.h5')), /zoo\.h5/, /VGG16 without top needs 13/);
+        const empty = await writeH5('empty.h5', (root) =>
+          root.create_dataset({ name: 'x', data: new Float32Array(1) }),
+        );
+        await rejectsWith(open(empty), /empty\.h5/, /not Keras weights/);
+      });
+    });
+  }
 });

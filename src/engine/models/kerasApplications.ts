@@ -1,9 +1,18 @@
 import type { LoadedModel, ModelIdentity } from '../model';
 import type { PreprocessMode } from '../preprocess';
 import type { Tf } from '../tf';
-import { type BuiltModel, KerasGraph, readLegacyWeightsFile, setLegacyWeights } from './kerasGraph';
+import {
+  type BuiltModel,
+  KerasGraph,
+  type KerasTopology,
+  buildTopology,
+  pairLegacyWeights,
+  readLegacyWeightsFile,
+  setLegacyWeights,
+} from './kerasGraph';
+import { openConvertedKeras } from './layersToOnnx';
 import { wrapLayersModel } from './tfjsLayers';
-import { loadVgg16NoTop } from './vgg16';
+import { VGG16_PREPROCESSING_REASON, loadVgg16NoTop, vgg16Topology } from './vgg16';
 
 /** The Keras applications whose architecture we define in code and whose weights Keras publishes. */
 export type ApplicationId = 'vgg16_notop' | 'mobilenet_v2' | 'resnet50';
@@ -24,7 +33,7 @@ export async function loadKerasApplication(
   const application = APPLICATIONS[id];
   // Read (and check) the file before building: a wrong file fails fast, without allocating the model.
   const { fileName, weights } = await readLegacyWeightsFile(weightsPath, application.label);
-  const built = await application.build(tf);
+  const built = await buildTopology(tf, application.topology());
   try {
     setLegacyWeights(tf, built, weights, fileName, application.label);
     const loaded = wrapLayersModel(tf, built.model, { ...options, preprocessing: application.preprocessing });
@@ -36,30 +45,62 @@ export async function loadKerasApplication(
 }
 
 /**
+ * `id` on onnxruntime, with no TensorFlow.js: its architecture and the weights file's arrays
+ * (checked as `loadKerasApplication` checks them) written straight into an ONNX graph
+ * (kerasToOnnx.ts). Or why it cannot be, when the converted graph does not open.
+ */
+export async function openKerasApplicationOnOnnx(
+  id: ApplicationId,
+  weightsPath: string,
+  options: ApplicationOptions,
+): Promise<LoadedModel | { unsupported: string }> {
+  const application = id === 'vgg16_notop' ? VGG16_NO_TOP : APPLICATIONS[id];
+  const { fileName, weights } = await readLegacyWeightsFile(weightsPath, application.fileLabel ?? application.label);
+  const topology = application.topology();
+  const paired = pairLegacyWeights(topology, weights, fileName, application.label);
+  return openConvertedKeras(
+    { config: topology.config, weights: paired, dialect: 'keras2', inputSize: { height: SIZE, width: SIZE } },
+    { ...options, preprocessing: application.preprocessing, preprocessingReason: application.preprocessingReason },
+  );
+}
+
+/**
  * The architecture of `id` with Keras' layer names, 224×224×3 input and its ImageNet classifier;
  * weights start at zero. `kerasOrder` is Keras' `model.layers` order.
  */
 export function buildKerasApplication(tf: Tf, id: Exclude<ApplicationId, 'vgg16_notop'>): Promise<BuiltModel> {
-  return APPLICATIONS[id].build(tf);
+  return buildTopology(tf, APPLICATIONS[id].topology());
 }
 
 interface Application {
+  /** The model's name in messages. */
   label: string;
-  build(tf: Tf): Promise<BuiltModel>;
+  /** How a message about its weights file names it, when not by `label`. */
+  fileLabel?: string;
+  topology(): KerasTopology;
   preprocessing: PreprocessMode;
   preprocessingReason: string;
 }
 
+/** As loadVgg16NoTop loads it from TensorFlow.js. */
+const VGG16_NO_TOP: Application = {
+  label: 'VGG16 without top',
+  fileLabel: 'VGG16',
+  topology: () => vgg16Topology(),
+  preprocessing: 'caffe',
+  preprocessingReason: VGG16_PREPROCESSING_REASON,
+};
+
 const APPLICATIONS: Record<Exclude<ApplicationId, 'vgg16_notop'>, Application> = {
   mobilenet_v2: {
     label: 'MobileNetV2',
-    build: buildMobileNetV2,
+    topology: mobileNetV2Topology,
     preprocessing: 'tf',
     preprocessingReason: 'Keras MobileNetV2 expects tf preprocessing (x / 127.5 − 1, values in [−1, 1]).',
   },
   resnet50: {
     label: 'ResNet50',
-    build: buildResNet50,
+    topology: resNet50Topology,
     preprocessing: 'caffe',
     preprocessingReason: 'Keras ResNet50 expects caffe preprocessing (BGR minus the ImageNet mean).',
   },
@@ -104,7 +145,7 @@ function correctPad(height: number, width: number): [[number, number], [number, 
   ];
 }
 
-async function buildMobileNetV2(tf: Tf): Promise<BuiltModel> {
+function mobileNetV2Topology(): KerasTopology {
   const g = new KerasGraph('mobilenetv2_1.00_224', [SIZE, SIZE, 3]);
   let x = g.conv2d('Conv1', g.input, { filters: 32, kernelSize: 3, strides: 2, padding: 'same', useBias: false });
   x = g.batchNormalization('bn_Conv1', x, MOBILENET_BN);
@@ -149,7 +190,7 @@ async function buildMobileNetV2(tf: Tf): Promise<BuiltModel> {
   // Keras leaves this layer unnamed, so a fresh session calls it "global_average_pooling2d".
   x = g.globalAveragePooling2d('global_average_pooling2d', x);
   x = g.dense('predictions', x, { units: CLASSES, activation: 'softmax' });
-  return g.build(tf, x);
+  return g.topology(x);
 }
 
 // ---------------------------------------------------------------- ResNet50
@@ -164,7 +205,7 @@ const RESNET50_STAGES: readonly [filters: number, blocks: number][] = [
 
 const RESNET_BN = { epsilon: 1.001e-5, momentum: 0.99 };
 
-async function buildResNet50(tf: Tf): Promise<BuiltModel> {
+function resNet50Topology(): KerasTopology {
   const g = new KerasGraph('resnet50', [SIZE, SIZE, 3]);
   let x = g.zeroPadding2d('conv1_pad', g.input, [
     [3, 3],
@@ -206,5 +247,5 @@ async function buildResNet50(tf: Tf): Promise<BuiltModel> {
   });
   x = g.globalAveragePooling2d('avg_pool', x);
   x = g.dense('predictions', x, { units: CLASSES, activation: 'softmax' });
-  return g.build(tf, x);
+  return g.topology(x);
 }

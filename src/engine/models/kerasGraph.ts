@@ -14,23 +14,43 @@ export type Padding = 'same' | 'valid';
 
 const ZEROS: Json = { class_name: 'Zeros', config: {} };
 
-/** A model built from a topology, with its layers in the order Keras itself lists them. */
-export interface BuiltModel {
-  model: tfl.LayersModel;
-  /** Layer names (without the input) in Keras' `model.layers` order: the order legacy files store weights in. */
-  kerasOrder: readonly string[];
+/** One weight array a layer has, as Keras names (the last part of its path) and shapes it. */
+export interface WeightSpec {
+  label: string;
+  shape: number[];
 }
 
 /**
- * Writes a Keras 2 functional-model topology layer by layer, and builds it through `tf.models`
- * rather than `tf.layers`, so it works with whichever tfjs copy (wasm bundle or tfjs-node) `tf` is.
- * Each method takes the input layer name(s) and returns the new layer's name. Layers are listed in
- * the order they are added: add them in Keras' `model.layers` order.
- * Weights start at zero: load them after.
+ * A Keras 2 functional model's architecture, as a `.h5` file's `model_config` has it, and what
+ * loading a legacy weights file into it checks: each layer's weight arrays.
+ */
+export interface KerasTopology {
+  /** `{class_name: 'Model', config}`: what kerasToOnnx.ts and tfjs' `modelFromJSON` read. */
+  config: { [key: string]: Json };
+  /** Layer names (without the input) in Keras' `model.layers` order: the order legacy files store weights in. */
+  kerasOrder: readonly string[];
+  /** The weight arrays of each layer that has any, in Keras' order (kernel, bias; gamma, beta, moving_mean, moving_variance). */
+  weights: ReadonlyMap<string, readonly WeightSpec[]>;
+}
+
+/** A model built from a topology, with its layers in the order Keras itself lists them. */
+export interface BuiltModel extends KerasTopology {
+  model: tfl.LayersModel;
+}
+
+/**
+ * Writes a Keras 2 functional-model topology layer by layer (`topology`), which kerasToOnnx.ts
+ * converts without TensorFlow.js, or `build` makes a tfjs model of through `tf.models` rather than
+ * `tf.layers`, so it works with whichever tfjs copy (wasm bundle or tfjs-node) `tf` is. Each
+ * method takes the input layer name(s) and returns the new layer's name. Layers are listed in the
+ * order they are added: add them in Keras' `model.layers` order. Weights start at zero: load them after.
  */
 export class KerasGraph {
   private readonly layers: Json[] = [];
   private readonly names: string[] = [];
+  /** Each layer's output channels (the last axis), for the weight shapes of the layers after it. */
+  private readonly channels = new Map<string, number>();
+  private readonly weights = new Map<string, WeightSpec[]>();
   readonly input: string;
 
   constructor(
@@ -45,16 +65,24 @@ export class KerasGraph {
       inbound_nodes: [],
     });
     this.input = inputName;
+    this.channels.set(inputName, Number(inputShape.at(-1)));
   }
 
+  /**
+   * Adds a layer on `inputs`. `weights(channels)`: its weight arrays, given its input's channels;
+   * `channels`: its output's, when not its input's.
+   */
   layer(
     className: string,
     name: string,
     inputs: string | readonly string[],
     config: Record<string, Json> = {},
+    shapes: { weights?: (channels: number) => WeightSpec[]; channels?: number } = {},
   ): string {
     if (this.names.includes(name) || name === this.input) throw new Error(`Layer name ${name} is used twice`);
     const sources = typeof inputs === 'string' ? [inputs] : inputs;
+    const inputChannels = this.channels.get(sources[0]);
+    if (inputChannels === undefined) throw new Error(`Layer ${name} takes ${sources[0]}, which is not in the graph`);
     this.layers.push({
       class_name: className,
       name,
@@ -62,6 +90,9 @@ export class KerasGraph {
       inbound_nodes: [sources.map((source) => [source, 0, 0, {}])],
     });
     this.names.push(name);
+    this.channels.set(name, shapes.channels ?? inputChannels);
+    const weights = shapes.weights?.(inputChannels) ?? [];
+    if (weights.length > 0) this.weights.set(name, weights);
     return name;
   }
 
@@ -78,18 +109,28 @@ export class KerasGraph {
     },
   ): string {
     const { filters, kernelSize, strides = 1, padding = 'valid', useBias = true, activation = 'linear' } = options;
-    return this.layer('Conv2D', name, input, {
-      filters,
-      kernel_size: [kernelSize, kernelSize],
-      strides: [strides, strides],
-      padding,
-      data_format: 'channels_last',
-      dilation_rate: [1, 1],
-      activation,
-      use_bias: useBias,
-      kernel_initializer: ZEROS,
-      bias_initializer: ZEROS,
-    });
+    return this.layer(
+      'Conv2D',
+      name,
+      input,
+      {
+        filters,
+        kernel_size: [kernelSize, kernelSize],
+        strides: [strides, strides],
+        padding,
+        data_format: 'channels_last',
+        dilation_rate: [1, 1],
+        activation,
+        use_bias: useBias,
+        kernel_initializer: ZEROS,
+        bias_initializer: ZEROS,
+      },
+      {
+        channels: filters,
+        weights: (channels) =>
+          withBias({ label: 'kernel', shape: [kernelSize, kernelSize, channels, filters] }, useBias, filters),
+      },
+    );
   }
 
   depthwiseConv2d(
@@ -98,32 +139,47 @@ export class KerasGraph {
     options: { kernelSize: number; strides?: number; padding?: Padding; useBias?: boolean },
   ): string {
     const { kernelSize, strides = 1, padding = 'valid', useBias = true } = options;
-    return this.layer('DepthwiseConv2D', name, input, {
-      kernel_size: [kernelSize, kernelSize],
-      strides: [strides, strides],
-      padding,
-      data_format: 'channels_last',
-      dilation_rate: [1, 1],
-      depth_multiplier: 1,
-      activation: 'linear',
-      use_bias: useBias,
-      depthwise_initializer: ZEROS,
-      bias_initializer: ZEROS,
-    });
+    return this.layer(
+      'DepthwiseConv2D',
+      name,
+      input,
+      {
+        kernel_size: [kernelSize, kernelSize],
+        strides: [strides, strides],
+        padding,
+        data_format: 'channels_last',
+        dilation_rate: [1, 1],
+        depth_multiplier: 1,
+        activation: 'linear',
+        use_bias: useBias,
+        depthwise_initializer: ZEROS,
+        bias_initializer: ZEROS,
+      },
+      {
+        weights: (channels) =>
+          withBias({ label: 'depthwise_kernel', shape: [kernelSize, kernelSize, channels, 1] }, useBias, channels),
+      },
+    );
   }
 
   batchNormalization(name: string, input: string, options: { epsilon: number; momentum: number }): string {
-    return this.layer('BatchNormalization', name, input, {
-      axis: -1,
-      momentum: options.momentum,
-      epsilon: options.epsilon,
-      center: true,
-      scale: true,
-      beta_initializer: ZEROS,
-      gamma_initializer: { class_name: 'Ones', config: {} },
-      moving_mean_initializer: ZEROS,
-      moving_variance_initializer: { class_name: 'Ones', config: {} },
-    });
+    return this.layer(
+      'BatchNormalization',
+      name,
+      input,
+      {
+        axis: -1,
+        momentum: options.momentum,
+        epsilon: options.epsilon,
+        center: true,
+        scale: true,
+        beta_initializer: ZEROS,
+        gamma_initializer: { class_name: 'Ones', config: {} },
+        moving_mean_initializer: ZEROS,
+        moving_variance_initializer: { class_name: 'Ones', config: {} },
+      },
+      { weights: (channels) => BATCH_NORM_WEIGHTS.map((label) => ({ label, shape: [channels] })) },
+    );
   }
 
   /** Keras' `layers.ReLU(max_value)`: ReLU6 for `maxValue` 6. */
@@ -157,29 +213,53 @@ export class KerasGraph {
     return this.layer('Add', name, inputs);
   }
 
+  /** A Dense layer on a vector (after a global pooling). */
   dense(name: string, input: string, options: { units: number; activation?: string }): string {
-    return this.layer('Dense', name, input, {
-      units: options.units,
-      activation: options.activation ?? 'linear',
-      use_bias: true,
-      kernel_initializer: ZEROS,
-      bias_initializer: ZEROS,
-    });
+    const { units } = options;
+    return this.layer(
+      'Dense',
+      name,
+      input,
+      {
+        units,
+        activation: options.activation ?? 'linear',
+        use_bias: true,
+        kernel_initializer: ZEROS,
+        bias_initializer: ZEROS,
+      },
+      { channels: units, weights: (channels) => withBias({ label: 'kernel', shape: [channels, units] }, true, units) },
+    );
   }
 
-  async build(tf: Tf, output: string): Promise<BuiltModel> {
-    const modelTopology = {
-      class_name: 'Model',
+  /** The model whose output is `output`'s. */
+  topology(output: string): KerasTopology {
+    return {
       config: {
-        name: this.name,
-        layers: this.layers,
-        input_layers: [[this.input, 0, 0]],
-        output_layers: [[output, 0, 0]],
+        class_name: 'Model',
+        config: {
+          name: this.name,
+          layers: [...this.layers],
+          input_layers: [[this.input, 0, 0]],
+          output_layers: [[output, 0, 0]],
+        },
       },
+      kerasOrder: [...this.names],
+      weights: new Map(this.weights),
     };
-    const model = await tf.models.modelFromJSON({ modelTopology });
-    return { model, kerasOrder: [...this.names] };
   }
+}
+
+/** `topology` as a TensorFlow.js Layers model, its weights at zero. */
+export async function buildTopology(tf: Tf, topology: KerasTopology): Promise<BuiltModel> {
+  const model = await tf.models.modelFromJSON({ modelTopology: topology.config });
+  return { ...topology, model };
+}
+
+/** Keras' BatchNormalization weights (center and scale on), in the order legacy files list them. */
+const BATCH_NORM_WEIGHTS = ['gamma', 'beta', 'moving_mean', 'moving_variance'];
+
+function withBias(kernel: WeightSpec, useBias: boolean, units: number): WeightSpec[] {
+  return useBias ? [kernel, { label: 'bias', shape: [units] }] : [kernel];
 }
 
 // ---------------------------------------------------------------- legacy weights-only files
@@ -248,29 +328,27 @@ function countMismatch(fileName: string, label: string, ours: readonly string[],
   return `${counts}.`;
 }
 
-function sameShape(a: readonly number[], b: readonly (number | null)[]): boolean {
+function sameShape(a: readonly number[], b: readonly number[]): boolean {
   return a.length === b.length && a.every((d, i) => d === b[i]);
 }
 
 /**
- * Puts a legacy file's weights into `built.model` the way Keras' `load_weights` does: the file's
- * layers with weights go, in file order, to the model's layers with weights in Keras order. Where
- * a file layer has the name of one of ours, they pair by name (so a file listing layers in another
- * order still loads right); the rest pair by position, as in Keras (old files may name layers
- * differently, e.g. a classifier called "Logits"). Every count and shape is checked before any
- * weight is set, so a wrong file changes nothing.
+ * Pairs a legacy file's weights with `topology`'s layers the way Keras' `load_weights` does: the
+ * file's layers with weights go, in file order, to the model's layers with weights in Keras order.
+ * Where a file layer has the name of one of ours, they pair by name (so a file listing layers in
+ * another order still loads right); the rest pair by position, as in Keras (old files may name
+ * layers differently, e.g. a classifier called "Logits"). Every count and shape is checked: a
+ * wrong file is refused in words, naming the layer. The result is keyed by our layer names.
  */
-export function setLegacyWeights(
-  tf: Tf,
-  built: BuiltModel,
+export function pairLegacyWeights(
+  topology: KerasTopology,
   weights: LayerWeights,
   fileName: string,
   label: string,
-): void {
-  const ours = built.kerasOrder.map((name) => built.model.getLayer(name)).filter((layer) => layer.weights.length > 0);
+): Map<string, WeightArray[]> {
+  const ourNames = topology.kerasOrder.filter((name) => topology.weights.has(name));
   const fileLayers = [...weights.entries()];
-  const ourNames = ours.map((layer) => layer.name);
-  if (fileLayers.length !== ours.length) {
+  if (fileLayers.length !== ourNames.length) {
     throw new UserFacingError(
       countMismatch(
         fileName,
@@ -287,19 +365,12 @@ export function setLegacyWeights(
   const ourSet = new Set(ourNames);
   const unmatchedFile = fileLayers.filter(([name]) => !ourSet.has(name));
   let next = 0;
-  const pairs = ours.map((layer): [tfl.layers.Layer, string, WeightArray[]] => {
-    const arrays = byName.get(layer.name);
-    if (arrays) return [layer, layer.name, arrays];
-    const [fileLayer, fileArrays] = unmatchedFile[next++];
-    return [layer, fileLayer, fileArrays];
-  });
-
-  for (const [layer, fileLayer, arrays] of pairs) {
-    const where =
-      fileLayer === layer.name ? `layer "${layer.name}"` : `layer "${layer.name}" (the file's "${fileLayer}")`;
-    // tfjs' weight order is Keras' legacy order: kernel, bias; gamma, beta, moving_mean, moving_variance.
-    const expected = layer.weights;
-    const labels = expected.map((w) => w.originalName.split('/').pop() ?? w.originalName);
+  const paired = new Map<string, WeightArray[]>();
+  for (const name of ourNames) {
+    const [fileLayer, arrays] = byName.has(name) ? [name, byName.get(name) ?? []] : unmatchedFile[next++];
+    const where = fileLayer === name ? `layer "${name}"` : `layer "${name}" (the file's "${fileLayer}")`;
+    const expected = topology.weights.get(name) ?? [];
+    const labels = expected.map((w) => w.label);
     if (arrays.length !== expected.length) {
       throw new UserFacingError(
         `${fileName}: ${where} needs ${expected.length} weight array${expected.length === 1 ? '' : 's'} (${labels.join(', ')}), the file has ${arrays.length}.`,
@@ -314,11 +385,26 @@ export function setLegacyWeights(
         );
       }
     });
+    paired.set(name, arrays);
   }
-  for (const [layer, , arrays] of pairs) {
+  return paired;
+}
+
+/**
+ * Puts a legacy file's weights into `built.model` as Keras' `load_weights` does (pairLegacyWeights).
+ * Every count and shape is checked before any weight is set, so a wrong file changes nothing.
+ */
+export function setLegacyWeights(
+  tf: Tf,
+  built: BuiltModel,
+  weights: LayerWeights,
+  fileName: string,
+  label: string,
+): void {
+  for (const [name, arrays] of pairLegacyWeights(built, weights, fileName, label)) {
     const tensors = arrays.map((array) => tf.tensor(array.data, array.shape, 'float32'));
     try {
-      layer.setWeights(tensors);
+      built.model.getLayer(name).setWeights(tensors);
     } finally {
       tf.dispose(tensors);
     }

@@ -1,7 +1,14 @@
 import type * as tfl from '@tensorflow/tfjs-layers';
 import type { LoadedModel, ModelIdentity } from '../model';
 import type { Tf } from '../tf';
-import { type BuiltModel, KerasGraph, readLegacyWeightsFile, setLegacyWeights } from './kerasGraph';
+import {
+  type BuiltModel,
+  KerasGraph,
+  type KerasTopology,
+  buildTopology,
+  readLegacyWeightsFile,
+  setLegacyWeights,
+} from './kerasGraph';
 import { wrapLayersModel } from './tfjsLayers';
 
 /** Keras' `applications.VGG16(include_top=False)`: filters of each block's 3×3 convolutions. */
@@ -27,6 +34,11 @@ export async function buildVgg16NoTop(
 }
 
 function buildVgg16(tf: Tf, inputSize: InputSize): Promise<BuiltModel> {
+  return buildTopology(tf, vgg16Topology(inputSize));
+}
+
+/** Keras' `applications.VGG16(include_top=False)` at `inputSize`, as a Keras 2 `model_config`. */
+export function vgg16Topology(inputSize: InputSize = { height: 224, width: 224 }): KerasTopology {
   const g = new KerasGraph('vgg16', [inputSize.height, inputSize.width, 3]);
   let x = g.input;
   BLOCKS.forEach((filters, b) => {
@@ -35,8 +47,10 @@ function buildVgg16(tf: Tf, inputSize: InputSize): Promise<BuiltModel> {
     });
     x = g.maxPooling2d(`block${b + 1}_pool`, x, { poolSize: 2, strides: 2 });
   });
-  return g.build(tf, x);
+  return g.topology(x);
 }
+
+export const VGG16_PREPROCESSING_REASON = 'Keras VGG16 expects caffe preprocessing (BGR minus the ImageNet mean).';
 
 export interface Vgg16Options {
   key: string;
@@ -56,7 +70,7 @@ export async function loadVgg16NoTop(tf: Tf, weightsPath: string, options: Vgg16
     // Keras matches layers by position: the file's 13 layers with weights go to our 13 convolutions.
     setLegacyWeights(tf, built, weights, fileName, 'VGG16 without top');
     const loaded = wrapLayersModel(tf, built.model, { ...options, preprocessing: 'caffe' });
-    return { ...loaded, preprocessingReason: 'Keras VGG16 expects caffe preprocessing (BGR minus the ImageNet mean).' };
+    return { ...loaded, preprocessingReason: VGG16_PREPROCESSING_REASON };
   } catch (error) {
     built.model.dispose();
     throw error;
