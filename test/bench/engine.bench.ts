@@ -3,7 +3,10 @@
 // Memory is given for both sides: this process (the client, in the extension host's place) and
 // the engine process it forks. Prints one JSON line. Run by test/bench/run.mjs; by hand:
 //   node dist/test/bench/engine.bench.js --model vgg16|mobilenet_v2|bundled --weights FILE --runs 10
-// FEATURE_MAPS_NATIVE=0 in the environment forces the tfjs path (see src/engine/engine.ts).
+// --conversions DIR: where converted models are kept (as the extension keeps them), so a second
+// run opens the conversion the first made; none by default (every run converts).
+// FEATURE_MAPS_NATIVE=0 in the environment forces the tfjs path (see src/engine/engine.ts);
+// BENCH_LOG=1 prints the engine's log on stderr, each line with this process's clock.
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -46,6 +49,7 @@ async function main(): Promise<void> {
     enginePath: path.join(DIST, 'engine.js'),
     assetsDir: DIST,
     conversionsDir: values.conversions && path.resolve(values.conversions),
+    log: process.env.BENCH_LOG ? (line) => console.error(`${performance.now().toFixed(0)} ${line}`) : undefined,
   });
   const loop = monitorEventLoopDelay({ resolution: 5 });
   try {

@@ -61,6 +61,7 @@ export async function openKerasApplicationOnOnnx(
   return openConvertedKeras(
     { config: topology.config, weights: paired, dialect: 'keras2', inputSize: { height: SIZE, width: SIZE } },
     { ...options, preprocessing: application.preprocessing, preprocessingReason: application.preprocessingReason },
+    { trustShapes: true },
   );
 }
 

@@ -58,26 +58,34 @@ type ModelBase = Omit<
 /**
  * A Keras model (architecture and weights as read from its file) on onnxruntime, or why it cannot
  * be: a layer with no ONNX form, or a converted graph ONNX Runtime refuses or sizes otherwise.
+ * `trustShapes`: for an architecture of ours whose conversion the tests hold to Keras' (the
+ * catalogue's), ORT's check of every shape at load is skipped, and with it the session on the
+ * whole graph, made at the first pass that needs every layer (a first grid runs on a cut one).
  */
 export async function openConvertedKeras(
   input: KerasModelInput,
   base: ModelBase,
+  options: { trustShapes?: boolean } = {},
 ): Promise<(LoadedModel & PassCosts) | { unsupported: string }> {
   const started = performance.now();
   const conversion = kerasToOnnx(input);
   if ('unsupported' in conversion) return conversion;
   const layers: LayerMeta[] = conversion.outputs.map((o) => ({ name: o.layer, op: o.op, shape: o.shape }));
-  const opened = await openSession(conversion, layers);
+  const opened = await openSession(conversion, layers, options.trustShapes);
   if ('unsupported' in opened) return opened;
   const [height, width, channels] = conversion.inputShape;
   const model = onSession(opened, base, layers, { height, width, channels });
   return { ...model, convertedInMs: performance.now() - started };
 }
 
-/** ORT's session on a converted graph, whose every output's shape (ORT infers them at load) must be ours. */
+/**
+ * ORT's session on a converted graph, whose every output's shape (ORT infers them at load) must be
+ * ours; `lazy`: made at the first pass over every layer, and the shapes taken as they are.
+ */
 async function openSession(
   conversion: ConvertedModel,
   layers: readonly LayerMeta[],
+  lazy = false,
 ): Promise<ConvertedSession | { unsupported: string }> {
   const [height, width, channels] = conversion.inputShape;
   const form: OnnxForm = {
@@ -92,7 +100,7 @@ async function openSession(
   };
   let session: OnnxGraphSession;
   try {
-    session = await openOnnxGraph(form.bytes, form.input, form.outputs, { layerShapes: shapesOf(layers) });
+    session = await openOnnxGraph(form.bytes, form.input, form.outputs, { lazy, layerShapes: shapesOf(layers) });
   } catch (error) {
     return { unsupported: `ONNX Runtime refused the converted model: ${errorText(error)}` };
   }
