@@ -5,22 +5,37 @@
 // default): a process started with GLIBC_TUNABLES=glibc.malloc.hugetlb=1. The engine process
 // and the CLI start that way on Linux. On the 2-core benchmark VM (2026-12-03) a MobileNetV2
 // session was made in ~110 ms instead of ~280 and its first pass took ~30 ms instead of ~225.
-// Other C libraries (musl) ignore the variable; a user's own glibc.malloc.hugetlb setting wins.
+//
+// With it, glibc.malloc.mmap_threshold=2 MB: every buffer of 2 MB or more (an activation, mostly)
+// is a mapping of its own, with huge pages from its first byte, given back when freed. Without
+// it glibc raises that threshold to the size of the largest buffer freed so far (a model file
+// read at open, up to 32 MB), so activations come from its heap instead, where huge pages were
+// slow on a 2-core AMD EPYC family 25 VM (2026-12-04, engine bench, catalogue MobileNetV2, every
+// layer, median of 10 passes per process): 88–103 ms a pass in each of 5 processes, against
+// 22–39 ms in 7 of 8 processes with the threshold fixed (87 ms in one), and 36–39 ms with no
+// huge pages. VGG16 (159–277 ms against 168–250) and the bundled model (21–91 against 20–66)
+// varied from one process to the next either way.
+// Other C libraries (musl) ignore the variable; a user's own glibc.malloc settings win.
 
 import * as net from 'node:net';
 
 const TUNABLE = 'glibc.malloc.hugetlb';
+const MMAP_THRESHOLD = 'glibc.malloc.mmap_threshold';
 
 /** Whether a process started with `env` would not yet ask glibc for huge pages (Linux only). */
 export function wantsHugePages(env: NodeJS.ProcessEnv, platform = process.platform): boolean {
   return platform === 'linux' && !(env.GLIBC_TUNABLES ?? '').includes(TUNABLE);
 }
 
-/** `env` with glibc's malloc asking for huge pages, beside any tunables it sets already. */
+/**
+ * `env` with glibc's malloc asking for huge pages and mapping buffers of 2 MB or more on their
+ * own, beside any tunables it sets already (its own mmap_threshold stays).
+ */
 export function withHugePages(env: NodeJS.ProcessEnv, platform = process.platform): NodeJS.ProcessEnv {
   if (!wantsHugePages(env, platform)) return env;
-  const tunables = [env.GLIBC_TUNABLES, `${TUNABLE}=1`].filter(Boolean).join(':');
-  return { ...env, GLIBC_TUNABLES: tunables };
+  const own = env.GLIBC_TUNABLES ?? '';
+  const added = [`${TUNABLE}=1`, ...(own.includes(MMAP_THRESHOLD) ? [] : [`${MMAP_THRESHOLD}=${2 * 1024 * 1024}`])];
+  return { ...env, GLIBC_TUNABLES: [own, ...added].filter(Boolean).join(':') };
 }
 
 /** Set by the CLI's launcher for the CLI it starts: the fd of a socket whose end means the launcher is gone. */

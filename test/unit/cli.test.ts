@@ -5,6 +5,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import sharp from 'sharp';
 import { TEST_PUBLISHED_HASHES_ENV, catalogEntry } from '../../src/engine/catalog';
+import { withHugePages } from '../../src/engine/hugePages';
 import { startMirror } from '../mirror.mjs';
 import { DIST, image, oracleCacheFile, shared, tempDir, torchOracle } from './fixtures';
 import { readNpy } from './npy';
@@ -345,4 +346,39 @@ const torch = torchOracle();
     const conv = hooked(resnet, 'layer1.0.conv1');
     assert.match(loaded.stdout, new RegExp(`^layer1\\.0\\.conv1\t${conv.op}\t${conv.shape}$`, 'm'));
   });
+});
+
+describe('the tunables both launchers give the CLI on Linux (hugePages.ts)', () => {
+  // The shell launcher with a stand-in for Node that prints what it was started with.
+  const fakeNode = path.join(tempDir(), 'node');
+  fs.writeFileSync(fakeNode, '#!/bin/sh\nprintf %s "${GLIBC_TUNABLES-unset}"\n', { mode: 0o755 });
+  const viaShell = (tunables: string | undefined): string => {
+    const env: NodeJS.ProcessEnv = { PATH: process.env.PATH, NODE: fakeNode };
+    if (tunables !== undefined) env.GLIBC_TUNABLES = tunables;
+    const run = spawnSync(path.join(DIST, 'feature-maps'), [], { env, encoding: 'utf8' });
+    assert.equal(run.status, 0, run.stderr);
+    return run.stdout;
+  };
+
+  for (const [case_, own, expected] of [
+    ['none of the user’s', undefined, 'glibc.malloc.hugetlb=1:glibc.malloc.mmap_threshold=2097152'],
+    [
+      'beside the user’s others',
+      'glibc.cpu.x86_foo=1',
+      'glibc.cpu.x86_foo=1:glibc.malloc.hugetlb=1:glibc.malloc.mmap_threshold=2097152',
+    ],
+    [
+      'the user’s own threshold kept',
+      'glibc.malloc.mmap_threshold=65536',
+      'glibc.malloc.mmap_threshold=65536:glibc.malloc.hugetlb=1',
+    ],
+    ['the user’s own huge-page choice wins', 'glibc.malloc.hugetlb=0', 'glibc.malloc.hugetlb=0'],
+  ] as const) {
+    it(`${case_}: ${expected}`, function () {
+      if (process.platform !== 'linux') this.skip();
+      assert.equal(viaShell(own), expected, 'dist/feature-maps');
+      const env = own === undefined ? {} : { GLIBC_TUNABLES: own };
+      assert.equal(withHugePages(env).GLIBC_TUNABLES, expected, 'node dist/cli.js and the engine process');
+    });
+  }
 });
