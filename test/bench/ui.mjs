@@ -107,7 +107,8 @@ function startIdleProbe() {
       '-e',
       `let last = performance.now(), worst = 0;
        setInterval(() => { const now = performance.now(); worst = Math.max(worst, now - last); last = now; }, 5);
-       process.on('message', () => { process.send(Math.round(worst)); process.exit(0); });`,
+       process.on('message', () => { process.send(Math.round(worst)); process.exit(0); });
+       process.on('disconnect', () => process.exit(0));`,
     ],
     { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] },
   );
