@@ -115,11 +115,7 @@ export class KerasGraph {
       input,
       {
         filters,
-        kernel_size: [kernelSize, kernelSize],
-        strides: [strides, strides],
-        padding,
-        data_format: 'channels_last',
-        dilation_rate: [1, 1],
+        ...convolutionWindow(kernelSize, strides, padding),
         activation,
         use_bias: useBias,
         kernel_initializer: ZEROS,
@@ -144,11 +140,7 @@ export class KerasGraph {
       name,
       input,
       {
-        kernel_size: [kernelSize, kernelSize],
-        strides: [strides, strides],
-        padding,
-        data_format: 'channels_last',
-        dilation_rate: [1, 1],
+        ...convolutionWindow(kernelSize, strides, padding),
         depth_multiplier: 1,
         activation: 'linear',
         use_bias: useBias,
@@ -253,6 +245,17 @@ export class KerasGraph {
 export async function buildTopology(tf: Tf, topology: KerasTopology): Promise<BuiltModel> {
   const model = await tf.models.modelFromJSON({ modelTopology: topology.config });
   return { ...topology, model };
+}
+
+/** A square convolution window's config, channels last, undilated. */
+function convolutionWindow(kernelSize: number, strides: number, padding: Padding): Record<string, Json> {
+  return {
+    kernel_size: [kernelSize, kernelSize],
+    strides: [strides, strides],
+    padding,
+    data_format: 'channels_last',
+    dilation_rate: [1, 1],
+  };
 }
 
 /** Keras' BatchNormalization weights (center and scale on), in the order legacy files list them. */
