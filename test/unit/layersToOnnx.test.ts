@@ -411,7 +411,7 @@ describe('TF.js and Keras models on onnxruntime (converted to ONNX in memory)', 
       });
     }
 
-    it('layers derived from others when read (activations, batch norms either way, sums) equal tfjs’; a batch norm with a zero scale is not inverted', async () => {
+    it('layers derived from others when read (activations, batch norms either way, sums, zero padding) equal tfjs’; a batch norm with a zero scale is not inverted', async () => {
       const tfjs = small((x) => {
         const a = tfl.layers.conv2d({ filters: 6, kernelSize: 3, padding: 'same', name: 'conv_a' }).apply(x);
         const aNorm = tfl.layers.batchNormalization({ name: 'bn_a' }).apply(a);
@@ -419,7 +419,18 @@ describe('TF.js and Keras models on onnxruntime (converted to ONNX in memory)', 
         const b = tfl.layers.conv2d({ filters: 6, kernelSize: 1, name: 'conv_b' }).apply(aRelu);
         const bNorm = tfl.layers.batchNormalization({ name: 'bn_b' }).apply(b);
         const sum = tfl.layers.add({ name: 'sum' }).apply([bNorm, aNorm] as tfl.SymbolicTensor[]);
-        return tfl.layers.leakyReLU({ alpha: 0.1, name: 'leaky' }).apply(sum) as tfl.SymbolicTensor;
+        const leaky = tfl.layers.leakyReLU({ alpha: 0.1, name: 'leaky' }).apply(sum);
+        // Padded unevenly, as MobileNetV2's stride-2 blocks are, then read by a convolution.
+        const padded = tfl.layers
+          .zeroPadding2d({
+            padding: [
+              [1, 2],
+              [0, 3],
+            ],
+            name: 'pad',
+          })
+          .apply(leaky);
+        return tfl.layers.conv2d({ filters: 3, kernelSize: 3, name: 'conv_c' }).apply(padded) as tfl.SymbolicTensor;
       });
       // One channel of bn_b scaled by 0: conv_b cannot be computed back from it.
       const bn = tfjs.layersModel!.getLayer('bn_b');
@@ -435,8 +446,10 @@ describe('TF.js and Keras models on onnxruntime (converted to ONNX in memory)', 
       const activations = await native.run(input);
       const derived = [...activations].filter(([, a]) => a.derived).map(([name]) => name);
       // conv_a from bn_a (inverted), relu6_a from bn_a, bn_b from conv_b (bn_b has a zero scale),
-      // sum from bn_b and bn_a, leaky from sum: only bn_a and conv_b are fetched.
-      assert.deepEqual(derived, ['conv_a', 'relu6_a', 'bn_b', 'sum', 'leaky']);
+      // sum from bn_b and bn_a, leaky from sum, pad from leaky: only bn_a, conv_b and conv_c are fetched.
+      assert.deepEqual(derived, ['conv_a', 'relu6_a', 'bn_b', 'sum', 'leaky', 'pad']);
+      // The 9×11 input, 1 + 2 rows and 0 + 3 columns more.
+      assert.deepEqual(activations.get('pad')?.shape, [12, 14, 6]);
       native.dispose();
     });
 

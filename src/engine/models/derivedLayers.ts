@@ -14,12 +14,22 @@ import type { TappedOutput } from './onnx';
  *   - a batch norm of a layer (per channel: x·a + b), and the other way round: a batch norm's
  *     input from its output, (y − b) / a, so the runtime can fold the norm into the convolution
  *     before it (only where every a is far from 0, so nothing is lost dividing by it);
- *   - the sum (Add) of two layers of the same shape.
+ *   - the sum (Add) of two layers of the same shape;
+ *   - a map padded with a constant on its height and width (Pad, ZeroPadding2D), whose shape is
+ *     its source's with the padding added.
  */
 export type Recipe =
   | { kind: 'unary'; source: string; apply: (x: number) => number }
   | { kind: 'affine'; source: string; scale: Float32Array; shift: Float32Array }
-  | { kind: 'add'; sources: [string, string] };
+  | { kind: 'add'; sources: [string, string] }
+  | { kind: 'pad'; source: string; top: number; bottom: number; left: number; right: number; value: number };
+
+/** A derived layer's shape (H×W×C for a map) from its first source's. */
+export function derivedShape(recipe: Recipe, source: readonly number[]): number[] {
+  if (recipe.kind !== 'pad') return [...source];
+  const [height, width, channels] = source;
+  return [height + recipe.top + recipe.bottom, width + recipe.left + recipe.right, channels];
+}
 
 /** An inverted batch norm divides by its scale: not when a channel's is this near 0 (relative to the largest). */
 const MIN_RELATIVE_SCALE = 1e-3;
@@ -38,6 +48,10 @@ export function planDerivations(
   const byTensor = new Map<string, TappedOutput>();
   for (const t of tapped) if (!byTensor.has(t.tensor)) byTensor.set(t.tensor, t);
   const constants = new Map((graph.initializer ?? []).map((t) => [t.name ?? '', t]));
+  const readersOf = new Map<string, onnx.INodeProto[]>();
+  for (const node of graph.node ?? []) {
+    for (const input of node.input ?? []) readersOf.set(input, [...(readersOf.get(input) ?? []), node]);
+  }
   const recipes = new Map<string, Recipe>();
   // Same layout on both sides: the values line up index by index.
   const alike = (a: string, b: string): boolean => {
@@ -74,7 +88,7 @@ export function planDerivations(
     const [out] = node.output ?? [];
     if ((node.domain ?? '') !== '' || !byTensor.has(out) || recipes.has(out) || fetchedNorms.has(out)) continue;
     const inputs = node.input ?? [];
-    const recipe = forwardRecipe(node, inputs, constants);
+    const recipe = forwardRecipe(node, inputs, constants, byTensor.get(out)?.layout, readersOf.get(out) ?? []);
     if (!recipe) continue;
     const sources = recipe.kind === 'add' ? recipe.sources : [recipe.source];
     if (!sources.every((s) => alike(s, out))) continue;
@@ -88,9 +102,15 @@ function forwardRecipe(
   node: onnx.INodeProto,
   inputs: string[],
   constants: ReadonlyMap<string, onnx.ITensorProto>,
+  layout: TappedOutput['layout'] | undefined,
+  readers: readonly onnx.INodeProto[],
 ): Recipe | undefined {
   const [x] = inputs;
   switch (node.opType) {
+    case 'Pad':
+      return layout && readers.every((r) => r.opType === 'Conv')
+        ? padRecipe(node, inputs, constants, layout)
+        : undefined;
     case 'Relu':
       return { kind: 'unary', source: x, apply: (v) => (v > 0 ? v : 0) };
     case 'LeakyRelu': {
@@ -121,6 +141,48 @@ function forwardRecipe(
     default:
       return undefined;
   }
+}
+
+/**
+ * A constant Pad of a 4-D map on its height and width only (by `layout`), with constant pads and
+ * value: what ZeroPadding2D becomes. Anything else (reflect or edge mode, padding the batch or the
+ * channels, cropping with negative pads, pads computed in the graph) is fetched. So is a Pad read
+ * by anything but convolutions (the caller checks): not fetched, ONNX Runtime folds it into the op
+ * after it, which is exact for a convolution but not for a MaxPool (its pads count as −∞, not 0:
+ * ResNet50V2's pool1 came out wrong by up to 0.73 of the layer's range).
+ */
+function padRecipe(
+  node: onnx.INodeProto,
+  inputs: string[],
+  constants: ReadonlyMap<string, onnx.ITensorProto>,
+  layout: TappedOutput['layout'],
+): Recipe | undefined {
+  const mode = (node.attribute ?? []).find((a) => a.name === 'mode');
+  if (mode && new TextDecoder().decode(mode.s ?? new Uint8Array()) !== 'constant') return undefined;
+  const [x, padsName, valueName, axes] = inputs;
+  if (axes) return undefined;
+  const pads = int64sOf(constants.get(padsName ?? ''));
+  if (pads?.length !== 8 || pads.some((p) => p < 0)) return undefined;
+  // Per axis, its start then (4 on) its end; the spatial axes are 2, 3 (NCHW) or 1, 2 (NHWC).
+  const [h, w, others] = layout === 'NCHW' ? [2, 3, [0, 1]] : [1, 2, [0, 3]];
+  if (others.some((axis) => pads[axis] !== 0 || pads[axis + 4] !== 0)) return undefined;
+  let value = 0;
+  if (valueName) {
+    const values = floatsOf(constants.get(valueName));
+    if (values?.length !== 1) return undefined;
+    value = values[0];
+  }
+  return { kind: 'pad', source: x, top: pads[h], bottom: pads[h + 4], left: pads[w], right: pads[w + 4], value };
+}
+
+/** An int64 initializer's values (small ones: pads, axes); undefined for any other type. */
+function int64sOf(tensor: onnx.ITensorProto | undefined): number[] | undefined {
+  if (!tensor || tensor.dataType !== onnx.TensorProto.DataType.INT64) return undefined;
+  if (tensor.int64Data?.length) return tensor.int64Data.map(Number);
+  const raw = tensor.rawData;
+  if (!raw || raw.byteLength % 8 !== 0) return undefined;
+  const view = new DataView(Uint8Array.from(raw).buffer);
+  return Array.from({ length: raw.byteLength / 8 }, (_, i) => Number(view.getBigInt64(i * 8, true)));
 }
 
 /** An inference batch norm as y = x·scale + shift per channel, when its statistics are constants. */
@@ -224,6 +286,7 @@ export class DerivedActivation implements Activation {
       return sum;
     }
     const x = source(recipe.source);
+    if (recipe.kind === 'pad') return this.padded(x, recipe);
     const y = new Float32Array(x.length);
     if (recipe.kind === 'unary') {
       const f = recipe.apply;
@@ -248,6 +311,33 @@ export class DerivedActivation implements Activation {
       for (let i = 0; i < x.length; i++) {
         const c = i % channels;
         y[i] = x[i] * scale[c] + shift[c];
+      }
+    }
+    return y;
+  }
+
+  /** `x` (this map without the padding) inside this map's shape, the rest `value`. */
+  private padded(x: Float32Array, pad: Extract<Recipe, { kind: 'pad' }>): Float32Array {
+    const [height, width, channels] = this.shape;
+    const innerHeight = height - pad.top - pad.bottom;
+    const innerWidth = width - pad.left - pad.right;
+    if (this.shape.length !== 3 || x.length !== innerHeight * innerWidth * channels) {
+      throw new Error(`derived layer: ${x.length} values to pad into ${this.shape.join('×')}`);
+    }
+    const y = new Float32Array(height * width * channels);
+    if (pad.value !== 0) y.fill(pad.value);
+    if (this.layout === 'chw') {
+      for (let c = 0; c < channels; c++) {
+        for (let row = 0; row < innerHeight; row++) {
+          const from = (c * innerHeight + row) * innerWidth;
+          y.set(x.subarray(from, from + innerWidth), (c * height + row + pad.top) * width + pad.left);
+        }
+      }
+    } else {
+      const rowValues = innerWidth * channels;
+      for (let row = 0; row < innerHeight; row++) {
+        const from = row * rowValues;
+        y.set(x.subarray(from, from + rowValues), ((row + pad.top) * width + pad.left) * channels);
       }
     }
     return y;

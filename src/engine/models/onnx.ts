@@ -7,7 +7,7 @@ import { MAX_MODEL_FILE_BYTES, readRegularFile } from '../files';
 import { learnShapes, type LayerMeta } from '../layers';
 import type { Activation, LoadedModel, ModelIdentity } from '../model';
 import type { PreprocessMode } from '../preprocess';
-import { DerivedActivation, fetchedFor, planDerivations, type Recipe } from './derivedLayers';
+import { DerivedActivation, derivedShape, fetchedFor, planDerivations, type Recipe } from './derivedLayers';
 import { ExecutionProviders, type ExecutionDevice, type ExecutionProviderSetting } from './executionProvider';
 
 export interface OnnxOptions {
@@ -190,16 +190,19 @@ export async function openOnnxGraph(
     const session = await createSession(runtime, fullBytes());
     full = Promise.resolve(session);
     const metadata = new Map(session.outputMetadata.map((m) => [m.name, m]));
-    const shapeOf = (tensor: string): ort.InferenceSession.ValueMetadata | undefined => {
-      // A derived tensor has its sources' shape.
-      for (let t = tensor, recipe = recipes.get(t); ; recipe = recipes.get(t)) {
-        if (!recipe) return metadata.get(t);
-        t = recipe.kind === 'add' ? recipe.sources[0] : recipe.source;
+    // A derived tensor's shape follows from its first source's (every source is tapped, alike).
+    const shapeOf = (tensor: string, layout: Layout): number[] | undefined => {
+      const recipe = recipes.get(tensor);
+      if (!recipe) {
+        const dims = staticShape(metadata.get(tensor));
+        return dims && activationShape(dims, layout);
       }
+      const shape = shapeOf(recipe.kind === 'add' ? recipe.sources[0] : recipe.source, layout);
+      return shape && derivedShape(recipe, shape);
     };
     for (const t of outputs) {
-      const shape = staticShape(shapeOf(t.tensor));
-      if (shape) shapes.set(t.layer, activationShape(shape, t.layout));
+      const shape = shapeOf(t.tensor, t.layout);
+      if (shape) shapes.set(t.layer, shape);
     }
   }
   const fullSession = (): Promise<ort.InferenceSession> => {
@@ -265,7 +268,7 @@ function withDerived(
     if (!recipe) throw new Error(`the pass did not fetch ${tensor}`);
     const sources = recipe.kind === 'add' ? recipe.sources : [recipe.source];
     const first = sources.map(derive)[0];
-    const activation = new DerivedActivation([...first.shape], first.layout, recipe, tensors);
+    const activation = new DerivedActivation(derivedShape(recipe, first.shape), first.layout, recipe, tensors);
     tensors.set(tensor, activation);
     return activation;
   };
