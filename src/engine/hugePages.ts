@@ -13,7 +13,8 @@
 // slow on a 2-core AMD EPYC family 25 VM (2026-12-04, engine bench, catalogue MobileNetV2, every
 // layer, median of 10 passes per process): 88–103 ms a pass in each of 5 processes, against
 // 22–39 ms in 7 of 8 processes with the threshold fixed (87 ms in one), and 36–39 ms with no
-// huge pages. VGG16 (159–277 ms against 168–250) and the bundled model (21–91 against 20–66)
+// huge pages; later that day, three alternating pairs: 68, 65, 15 ms without it, 18, 24, 67 ms
+// with it. VGG16 (159–277 ms against 168–250) and the bundled model (21–91 against 20–66)
 // varied from one process to the next either way.
 // Other C libraries (musl) ignore the variable; a user's own glibc.malloc settings win.
 
