@@ -11,6 +11,7 @@ import { decodeImage } from '../../src/engine/image';
 import type { Activation, LoadedModel } from '../../src/engine/model';
 import { loadKerasApplication } from '../../src/engine/models/kerasApplications';
 import { loadKerasModel } from '../../src/engine/models/keras';
+import { DerivedActivation } from '../../src/engine/models/derivedLayers';
 import { layersModelToOnnx, toOnnxRuntime } from '../../src/engine/models/layersToOnnx';
 import { pruneGraph } from '../../src/engine/models/onnx';
 import { loadTfjsLayersModel, wrapLayersModel } from '../../src/engine/models/tfjsLayers';
@@ -449,7 +450,18 @@ describe('TF.js and Keras models on onnxruntime (converted to ONNX in memory)', 
       // sum from bn_b and bn_a, leaky from sum, pad from leaky: only bn_a, conv_b and conv_c are fetched.
       assert.deepEqual(derived, ['conv_a', 'relu6_a', 'bn_b', 'sum', 'leaky', 'pad']);
       // The 9×11 input, 1 + 2 rows and 0 + 3 columns more.
-      assert.deepEqual(activations.get('pad')?.shape, [12, 14, 6]);
+      const pad = activations.get('pad')!;
+      assert.deepEqual(pad.shape, [12, 14, 6]);
+      // The same padding of the same map held channels last (as TF.js graphs' NHWC pads are)
+      // gives the same values, channels last.
+      const leaky = activations.get('leaky')!;
+      const hwc = new DerivedActivation(
+        [12, 14, 6],
+        'hwc',
+        { kind: 'pad', source: 'leaky', top: 1, bottom: 2, left: 0, right: 3, value: 0 },
+        new Map([['leaky', { shape: leaky.shape, layout: 'hwc', data: channelsLast(leaky) } as Activation]]),
+      );
+      assert.deepEqual(hwc.data, channelsLast(pad));
       native.dispose();
     });
 
