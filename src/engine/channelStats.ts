@@ -16,29 +16,26 @@ export interface ChannelRanges {
  * Per channel of an H×W×C activation (kept in either layout): min, max, mean, standard deviation
  * and the fraction of values above zero, in one pass over the layer, where the activations are;
  * the panel ranks channels by them without any map crossing to it. Each pass reads the values in
- * the order they are kept (a channel at a time for C×H×W, a pixel's channels at a time for H×W×C).
+ * the order they are kept (a channel at a time for C×H×W, a pixel's channels at a time for H×W×C);
+ * min and max are the layer's channelRanges.
  */
 export function channelStats(layer: string, activation: Activation): ChannelStats {
   const known = computed.get(activation);
   if (known) return known;
+  // A grid drew the layer first, most often: its ranges are known already.
+  const { min, max } = channelRanges(activation);
   const [height, width, channels] = activation.shape;
   const pixels = height * width;
   const src = activation.data;
-  const { min, max } = emptyRanges(channels);
   const sum = new Float64Array(channels);
   const squares = new Float64Array(channels);
   const positive = new Uint32Array(channels);
-  const mean = new Float32Array(channels);
   if (activation.layout === 'chw') {
     for (let c = 0; c < channels; c++) {
-      let lo = Infinity;
-      let hi = -Infinity;
       let total = 0;
       let above = 0;
       for (let i = c * pixels, end = i + pixels; i < end; i++) {
         const v = src[i];
-        if (v < lo) lo = v;
-        if (v > hi) hi = v;
         total += v;
         if (v > 0) above++;
       }
@@ -46,8 +43,6 @@ export function channelStats(layer: string, activation: Activation): ChannelStat
       // The second pass keeps the variance exact where sum-of-squares would cancel (large means).
       let sq = 0;
       for (let i = c * pixels, end = i + pixels; i < end; i++) sq += (src[i] - m) ** 2;
-      min[c] = lo;
-      max[c] = hi;
       sum[c] = total;
       squares[c] = sq;
       positive[c] = above;
@@ -56,8 +51,6 @@ export function channelStats(layer: string, activation: Activation): ChannelStat
     for (let p = 0, i = 0; p < pixels; p++) {
       for (let c = 0; c < channels; c++, i++) {
         const v = src[i];
-        if (v < min[c]) min[c] = v;
-        if (v > max[c]) max[c] = v;
         sum[c] += v;
         if (v > 0) positive[c]++;
       }
@@ -72,7 +65,7 @@ export function channelStats(layer: string, activation: Activation): ChannelStat
     totalChannels: channels,
     min,
     max,
-    mean,
+    mean: new Float32Array(channels),
     std: new Float32Array(channels),
     active: new Float32Array(channels),
   };

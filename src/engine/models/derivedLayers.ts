@@ -50,7 +50,11 @@ export function planDerivations(
   const constants = new Map((graph.initializer ?? []).map((t) => [t.name ?? '', t]));
   const readersOf = new Map<string, onnx.INodeProto[]>();
   for (const node of graph.node ?? []) {
-    for (const input of node.input ?? []) readersOf.set(input, [...(readersOf.get(input) ?? []), node]);
+    for (const input of node.input ?? []) {
+      const readers = readersOf.get(input);
+      if (readers) readers.push(node);
+      else readersOf.set(input, [node]);
+    }
   }
   const recipes = new Map<string, Recipe>();
   // Same layout on both sides: the values line up index by index.
