@@ -36,7 +36,14 @@ export class ActivationCache {
   /** resultKey → activations, in least-recently-used order. */
   private readonly entries = new Map<string, CachedActivations>();
 
-  constructor(private readonly maxBytes: number = DEFAULT_CACHE_BYTES) {}
+  /**
+   * @param onRelease called whenever results are let go (evicted or cleared): their buffers are
+   *   garbage from then on, and the engine process collects them at once (see EngineOptions.releaseMemory).
+   */
+  constructor(
+    private readonly maxBytes: number = DEFAULT_CACHE_BYTES,
+    private readonly onRelease?: () => void,
+  ) {}
 
   /** The result stored under `key`, now the most recently used. */
   get(key: string): CachedActivations | undefined {
@@ -58,11 +65,14 @@ export class ActivationCache {
     this.entries.set(key, entry);
     let total = 0;
     for (const e of this.entries.values()) total += e.bytes;
+    let released = false;
     for (const [oldKey, old] of this.entries) {
       if (total <= this.maxBytes || oldKey === key) break;
       this.entries.delete(oldKey);
       total -= old.bytes;
+      released = true;
     }
+    if (released) this.onRelease?.();
   }
 
   /**
@@ -76,7 +86,9 @@ export class ActivationCache {
   }
 
   clear(): void {
+    if (this.entries.size === 0) return;
     this.entries.clear();
+    this.onRelease?.();
   }
 }
 

@@ -309,7 +309,8 @@ export class EngineClient {
       // In desktop VS Code process.execPath is Electron: this makes it a plain Node.
       // glibc's malloc asks for huge pages: ORT's session setup and first pass fault far less (hugePages.ts).
       env: withHugePages({ ...process.env, ...this.options.env, ELECTRON_RUN_AS_NODE: '1' }),
-      execArgv: [`--max-old-space-size=${this.settings.heapLimitMb}`],
+      // --expose-gc: the engine collects the activations its cache lets go at once (engineProcess.ts).
+      execArgv: [`--max-old-space-size=${this.settings.heapLimitMb}`, '--expose-gc'],
       serialization: 'advanced',
       stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
     });

@@ -30,6 +30,12 @@ export interface EngineOptions {
   /** How many bytes of activations to keep cached across images (at least one image is always kept). */
   cacheBytes?: number;
   /**
+   * Called when cached results are let go. The engine process collects garbage then, so that the
+   * next pass reuses the memory they held instead of faulting in fresh pages (hugePages.ts says
+   * what that costs); left to itself V8 would wait, as the buffers live outside its heap.
+   */
+  releaseMemory?: () => void;
+  /**
    * Run TF.js and Keras models on onnxruntime, converted to ONNX in memory, when every layer
    * converts (default true); those that do not stay on TensorFlow.js. The environment variable
    * FEATURE_MAPS_NATIVE=0 turns it off where this option is not given (to compare, or if ORT misbehaves).
@@ -82,7 +88,7 @@ export class FeatureMapEngine {
       log: options.log,
       conversionsDir: options.conversionsDir,
     });
-    this.activations = new ActivationCache(options.cacheBytes);
+    this.activations = new ActivationCache(options.cacheBytes, options.releaseMemory);
     this.extractor = new Extractor(this.activations, memoryBudget);
     this.view = new ResultView(this.activations, options.assetsDir);
   }

@@ -42,9 +42,29 @@ const engine = new FeatureMapEngine({
   conversionsDir: init.conversionsDir,
   executionProvider: init.executionProvider,
   log: (line) => server.emit('log', line),
+  releaseMemory: collectGarbageSoon(),
 });
 
 const testFaults = process.env[TEST_FAULTS_ENV] === '1';
+
+/**
+ * A full garbage collection once the reply in hand is on its way (client.ts starts this process
+ * with --expose-gc): the activations the cache let go are freed then, and the next pass's
+ * outputs reuse their memory. Nothing when gc is not exposed (the process was started otherwise).
+ */
+function collectGarbageSoon(): (() => void) | undefined {
+  const gc = (globalThis as { gc?: () => void }).gc;
+  if (!gc) return undefined;
+  let pending = false;
+  return () => {
+    if (pending) return;
+    pending = true;
+    setImmediate(() => {
+      pending = false;
+      gc();
+    });
+  };
+}
 
 const server = serve<EngineApi, EngineEvents>(
   channel,

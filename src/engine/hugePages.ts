@@ -21,7 +21,10 @@
 import * as net from 'node:net';
 
 const TUNABLE = 'glibc.malloc.hugetlb';
-const MMAP_THRESHOLD = 'glibc.malloc.mmap_threshold';
+/** Buffers below this come from the heap, above it from a mapping of their own: glibc's maximum, 32 MB. */
+const MMAP_THRESHOLD = ['glibc.malloc.mmap_threshold', 32 * 1024 * 1024] as const;
+/** Free heap memory kept, not given back, up to 1 GB (a fixed mmap_threshold would make it 128 KB). */
+const TRIM_THRESHOLD = ['glibc.malloc.trim_threshold', 1024 * 1024 * 1024] as const;
 
 /** Whether a process started with `env` would not yet ask glibc for huge pages (Linux only). */
 export function wantsHugePages(env: NodeJS.ProcessEnv, platform = process.platform): boolean {
@@ -29,13 +32,16 @@ export function wantsHugePages(env: NodeJS.ProcessEnv, platform = process.platfo
 }
 
 /**
- * `env` with glibc's malloc asking for huge pages and mapping buffers of 2 MB or more on their
- * own, beside any tunables it sets already (its own mmap_threshold stays).
+ * `env` with glibc's malloc asking for huge pages, taking buffers up to 32 MB from its heap and
+ * keeping what is freed there, beside any tunables it sets already (its own thresholds stay).
  */
 export function withHugePages(env: NodeJS.ProcessEnv, platform = process.platform): NodeJS.ProcessEnv {
   if (!wantsHugePages(env, platform)) return env;
   const own = env.GLIBC_TUNABLES ?? '';
-  const added = [`${TUNABLE}=1`, ...(own.includes(MMAP_THRESHOLD) ? [] : [`${MMAP_THRESHOLD}=${2 * 1024 * 1024}`])];
+  const added = [
+    `${TUNABLE}=1`,
+    ...[MMAP_THRESHOLD, TRIM_THRESHOLD].filter(([name]) => !own.includes(name)).map(([name, n]) => `${name}=${n}`),
+  ];
   return { ...env, GLIBC_TUNABLES: [own, ...added].filter(Boolean).join(':') };
 }
 

@@ -88,6 +88,7 @@ async function main(): Promise<void> {
         layers: first.layers.length,
         firstMs: round(firstMs),
         forward: stats(forward),
+        passes: forward.map(round),
         wall: stats(wall),
         layerSwitch: stats(switches),
         // What the engine keeps of one image's every layer (layers derived from others keep nothing).

@@ -361,16 +361,25 @@ describe('the tunables both launchers give the CLI on Linux (hugePages.ts)', () 
   };
 
   for (const [case_, own, expected] of [
-    ['none of the user’s', undefined, 'glibc.malloc.hugetlb=1:glibc.malloc.mmap_threshold=2097152'],
+    [
+      'none of the user’s',
+      undefined,
+      'glibc.malloc.hugetlb=1:glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=1073741824',
+    ],
     [
       'beside the user’s others',
       'glibc.cpu.x86_foo=1',
-      'glibc.cpu.x86_foo=1:glibc.malloc.hugetlb=1:glibc.malloc.mmap_threshold=2097152',
+      'glibc.cpu.x86_foo=1:glibc.malloc.hugetlb=1:glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=1073741824',
     ],
     [
       'the user’s own threshold kept',
       'glibc.malloc.mmap_threshold=65536',
-      'glibc.malloc.mmap_threshold=65536:glibc.malloc.hugetlb=1',
+      'glibc.malloc.mmap_threshold=65536:glibc.malloc.hugetlb=1:glibc.malloc.trim_threshold=1073741824',
+    ],
+    [
+      'the user’s own thresholds kept',
+      'glibc.malloc.trim_threshold=0:glibc.malloc.mmap_threshold=65536',
+      'glibc.malloc.trim_threshold=0:glibc.malloc.mmap_threshold=65536:glibc.malloc.hugetlb=1',
     ],
     ['the user’s own huge-page choice wins', 'glibc.malloc.hugetlb=0', 'glibc.malloc.hugetlb=0'],
   ] as const) {

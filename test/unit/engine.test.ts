@@ -174,6 +174,26 @@ describe('the bundled MobileNetV2 engine', () => {
   });
 });
 
+describe('an activation cache too small for two images', () => {
+  it('keeps the latest image, lets the older go and says so (the engine process then collects it)', async () => {
+    let released = 0;
+    const engine = new FeatureMapEngine({ assetsDir: DIST, cacheBytes: 1, releaseMemory: () => released++ });
+    const request = (file: string) => ({ imagePath: image(file), model: BUNDLED, layerPatterns: [] });
+    try {
+      assert.ok((await engine.extract(request('chelsea.png'))).elapsedMs > 0);
+      assert.equal((await engine.extract(request('chelsea.png'))).elapsedMs, 0, 'the latest image is kept');
+      assert.equal(released, 0, 'nothing let go yet');
+      assert.ok((await engine.extract(request('coffee.png'))).elapsedMs > 0);
+      assert.equal(released, 1, 'chelsea.png let go for coffee.png');
+      assert.ok((await engine.extract(request('chelsea.png'))).elapsedMs > 0, 'chelsea.png computed again');
+      assert.equal(released, 2);
+    } finally {
+      engine.dispose();
+    }
+    assert.equal(released, 3, 'disposing lets the last image go');
+  });
+});
+
 describe('layer grouping and selection', () => {
   const layers = modelJsonLayers()
     .filter((l) => l.class_name !== 'InputLayer')
