@@ -37,7 +37,7 @@ export function activate(context: vscode.ExtensionContext): FeatureMapsApi {
     conversionsDir: vscode.Uri.joinPath(context.globalStorageUri, 'conversions').fsPath,
     log: (line) => log.info(line),
     executionProvider: readExecutionProvider(),
-    // An idle engine that keeps more than a pass's budget plus its caches (models, 512 MB of
+    // An idle engine that keeps more than a pass's budget plus its caches (models, 256 MB of
     // results) resident starts afresh.
     recycleRssBytes: () => readModelSettings().memoryBudgetBytes + 1.5 * 1024 ** 3,
   });

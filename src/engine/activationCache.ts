@@ -1,7 +1,7 @@
 import type { Activation, LoadedModel } from './model';
 
 /** How many bytes of activations the engine keeps across images unless told otherwise. */
-export const DEFAULT_CACHE_BYTES = 512 * 1024 * 1024;
+export const DEFAULT_CACHE_BYTES = 256 * 1024 * 1024;
 
 /**
  * One (model, image) result: the activations computed so far and what it takes to compute the

@@ -644,7 +644,7 @@ function everyLayer(r, lines) {
   lines.push(
     "PyTorch keeps every leaf module's output with a forward hook (in-place ReLUs made out-of-place); torch.compile is inductor on the same module and hooks, model and image channels_last, its first pass (the compile) left out of the figures.",
   );
-  // Until the activation cache is full (512 MB) each pass's outputs are fresh memory; after, they
+  // Until the activation cache is full (256 MB) each pass's outputs are fresh memory; after, they
   // reuse what the images let go held: the order shows both.
   const inOrder = r.engine
     .filter((e) => e.native && e.passes)
