@@ -6,16 +6,22 @@
 // and the CLI start that way on Linux. On the 2-core benchmark VM (2026-12-03) a MobileNetV2
 // session was made in ~110 ms instead of ~280 and its first pass took ~30 ms instead of ~225.
 //
-// With it, glibc.malloc.mmap_threshold=2 MB: every buffer of 2 MB or more (an activation, mostly)
-// is a mapping of its own, with huge pages from its first byte, given back when freed. Without
-// it glibc raises that threshold to the size of the largest buffer freed so far (a model file
-// read at open, up to 32 MB), so activations come from its heap instead, where huge pages were
-// slow on a 2-core AMD EPYC family 25 VM (2026-12-04, engine bench, catalogue MobileNetV2, every
-// layer, median of 10 passes per process): 88–103 ms a pass in each of 5 processes, against
-// 22–39 ms in 7 of 8 processes with the threshold fixed (87 ms in one), and 36–39 ms with no
-// huge pages; later that day, three alternating pairs: 68, 65, 15 ms without it, 18, 24, 67 ms
-// with it. VGG16 (159–277 ms against 168–250) and the bundled model (21–91 against 20–66)
-// varied from one process to the next either way.
+// With it, buffers up to 32 MB (glibc's largest mmap_threshold: every activation of the usual
+// models) come from glibc's heap, and what is freed there is kept (trim_threshold 1 GB) for the
+// next buffers instead of given back. The engine process collects garbage as soon as its
+// activation cache lets an image go (engineProcess.ts), so once the cache is full a pass's outputs
+// reuse the memory of the images let go: no fresh page at all. Until 2026-12-05 every buffer of
+// 2 MB or more was a mapping of its own instead, given back when freed, so every pass was fresh
+// memory. Engine bench, every layer, median of 10 passes, alternating processes:
+// - 2-core AMD EPYC family 25 VM, 2026-12-04: VGG16 255–304 ms before, 156–166 ms after (cache
+//   of 128 MB); fresh huge pages cost about 2 ms per MB there, fresh 4 KB pages 0.4.
+// - 2-core AMD EPYC family 26 VM, 2026-12-05 (cache of 512 MB, three processes each way): VGG16's
+//   passes 111–161 ms before; after, 81–97 ms once the cache was full but 141–217 ms while it
+//   filled (fresh heap is dearer there than fresh mappings); MobileNetV2 12.7–16.4 ms median
+//   against 14.7–20.7, the bundled model 12.8–35.9 against 16.0–18.3. So the cache is 256 MB.
+// Before 2026-12-04 glibc raised the threshold itself to the largest buffer freed (a model file
+// read at open), trimming its heap as it went: MobileNetV2's pass took 88–103 ms in each of 5
+// processes on the family 25 VM, 22–39 ms in 7 of 8 with the threshold fixed.
 // Other C libraries (musl) ignore the variable; a user's own glibc.malloc settings win.
 
 import * as net from 'node:net';
