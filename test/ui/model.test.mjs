@@ -6,7 +6,7 @@ import { ctx } from '../vscode/context.mjs';
 import {
   clickContextMenuItem,
   expandFolder,
-  quickPickRow,
+  pickQuickPickRow,
   runCommand,
   screenshot,
   waitForPaintedGrid,
@@ -20,9 +20,9 @@ describe('Your own model, picked with Select Model…', () => {
 
   it('lists the workspace model, and the panel shows its layers, grid and top-5', async () => {
     await ctx.reload();
-    const item = await quickPickRow(ctx.page, 'Feature Maps: Select Model…', 'darknet-tiny-imagenet.tfjs');
-    await screenshot(ctx.page, 'select-model-quick-pick');
-    await item.click();
+    await pickQuickPickRow(ctx.page, 'Feature Maps: Select Model…', 'darknet-tiny-imagenet.tfjs', {
+      beforeClick: () => screenshot(ctx.page, 'select-model-quick-pick'),
+    });
 
     // The choice lands in the workspace settings, as a path relative to the folder.
     const file = path.join(ctx.workspace, '.vscode', 'settings.json');

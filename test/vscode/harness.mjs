@@ -486,18 +486,21 @@ export async function clickContextMenuItem(page, name, label, options = {}) {
 }
 
 /**
- * Runs `command` and waits for its quick pick's row that has `text`; returns that row. Run again
- * if the pick closes first: a panel the window restores takes the focus when its page loads, and
- * a quick pick closes when it loses the focus.
+ * Runs `command`, waits for its quick pick's row that has `text`, calls `beforeClick` (a
+ * screenshot, say) and clicks the row. Runs the command again if the pick closes before the
+ * click lands: a panel the window restores takes the focus when its page loads, and a quick pick
+ * closes when it loses the focus, sometimes between the row showing and the click.
  */
-export async function quickPickRow(page, command, text, { timeoutMs = 20_000 } = {}) {
+export async function pickQuickPickRow(page, command, text, { timeoutMs = 30_000, beforeClick } = {}) {
   const row = page.locator('.quick-input-list .monaco-list-row', { hasText: text }).first();
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     await runCommand(page, command);
     try {
-      await row.waitFor({ timeout: 5000 });
-      return row;
+      await row.waitFor({ state: 'visible', timeout: 5000 });
+      await beforeClick?.();
+      await row.click({ timeout: 5000 });
+      return;
     } catch (err) {
       if (Date.now() > deadline) throw err;
       await page.keyboard.press('Escape');
