@@ -63,6 +63,8 @@ const builds = [
     entryPoints: {
       extension: 'src/extension.ts',
       engine: 'src/engine/engineProcess.ts',
+      // A thread of the engine process holding ONNX Runtime sessions (src/engine/models/sessionWorker.ts).
+      'session-worker': 'src/engine/models/sessionWorkerMain.ts',
       // The command (a launcher, see src/cliLauncher.ts) and the CLI it runs.
       cli: 'src/cliLauncher.ts',
       'cli-main': 'src/cli.ts',

@@ -307,8 +307,11 @@ export class EngineClient {
     };
     const child = fork(this.options.enginePath, [JSON.stringify(init)], {
       // In desktop VS Code process.execPath is Electron: this makes it a plain Node.
-      // glibc's malloc asks for huge pages: ORT's session setup and first pass fault far less (hugePages.ts).
-      env: withHugePages({ ...process.env, ...this.options.env, ELECTRON_RUN_AS_NODE: '1' }),
+      // glibc's malloc asks for huge pages: ORT's session setup and first pass fault far less
+      // (hugePages.ts), in the session worker's thread too (one heap).
+      env: withHugePages({ ...process.env, ...this.options.env, ELECTRON_RUN_AS_NODE: '1' }, process.platform, {
+        oneHeap: true,
+      }),
       // --expose-gc: the engine collects the activations its cache lets go at once (engineProcess.ts).
       execArgv: [`--max-old-space-size=${this.settings.heapLimitMb}`, '--expose-gc'],
       serialization: 'advanced',

@@ -2,6 +2,7 @@
 // here, in an OS process of their own, so that no model, image or setting can take the extension
 // host (and every other extension in it) down. Started by client.ts with an IPC channel; answers
 // the EngineApi contract and sends a heartbeat every second.
+import * as path from 'node:path';
 import { serve, isRpcMessage, type RpcChannel } from '../shared/rpc';
 import {
   CRASH_IMAGE_MARK,
@@ -14,6 +15,7 @@ import {
 } from './api';
 import { FeatureMapEngine } from './engine';
 import { CancelledError } from './errors';
+import { useSessionWorker } from './models/onnx';
 import type { EngineProcessInit } from './client';
 
 if (!process.send)
@@ -36,6 +38,11 @@ const channel: RpcChannel = {
     return () => process.off('message', onMessage);
   },
 };
+
+// The session on a model's every layer (made after the first grid, for the other layers) lives in
+// a worker thread beside this one (dist/session-worker.js, sessionWorker.ts): a new image's first
+// pass, a layer's grid or a cancellation is answered while it is made or runs.
+useSessionWorker(path.join(__dirname, 'session-worker.js'));
 
 const engine = new FeatureMapEngine({
   assetsDir: init.assetsDir,

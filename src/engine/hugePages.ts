@@ -31,6 +31,14 @@ const TUNABLE = 'glibc.malloc.hugetlb';
 const MMAP_THRESHOLD = ['glibc.malloc.mmap_threshold', 32 * 1024 * 1024] as const;
 /** Free heap memory kept, not given back, up to 1 GB (a fixed mmap_threshold would make it 128 KB). */
 const TRIM_THRESHOLD = ['glibc.malloc.trim_threshold', 1024 * 1024 * 1024] as const;
+/**
+ * One heap for every thread (the engine process, which makes sessions in a worker thread too).
+ * glibc gives other threads heaps of their own, made of 64 MB mappings that neither the huge
+ * pages nor the thresholds above help: VGG16's session, made in the engine's session worker
+ * (sessionWorker.ts), took 0.8–1.1 s there against 0.23–0.32 s on the main thread, and
+ * 0.24–0.50 s with one heap (2-core AMD EPYC family 26 VM, 2026-12-05, 5 processes each).
+ */
+const ARENA_MAX = ['glibc.malloc.arena_max', 1] as const;
 
 /** Whether a process started with `env` would not yet ask glibc for huge pages (Linux only). */
 export function wantsHugePages(env: NodeJS.ProcessEnv, platform = process.platform): boolean {
@@ -40,13 +48,20 @@ export function wantsHugePages(env: NodeJS.ProcessEnv, platform = process.platfo
 /**
  * `env` with glibc's malloc asking for huge pages, taking buffers up to 32 MB from its heap and
  * keeping what is freed there, beside any tunables it sets already (its own thresholds stay).
+ * `oneHeap`: every thread's buffers from that one heap (ARENA_MAX).
  */
-export function withHugePages(env: NodeJS.ProcessEnv, platform = process.platform): NodeJS.ProcessEnv {
+export function withHugePages(
+  env: NodeJS.ProcessEnv,
+  platform = process.platform,
+  { oneHeap = false }: { oneHeap?: boolean } = {},
+): NodeJS.ProcessEnv {
   if (!wantsHugePages(env, platform)) return env;
   const own = env.GLIBC_TUNABLES ?? '';
   const added = [
     `${TUNABLE}=1`,
-    ...[MMAP_THRESHOLD, TRIM_THRESHOLD].filter(([name]) => !own.includes(name)).map(([name, n]) => `${name}=${n}`),
+    ...[MMAP_THRESHOLD, TRIM_THRESHOLD, ...(oneHeap ? [ARENA_MAX] : [])]
+      .filter(([name]) => !own.includes(name))
+      .map(([name, n]) => `${name}=${n}`),
   ];
   return { ...env, GLIBC_TUNABLES: [own, ...added].filter(Boolean).join(':') };
 }

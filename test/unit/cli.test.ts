@@ -387,7 +387,19 @@ describe('the tunables both launchers give the CLI on Linux (hugePages.ts)', () 
       if (process.platform !== 'linux') this.skip();
       assert.equal(viaShell(own), expected, 'dist/feature-maps');
       const env = own === undefined ? {} : { GLIBC_TUNABLES: own };
-      assert.equal(withHugePages(env).GLIBC_TUNABLES, expected, 'node dist/cli.js and the engine process');
+      assert.equal(withHugePages(env).GLIBC_TUNABLES, expected, 'node dist/cli.js');
     });
   }
+
+  it('the engine process (whose session worker is a thread of its own) gets one heap for every thread besides', () => {
+    assert.equal(
+      withHugePages({}, 'linux', { oneHeap: true }).GLIBC_TUNABLES,
+      'glibc.malloc.hugetlb=1:glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=1073741824:glibc.malloc.arena_max=1',
+    );
+    assert.equal(
+      withHugePages({ GLIBC_TUNABLES: 'glibc.malloc.arena_max=4' }, 'linux', { oneHeap: true }).GLIBC_TUNABLES,
+      'glibc.malloc.arena_max=4:glibc.malloc.hugetlb=1:glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=1073741824',
+      'the user’s own arena_max wins',
+    );
+  });
 });

@@ -127,6 +127,26 @@ describe('the engine in its own process', () => {
     assert.equal(data.count, 8);
   });
 
+  it('answers a new image while the session on every layer of the one before is made and run (in its worker thread)', async () => {
+    const request = { model: BUNDLED, layerPatterns: [], onlyListedLayers: true, firstLayer: 'Conv1', headLater: true };
+    const first = await client.extract({ ...request, imagePath: image('chelsea.png') });
+    assert.equal(first.partial, true);
+    const order: string[] = [];
+    const completing = client.complete(first.resultKey).then(() => order.push('every layer of chelsea.png'));
+    const next = client.extract({ ...request, imagePath: image('coffee.png') }).then((result) => {
+      order.push('coffee.png');
+      return result;
+    });
+    const [, second] = await Promise.all([completing, next]);
+    // On the engine's own thread, making that session (about 0.25 s) held the next image back.
+    assert.deepEqual(order, ['coffee.png', 'every layer of chelsea.png']);
+    assert.equal(second.partial, true);
+    // Both are whole: chelsea's every layer, and coffee's layer on screen.
+    const deep = await client.layerData(first.resultKey, 'block_16_project', 8);
+    assert.deepEqual([deep.height, deep.width, deep.count], [7, 7, 8]);
+    assert.equal((await client.layerData(second.resultKey, 'Conv1', 4)).count, 4);
+  });
+
   it('keeps the extension host thread free while the engine computes', async () => {
     let ticks = 0;
     let worst = 0;

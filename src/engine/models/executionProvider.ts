@@ -6,6 +6,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type * as ort from 'onnxruntime-node';
 import { errorText } from '../errors';
+import { sessionsInThread, type OrtSession, type SessionMaker } from './ortSession';
 
 /** The setting's values: `auto`, the CPU, or one of the providers onnxruntime-node has somewhere. */
 export const EXECUTION_PROVIDERS = ['auto', 'cpu', 'cuda', 'dml', 'coreml', 'webgpu'] as const;
@@ -46,16 +47,20 @@ export class ExecutionProviders {
 
   constructor(private readonly requested: ExecutionProviderSetting = 'auto') {}
 
-  /** Makes an ORT session of `bytes`, on the provider asked for, else on the CPU with a note. */
+  /**
+   * Makes an ORT session of `bytes`, on the provider asked for, else on the CPU with a note;
+   * `make` decides where it lives (this thread unless given, or the session worker).
+   */
   async create(
     runtime: typeof ort,
     bytes: Uint8Array,
     options: ort.InferenceSession.SessionOptions,
-  ): Promise<ort.InferenceSession> {
+    make: SessionMaker = sessionsInThread(runtime),
+  ): Promise<OrtSession> {
     const provider = this.provider(runtime);
     if (provider !== 'cpu' && this.failed === undefined) {
       try {
-        const session = await runtime.InferenceSession.create(bytes, { ...options, ...providerOptions(provider) });
+        const session = await make(bytes, { ...options, ...providerOptions(provider) });
         // A provider that made the session may still fail on its first pass (an op or a size its
         // device cannot run): found now, on zeros, it falls back like one that did not start.
         await trialPass(runtime, session).catch(async (error: unknown) => {
@@ -67,7 +72,7 @@ export class ExecutionProviders {
         this.failed = `${PROVIDER_NAMES[provider]} did not start (${startFailure(errorText(error))})`;
       }
     }
-    return runtime.InferenceSession.create(bytes, { ...options, executionProviders: ['cpu'] });
+    return make(bytes, { ...options, executionProviders: ['cpu'] });
   }
 
   /** What the sessions made so far ran on (the provider that will be tried, before any). */
@@ -98,7 +103,7 @@ export class ExecutionProviders {
 }
 
 /** One pass on zeros, where every input's size is fixed and it is a float tensor (else none). */
-async function trialPass(runtime: typeof ort, session: ort.InferenceSession): Promise<void> {
+async function trialPass(runtime: typeof ort, session: OrtSession): Promise<void> {
   const feeds: Record<string, ort.Tensor> = {};
   for (const input of session.inputMetadata) {
     if (!input.isTensor || !input.shape.every((d): d is number => typeof d === 'number')) return;

@@ -9,6 +9,8 @@ import type { Activation, LoadedModel, ModelIdentity } from '../model';
 import type { PreprocessMode } from '../preprocess';
 import { DerivedActivation, derivedShape, fetchedFor, planDerivations, type Recipe } from './derivedLayers';
 import { ExecutionProviders, type ExecutionDevice, type ExecutionProviderSetting } from './executionProvider';
+import type { OrtSession, SessionMaker } from './ortSession';
+import { SessionWorker } from './sessionWorker';
 
 export interface OnnxOptions {
   modelPath: string;
@@ -102,7 +104,7 @@ export async function loadOnnxModel(options: OnnxOptions): Promise<LoadedModel> 
   const candidates = options.layerPlan ? plannedCandidates(every, options.layerPlan, input) : every;
 
   const runtime = requireOrt();
-  let session: ort.InferenceSession;
+  let session: OrtSession;
   try {
     session = await createSession(
       runtime,
@@ -185,9 +187,9 @@ export async function openOnnxGraph(
           ),
         ).finish();
   const shapes = new Map<string, number[]>();
-  let full: Promise<ort.InferenceSession> | undefined;
+  let full: Promise<OrtSession> | undefined;
   if (!options.lazy) {
-    const session = await createSession(runtime, fullBytes());
+    const session = await createSession(runtime, fullBytes(), {}, sessionWorker?.maker);
     full = Promise.resolve(session);
     const metadata = new Map(session.outputMetadata.map((m) => [m.name, m]));
     // A derived tensor's shape follows from its first source's (every source is tapped, alike).
@@ -205,8 +207,8 @@ export async function openOnnxGraph(
       if (shape) shapes.set(t.layer, shape);
     }
   }
-  const fullSession = (): Promise<ort.InferenceSession> => {
-    full ??= createSession(runtime, fullBytes()).catch((error: unknown) => {
+  const fullSession = (): Promise<OrtSession> => {
+    full ??= createSession(runtime, fullBytes(), {}, sessionWorker?.maker).catch((error: unknown) => {
       full = undefined; // tried again at the next pass
       throw error;
     });
@@ -279,7 +281,7 @@ function withDerived(
 }
 
 interface CutSession {
-  session: Promise<ort.InferenceSession>;
+  session: Promise<OrtSession>;
   /** Passes running on it: an evicted session is released when the last one ends. */
   users: number;
   evicted: boolean;
@@ -300,7 +302,7 @@ class CutSessions {
     private readonly model: onnx.IModelProto,
   ) {}
 
-  async use<T>(subset: TappedOutput[], pass: (session: ort.InferenceSession) => Promise<T>): Promise<T> {
+  async use<T>(subset: TappedOutput[], pass: (session: OrtSession) => Promise<T>): Promise<T> {
     const entry = this.acquire(subset.map((t) => t.tensor));
     entry.users++;
     try {
@@ -384,6 +386,23 @@ let providers = new ExecutionProviders();
 /** The runtime, once a model needed it. */
 let loadedRuntime: typeof ort | undefined;
 
+/**
+ * Where the session on a graph's every layer lives (openOnnxGraph): in the session worker when the
+ * process has one (the engine process: useSessionWorker), else on the calling thread (the CLI,
+ * which waits for its pass anyway and would only pay the worker's start).
+ */
+let sessionWorker: SessionWorker | undefined;
+
+/**
+ * From now on the session on a graph's every layer is made in a worker thread running `script`
+ * (dist/session-worker.js), so that making it and its passes leave this thread free; undefined
+ * makes them here again. The engine process calls it at start.
+ */
+export function useSessionWorker(script: string | undefined): void {
+  sessionWorker?.dispose();
+  sessionWorker = script ? new SessionWorker(script, requireOrt) : undefined;
+}
+
 /** Sessions made from now on run on `setting` where it starts, else on the CPU (executionProvider.ts). */
 export function useExecutionProvider(setting: ExecutionProviderSetting): void {
   providers = new ExecutionProviders(setting);
@@ -404,18 +423,24 @@ function createSession(
   runtime: typeof ort,
   bytes: Uint8Array,
   options: ort.InferenceSession.SessionOptions = {},
-): Promise<ort.InferenceSession> {
-  return providers.create(runtime, bytes, {
-    logSeverityLevel: 3,
-    intraOpNumThreads: os.availableParallelism(),
-    graphOptimizationLevel: 'all',
-    extra: { session: { intra_op: { allow_spinning: '0' }, inter_op: { allow_spinning: '0' } } },
-    ...options,
-  });
+  make?: SessionMaker,
+): Promise<OrtSession> {
+  return providers.create(
+    runtime,
+    bytes,
+    {
+      logSeverityLevel: 3,
+      intraOpNumThreads: os.availableParallelism(),
+      graphOptimizationLevel: 'all',
+      extra: { session: { intra_op: { allow_spinning: '0' }, inter_op: { allow_spinning: '0' } } },
+      ...options,
+    },
+    make,
+  );
 }
 
 /** Feeding an H×W×C image to `input`, and reading the `tapped` outputs of a pass as activations. */
-function forwardPass(runtime: typeof ort, session: ort.InferenceSession, input: ImageInput, tapped: TappedOutput[]) {
+function forwardPass(runtime: typeof ort, session: OrtSession, input: ImageInput, tapped: TappedOutput[]) {
   const { height, width, channels } = input;
   const feed = (nhwc: Float32Array): ort.Tensor => {
     const nchwOrNhwc = input.layout === 'NCHW' ? hwcToChw(nhwc, height, width, channels) : nhwc;
@@ -429,13 +454,13 @@ function forwardPass(runtime: typeof ort, session: ort.InferenceSession, input: 
     only ? tapped.filter((t) => only.has(t.layer)) : tapped;
   return {
     /** ORT runs every node of the session even when `only` fetches a few outputs (see openOnnxGraph). */
-    async run(nhwc: Float32Array, only?: ReadonlySet<string>): Promise<ort.InferenceSession.OnnxValueMapType> {
+    async run(nhwc: Float32Array, only?: ReadonlySet<string>): Promise<Record<string, ort.Tensor>> {
       if (nhwc.length !== height * width * channels) {
         throw new Error(`Expected ${height}×${width}×${channels} input values, got ${nhwc.length}.`);
       }
       return session.run({ [input.name]: feed(nhwc) }, only ? chosen(only).map((t) => t.tensor) : fetches);
     },
-    activations(results: ort.InferenceSession.OnnxValueMapType, only?: ReadonlySet<string>): Map<string, Activation> {
+    activations(results: Record<string, ort.Tensor>, only?: ReadonlySet<string>): Map<string, Activation> {
       const activations = new Map<string, Activation>();
       for (const t of chosen(only)) activations.set(t.layer, toActivation(results[t.tensor], t.layout));
       return activations;
@@ -784,7 +809,7 @@ function hasExternalData(graph: onnx.IGraphProto): boolean {
 
 function wrapSession(
   runtime: typeof ort,
-  session: ort.InferenceSession,
+  session: OrtSession,
   input: ImageInput,
   candidates: TappedOutput[],
   options: OnnxOptions,
