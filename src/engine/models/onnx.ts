@@ -162,7 +162,8 @@ const PRUNED_SESSIONS = 2;
  * them when read, not fetched (derivedLayers.ts); `layerShapes`, where the caller knows them, lets
  * more of them be. `lazy`: the session on the whole graph is made at the first pass that needs
  * every layer, not now (a first grid needs only a cut one), and `shapes` stays empty (a stored
- * conversion's shapes were checked when it was made).
+ * conversion's shapes were checked when it was made). The session on the whole graph lives in the
+ * session worker where the process has one (useSessionWorker); the cut ones on this thread.
  */
 export async function openOnnxGraph(
   bytes: Uint8Array,
