@@ -42,6 +42,27 @@ export interface RpcChannel {
   onMessage(listener: (message: RpcMessage) => void): () => void;
 }
 
+/** A message port as Node's worker threads have them (a Worker, or the worker's parentPort). */
+export interface MessagePortLike {
+  postMessage(message: unknown, transfer?: ArrayBuffer[]): void;
+  on(event: 'message', listener: (message: unknown) => void): unknown;
+  off(event: 'message', listener: (message: unknown) => void): unknown;
+}
+
+/** The channel over one side of a worker thread's port: buffers are moved, not copied. */
+export function portChannel(port: MessagePortLike): RpcChannel {
+  return {
+    post: (message, transfer) => port.postMessage(message, transfer),
+    onMessage(listener) {
+      const onMessage = (message: unknown) => {
+        if (isRpcMessage(message)) listener(message);
+      };
+      port.on('message', onMessage);
+      return () => port.off('message', onMessage);
+    },
+  };
+}
+
 export function isRpcMessage(value: unknown): value is RpcMessage {
   if (typeof value !== 'object' || value === null) return false;
   const m = value as Record<string, unknown>;

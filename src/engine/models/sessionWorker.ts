@@ -7,7 +7,7 @@
 // starts at the first session asked of it and answers the SessionWorkerApi contract (shared/rpc.ts).
 import { Worker } from 'node:worker_threads';
 import type * as ort from 'onnxruntime-node';
-import { RpcClient, type RpcChannel, type RpcMessage, isRpcMessage } from '../../shared/rpc';
+import { RpcClient, portChannel } from '../../shared/rpc';
 import type { OrtSession, SessionMaker } from './ortSession';
 
 /** A tensor as it crosses to or from the worker. */
@@ -86,17 +86,7 @@ export class SessionWorker {
     const worker = new Worker(this.script);
     // The engine process ends when its host goes; a worker waiting for work does not keep it.
     worker.unref();
-    const channel: RpcChannel = {
-      post: (message, transfer) => worker.postMessage(message, transfer),
-      onMessage(listener) {
-        const onMessage = (message: unknown) => {
-          if (isRpcMessage(message)) listener(message as RpcMessage);
-        };
-        worker.on('message', onMessage);
-        return () => worker.off('message', onMessage);
-      },
-    };
-    const running: Running = { worker, client: new RpcClient<SessionWorkerApi>(channel) };
+    const running: Running = { worker, client: new RpcClient<SessionWorkerApi>(portChannel(worker)) };
     worker.on('error', (error) => this.stop(running, error.message));
     worker.on('exit', (code) => this.stop(running, `exit code ${code}`));
     this.running = running;

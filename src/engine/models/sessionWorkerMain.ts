@@ -3,7 +3,7 @@
 // the SessionWorkerApi contract. Outputs are moved to the engine's thread, not copied.
 import { parentPort } from 'node:worker_threads';
 import type * as ort from 'onnxruntime-node';
-import { serve, isRpcMessage, type RpcChannel } from '../../shared/rpc';
+import { portChannel, serve } from '../../shared/rpc';
 import type { SessionWorkerApi, TensorData } from './sessionWorker';
 
 if (!parentPort) throw new Error('sessionWorkerMain.ts runs as a worker thread (sessionWorker.ts starts it)');
@@ -20,18 +20,7 @@ function session(id: number): ort.InferenceSession {
   return found;
 }
 
-const channel: RpcChannel = {
-  post: (message, transfer) => port.postMessage(message, transfer),
-  onMessage(listener) {
-    const onMessage = (message: unknown) => {
-      if (isRpcMessage(message)) listener(message);
-    };
-    port.on('message', onMessage);
-    return () => port.off('message', onMessage);
-  },
-};
-
-serve<SessionWorkerApi>(channel, {
+serve<SessionWorkerApi>(portChannel(port), {
   async create(_context, bytes, options) {
     const created = await runtime.InferenceSession.create(bytes, options);
     const id = nextId++;
