@@ -6,6 +6,7 @@ import * as path from 'node:path';
 import sharp from 'sharp';
 import { TEST_PUBLISHED_HASHES_ENV, catalogEntry } from '../../src/engine/catalog';
 import { withHugePages } from '../../src/engine/hugePages';
+import { colormapLut } from '../../src/shared/colormaps';
 import { startMirror } from '../mirror.mjs';
 import { DIST, image, oracleCacheFile, shared, tempDir, torchOracle } from './fixtures';
 import { readNpy } from './npy';
@@ -79,6 +80,41 @@ describe('the feature-maps command line', () => {
     for (let i = 0; i < data.length; i += info.channels)
       colours.add((data[i] << 16) | (data[i + 1] << 8) | data[i + 2]);
     assert.ok(colours.size > 200, `${colours.size} colours`);
+  });
+
+  it('draws tile k of a block as channel k, colormapped and scaled in pixel blocks, like the --npy of the same run', async () => {
+    const dir = tempDir();
+    const [out, npy] = [path.join(dir, 'sheet.png'), path.join(dir, 'conv1.npy')];
+    const run = cli(image('chelsea.png'), '-l', 'Conv1', '-c', '4', '--tile', '64', '--npy', npy, '-o', out);
+    assert.equal(run.status, 0, run.stderr);
+    const { shape, data: values } = readNpy(npy);
+    const [h, w, channels] = shape;
+    const { data, info } = await sharp(out).raw().toBuffer({ resolveWithObject: true });
+    const at = (x: number, y: number) =>
+      data.subarray((y * info.width + x) * info.channels, (y * info.width + x) * info.channels + 3);
+    // The label's text is grey (r = g = b); the first row that is not is the tiles' first.
+    let top = 12;
+    while (top < info.height && new Set(at(12, top)).size === 1) top++;
+    const lut = colormapLut('viridis');
+    for (let k = 0; k < 4; k++) {
+      const channel = Array.from({ length: h * w }, (_, p) => values[p * channels + k]);
+      const [lo, hi] = [Math.min(...channel), Math.max(...channel)];
+      const [left, tileTop] = [12 + (k % 2) * (64 + 4), top + Math.floor(k / 2) * (64 + 4)];
+      let wrong = 0;
+      for (let y = 0; y < 64; y++)
+        for (let x = 0; x < 64; x++) {
+          // The source pixel under the tile pixel's centre, its colour from the channel's own range
+          // (a flat channel is the colormap's first colour).
+          const v = channel[Math.floor(((y + 0.5) * h) / 64) * w + Math.floor(((x + 0.5) * w) / 64)];
+          const q = hi > lo ? Math.round(((v - lo) / (hi - lo)) * 255) : 0;
+          const colour = at(left + x, tileTop + y);
+          const near = [q - 1, q, q + 1].some(
+            (i) => i >= 0 && i < 256 && [0, 1, 2].every((c) => Math.abs(lut[i * 3 + c] - colour[c]) <= 1),
+          );
+          if (!near) wrong++;
+        }
+      assert.equal(wrong, 0, `tile ${k}: ${wrong} of ${64 * 64} pixels are not channel ${k}'s`);
+    }
   });
 
   it('uses your own model with --model, its preprocessing guessed', async () => {
@@ -157,13 +193,19 @@ describe('the feature-maps command line', () => {
     },
   );
 
-  it('exits with a message for a broken image or an unknown layer', () => {
+  it('exits with a message for a broken image, an unknown layer or a sheet too large to draw', () => {
     const broken = cli(image('truncated.jpg'));
     assert.equal(broken.status, 1);
     assert.match(broken.stderr, /truncated\.jpg could not be decoded/);
     const unknown = cli(image('coffee.png'), '--layers', 'nope*');
     assert.equal(unknown.status, 1);
     assert.match(unknown.stderr, /No layer with spatial maps matches nope\*/);
+    // 27 tiles of 20000 px would be 43 GB of pixels: refused before any is drawn.
+    const huge = path.join(tempDir(), 'huge.png');
+    const tooLarge = cli(image('coffee.png'), '--tile', '20000', '-o', huge);
+    assert.equal(tooLarge.status, 1, tooLarge.stderr);
+    assert.match(tooLarge.stderr, /A sheet of 27 tiles of 20000 px, 3 across, would have more than 100 million pixels/);
+    assert.ok(!fs.existsSync(huge), 'no sheet written');
   });
 
   it('reproduces the Keras recipe: --model vgg16 downloads once, then one 3×3 PNG per seed layer', async function () {
