@@ -115,12 +115,7 @@ class Canvas {
   ) {
     this.rgba = new Uint8Array(width * height * 4);
     const { r, g, b } = BACKGROUND;
-    for (let i = 0; i < this.rgba.length; i += 4) {
-      this.rgba[i] = r;
-      this.rgba[i + 1] = g;
-      this.rgba[i + 2] = b;
-      this.rgba[i + 3] = 255;
-    }
+    new Uint32Array(this.rgba.buffer).fill(new Uint32Array(Uint8Array.of(r, g, b, 255).buffer)[0]);
   }
 
   draw(image: RawImage, left: number, top: number): void {
@@ -179,7 +174,7 @@ async function channelImage(block: LayerData, k: number, size: number, options: 
  * `image` scaled to `width` × `height` in pixel blocks: each pixel takes the source pixel under its
  * centre, as the panel's canvas draws a map without smoothing.
  */
-export function scaleNearest(image: RawImage, width: number, height: number): RawImage {
+function scaleNearest(image: RawImage, width: number, height: number): RawImage {
   const data = new Uint8Array(width * height * 4);
   const source = new Uint32Array(image.data.buffer, image.data.byteOffset, image.width * image.height);
   const target = new Uint32Array(data.buffer);
