@@ -191,11 +191,14 @@ export async function writeConversion(dir: string, model: LoadedModel, identity?
 
 /**
  * The conversion in `dir`, or undefined when there is none. One that cannot be read (cut short,
- * another format, hand-edited) is reported to `problem`.
+ * another format, hand-edited) is reported to `problem`. `shipped`: the bundled model's, part of
+ * the installed extension (which VS Code checked), so its hash is not computed again at every
+ * start; a kept one was written by an earlier run, which may have been cut short.
  */
 export async function readConversion(
   dir: string,
   problem?: (text: string) => void,
+  { shipped = false }: { shipped?: boolean } = {},
 ): Promise<StoredConversion | undefined> {
   let json: Buffer;
   try {
@@ -214,7 +217,7 @@ export async function readConversion(
       maxBytes: MAX_MODEL_FILE_BYTES,
     });
     // About 0.6 ms per MB: the session is made at the first pass, too late to convert again.
-    if (sha256(bytes) !== stored.onnxSha256) throw new Error('its model.onnx is not the one written');
+    if (!shipped && sha256(bytes) !== stored.onnxSha256) throw new Error('its model.onnx is not the one written');
     const { input, outputs, ...fields } = stored;
     return { fields, form: { bytes, input, outputs }, dir };
   } catch (error) {

@@ -5,8 +5,6 @@ import * as http from 'node:http';
 import * as https from 'node:https';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { HttpProxyAgent } from 'http-proxy-agent';
-import { HttpsProxyAgent } from 'https-proxy-agent';
 import { CancelledError, UserFacingError, errorText } from './errors';
 
 /** A file hash as publishers give them: Keras publishes MD5, mirrors usually SHA-256. */
@@ -701,7 +699,16 @@ export function proxyAgent(url: URL, proxy: string | undefined): http.Agent | un
   const proxyUrl = proxyFor(url, proxy);
   if (!proxyUrl) return undefined;
   try {
-    return url.protocol === 'https:' ? new HttpsProxyAgent(proxyUrl) : new HttpProxyAgent(proxyUrl);
+    // Loaded only for a download through a proxy: every engine and CLI start would otherwise
+    // spend about 15 ms initialising them (and agent-base, debug).
+    if (url.protocol === 'https:') {
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      const { HttpsProxyAgent } = require('https-proxy-agent') as typeof import('https-proxy-agent');
+      return new HttpsProxyAgent(proxyUrl);
+    }
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const { HttpProxyAgent } = require('http-proxy-agent') as typeof import('http-proxy-agent');
+    return new HttpProxyAgent(proxyUrl);
   } catch (error) {
     throw new UserFacingError(
       `The proxy "${redactCredentials(proxyUrl)}" is not a valid URL (check http.proxy or https_proxy).`,

@@ -148,7 +148,7 @@ export class ModelCache {
       const started = performance.now();
       const stored =
         'shipped' in where
-          ? await readConversion(where.shipped, this.options.log)
+          ? await readConversion(where.shipped, this.options.log, { shipped: true })
           : await this.store?.read(where.model, where.identity);
       const model = stored && (await this.openStored(stored, located.key, 'shipped' in where));
       if (model) {
