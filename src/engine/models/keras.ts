@@ -161,8 +161,8 @@ export async function withH5File<T>(
   const h5 = await import('h5wasm');
   const module = await h5.ready;
   const memPath = `/keras-model-${++h5FileCounter}.h5`;
-  // canOwn: the in-memory file is `bytes` itself, not a copy (which, for VGG16's 58 MB, costs
-  // about 100 ms in fresh pages alone); it is only read, and unlinked below.
+  // canOwn: the in-memory file is `bytes` itself, not a copy (58 MB for VGG16, in fresh pages,
+  // which are slow to touch); it is only read, and unlinked below.
   (module.FS.writeFile as EmscriptenWriteFile)(memPath, bytes, { canOwn: true });
   try {
     let file: InstanceType<H5['File']>;
