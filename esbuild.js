@@ -80,7 +80,7 @@ const builds = [
     external: nodeExternal,
     plugins: [...common.plugins, apart],
     // import('h5wasm') becomes require('./h5wasm.js'): Node's ESM loader would first parse the
-    // 4 MB file to tell whether it is ESM (module syntax detection), then scan its exports, about
+    // 5 MB file to tell whether it is ESM (module syntax detection), then scan its exports, about
     // 140 ms of a Keras model's first open; the file is a CJS bundle, and require loads it as one.
     supported: { 'dynamic-import': false },
     // jsonc-parser's UMD build requires its parts at run time, which a bundle cannot; its ESM build bundles.

@@ -274,7 +274,7 @@ describe('PyTorch models in the panel (issue 10)', function () {
 
   it('a pickled module asks first ("Loading this file can run code it contains"); declined, the panel says so', async () => {
     // One panel: a panel of an earlier test, restored by the reload, would ask about the file too,
-    // and its question (after this one's answer: a decline is not remembered) stay on screen.
+    // and its question (after this one's answer: a decline is not remembered) would stay on screen.
     await runCommand(ctx.page, 'View: Close All Editors');
     addModel('pickled.pt', 'resnet18-pickled.pt');
     writeWorkspaceSettings({
