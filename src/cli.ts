@@ -28,7 +28,7 @@ import { channelOrder } from './shared/channelOrder';
 import { EXECUTION_PROVIDERS } from './engine/models/executionProvider';
 import type { FileModelHints, ModelSource } from './engine/model';
 import { defaultCacheDir as conversionCacheDir } from './engine/conversionStore';
-import { endWithLauncher } from './engine/hugePages';
+import { endWithLauncher } from './engine/mallocTuning';
 import { CHANNEL_SORTS, COLORMAPS, NORMALIZATIONS } from './shared/protocol';
 
 /** An option's description, wrapped under the description column (28) at the width of the others (55). */

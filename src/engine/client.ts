@@ -14,7 +14,7 @@ import { decodeEngineError, type EngineApi, type EngineEvents, type EngineMemory
 import type { ExtractRequest } from './engine';
 import { CancelledError, EngineStoppedError, NotCachedError } from './errors';
 import type { ModelSource } from './model';
-import { withHugePages } from './hugePages';
+import { withMallocTuning } from './mallocTuning';
 import type { ExecutionProviderSetting } from './models/executionProvider';
 
 /** What the engine process is started with (its first argument, as JSON). */
@@ -307,9 +307,9 @@ export class EngineClient {
     };
     const child = fork(this.options.enginePath, [JSON.stringify(init)], {
       // In desktop VS Code process.execPath is Electron: this makes it a plain Node.
-      // glibc's malloc asks for huge pages: ORT's session setup and first pass fault far less
-      // (hugePages.ts), in the session worker's thread too (one heap).
-      env: withHugePages({ ...process.env, ...this.options.env, ELECTRON_RUN_AS_NODE: '1' }, process.platform, {
+      // glibc's malloc keeps freed memory for the next passes, with one heap for the session
+      // worker's thread too (mallocTuning.ts).
+      env: withMallocTuning({ ...process.env, ...this.options.env, ELECTRON_RUN_AS_NODE: '1' }, process.platform, {
         oneHeap: true,
       }),
       // --expose-gc: the engine collects the activations its cache lets go at once (engineProcess.ts).

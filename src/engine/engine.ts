@@ -31,7 +31,7 @@ export interface EngineOptions {
   cacheBytes?: number;
   /**
    * Called when cached results are let go. The engine process collects garbage then, so that the
-   * next pass reuses the memory they held instead of faulting in fresh pages (hugePages.ts says
+   * next pass reuses the memory they held instead of faulting in fresh pages (mallocTuning.ts says
    * what that costs); left to itself V8 would wait, as the buffers live outside its heap.
    */
   releaseMemory?: () => void;

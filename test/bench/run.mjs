@@ -249,7 +249,7 @@ function cliProcesses() {
   try {
     const args = [image, '--out', path.join(dir, 'sheet.png')];
     // dist/feature-maps (a shell script: one Node process) and `node dist/cli.js` (which starts
-    // Node a second time to ask glibc for huge pages), taking turns.
+    // Node a second time to set glibc's malloc tunables), taking turns.
     const oneProcess = () => wholeProcess(path.join(repo, 'dist', 'feature-maps'), args);
     const launcher = () => wholeProcess(process.execPath, [path.join(repo, 'dist', 'cli.js'), ...args]);
     launcher();
@@ -811,7 +811,7 @@ function cliReport(r, lines) {
   const { ours, launcher, node } = r.cli;
   lines.push('');
   lines.push(
-    `**The CLI, one image** (\`dist/feature-maps chelsea.png\`, one Node process, and \`node dist/cli.js chelsea.png\`, which starts Node again with huge pages, taking turns: the bundled model, its three default layers, the PNG sheet written; whole processes, spawn to exit, ms, min / median / max of ${ours.wall?.n ?? ours.n})`,
+    `**The CLI, one image** (\`dist/feature-maps chelsea.png\`, one Node process, and \`node dist/cli.js chelsea.png\`, which starts Node again with glibc's malloc tuned, taking turns: the bundled model, its three default layers, the PNG sheet written; whole processes, spawn to exit, ms, min / median / max of ${ours.wall?.n ?? ours.n})`,
   );
   lines.push('');
   lines.push('| `dist/feature-maps` | `node dist/cli.js` | peak RSS | Node doing nothing (`node -e 0`) |');

@@ -5,7 +5,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import sharp from 'sharp';
 import { TEST_PUBLISHED_HASHES_ENV, catalogEntry } from '../../src/engine/catalog';
-import { withHugePages } from '../../src/engine/hugePages';
+import { withMallocTuning } from '../../src/engine/mallocTuning';
 import { colormapLut } from '../../src/shared/colormaps';
 import { startMirror } from '../mirror.mjs';
 import { DIST, image, oracleCacheFile, shared, tempDir, torchOracle } from './fixtures';
@@ -390,7 +390,7 @@ const torch = torchOracle();
   });
 });
 
-describe('the tunables both launchers give the CLI on Linux (hugePages.ts)', () => {
+describe('the tunables both launchers give the CLI on Linux (mallocTuning.ts)', () => {
   // The shell launcher with a stand-in for Node that prints what it was started with.
   const fakeNode = path.join(tempDir(), 'node');
   fs.writeFileSync(fakeNode, '#!/bin/sh\nprintf %s "${GLIBC_TUNABLES-unset}"\n', { mode: 0o755 });
@@ -403,44 +403,44 @@ describe('the tunables both launchers give the CLI on Linux (hugePages.ts)', () 
   };
 
   for (const [case_, own, expected] of [
-    [
-      'none of the user’s',
-      undefined,
-      'glibc.malloc.hugetlb=1:glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=1073741824',
-    ],
+    ['none of the user’s', undefined, 'glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=1073741824'],
     [
       'beside the user’s others',
       'glibc.cpu.x86_foo=1',
-      'glibc.cpu.x86_foo=1:glibc.malloc.hugetlb=1:glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=1073741824',
+      'glibc.cpu.x86_foo=1:glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=1073741824',
     ],
     [
       'the user’s own threshold kept',
       'glibc.malloc.mmap_threshold=65536',
-      'glibc.malloc.mmap_threshold=65536:glibc.malloc.hugetlb=1:glibc.malloc.trim_threshold=1073741824',
+      'glibc.malloc.mmap_threshold=65536:glibc.malloc.trim_threshold=1073741824',
     ],
     [
-      'the user’s own thresholds kept',
+      'the user’s own thresholds kept, nothing added',
       'glibc.malloc.trim_threshold=0:glibc.malloc.mmap_threshold=65536',
-      'glibc.malloc.trim_threshold=0:glibc.malloc.mmap_threshold=65536:glibc.malloc.hugetlb=1',
+      'glibc.malloc.trim_threshold=0:glibc.malloc.mmap_threshold=65536',
     ],
-    ['the user’s own huge-page choice wins', 'glibc.malloc.hugetlb=0', 'glibc.malloc.hugetlb=0'],
+    [
+      'huge pages when the user asks for them, with the thresholds',
+      'glibc.malloc.hugetlb=1',
+      'glibc.malloc.hugetlb=1:glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=1073741824',
+    ],
   ] as const) {
     it(`${case_}: ${expected}`, function () {
       if (process.platform !== 'linux') this.skip();
       assert.equal(viaShell(own), expected, 'dist/feature-maps');
       const env = own === undefined ? {} : { GLIBC_TUNABLES: own };
-      assert.equal(withHugePages(env).GLIBC_TUNABLES, expected, 'node dist/cli.js');
+      assert.equal(withMallocTuning(env).GLIBC_TUNABLES, expected, 'node dist/cli.js');
     });
   }
 
   it('the engine process (whose session worker is a thread of its own) gets one heap for every thread besides', () => {
     assert.equal(
-      withHugePages({}, 'linux', { oneHeap: true }).GLIBC_TUNABLES,
-      'glibc.malloc.hugetlb=1:glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=1073741824:glibc.malloc.arena_max=1',
+      withMallocTuning({}, 'linux', { oneHeap: true }).GLIBC_TUNABLES,
+      'glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=1073741824:glibc.malloc.arena_max=1',
     );
     assert.equal(
-      withHugePages({ GLIBC_TUNABLES: 'glibc.malloc.arena_max=4' }, 'linux', { oneHeap: true }).GLIBC_TUNABLES,
-      'glibc.malloc.arena_max=4:glibc.malloc.hugetlb=1:glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=1073741824',
+      withMallocTuning({ GLIBC_TUNABLES: 'glibc.malloc.arena_max=4' }, 'linux', { oneHeap: true }).GLIBC_TUNABLES,
+      'glibc.malloc.arena_max=4:glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=1073741824',
       'the user’s own arena_max wins',
     );
   });
