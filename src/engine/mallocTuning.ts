@@ -14,22 +14,24 @@
 // - One heap for every thread (the engine process makes sessions in a worker thread too: see
 //   ARENA_MAX).
 // - No transparent huge pages (glibc.malloc.hugetlb=1), which the engine process and the CLI
-//   asked for from 2026-12-03 to 2026-12-06. On these VMs (Firecracker, whose kernel hands free
-//   8 MB blocks back to the host: page_reporting.page_reporting_order=11) a huge page is carved
-//   from such a block and the host backs it again at first touch: about 3 ms per MB, against
-//   0.35 ms for 4 KB pages, which come from smaller free blocks the host still backs. A process
-//   growing its heap with huge pages was therefore either as fast or several times slower,
-//   from one run to the next. Measured on a 2-core Intel Xeon VM, 2026-12-06:
+//   asked for from 2026-12-03 to 2026-12-06. On these VMs fresh huge pages cost about 3 ms per
+//   MB at times, fresh 4 KB pages 0.35 ms, with no compaction in /proc/vmstat. Most likely the
+//   cause is the kernel handing free 8 MB blocks back to the host (Firecracker,
+//   page_reporting.page_reporting_order=11): a huge page is carved from such a block, which the
+//   host must back again at first touch, while 4 KB pages come first from smaller free blocks
+//   it still backs. A process growing its heap with huge pages was either as fast or several
+//   times slower, from one run to the next. Measured on a 2-core Intel Xeon VM, 2026-12-06:
 //   - onnxruntime alone, the bundled MobileNetV2 with every output kept (83 MB a pass): passes
-//     while the heap grew 250–310 ms with huge pages in 3 processes of 3, against 73–110 ms
-//     without; 47–50 ms either way once memory was reused.
+//     while the heap grew: with huge pages 54–70 ms for the first few, then 230–310 ms (3
+//     processes of 3); without, 73–110 ms; 45–55 ms either way once memory was reused.
 //   - the engine bench, Keras' MobileNetV2, every layer, 10 passes while the cache filled: medians
 //     29, 30 and 103 ms with huge pages (passes of 25–30 or 98–112 ms), 31, 38 and 34 without.
-//   - the real UI (test/bench/ui.mjs, alternating), VGG16: cold first use 1,741 and 1,513 ms with
-//     huge pages, 1,199 and 1,097 without; warm median 250 and 248 against 165 and 211; a
-//     cached image 192 and 212 against 151 and 165. The bundled model (four runs each): cold
-//     652–687 against 644–701, warm median 126–150 against 136–163, a cached image 111–130
-//     against 141–161; the CLI on the bundled model 362–374 ms against 350–401 (six each).
+//   - the real UI (test/bench/ui.mjs, this build against the one before, alternating, three runs
+//     each), VGG16: cold first use 1,741–1,933 ms with huge pages, 1,049–1,379 without; a
+//     folder used before 688–751 against 600–625; warm median 237–329 against 186–220; a
+//     cached image 146–177 against 130–251. The bundled model: cold first use 670–743 against
+//     576–729; warm median 112–151 against 151–165 and a cached image 103–144 against 128–164,
+//     a little slower. The CLI on the bundled model: 362–374 ms against 350–401 (six each).
 //   The same held on an AMD EPYC family 25 VM (2026-12-03/04: VGG16's every-layer pass 233–241 ms
 //   median with huge pages, 173–177 without). On a family 26 VM fresh memory was dear either way
 //   (1.8 ms per MB with huge pages, 2.6 without, 2026-12-05), and on the VM where huge pages were
