@@ -353,8 +353,10 @@ async function main() {
         returningColdMs: Math.round(returning),
         earlyStartAfterMs: earlyStartMs - windowOpened,
         warm: stats(warm),
+        warmMs: warm.map(Math.round),
         reopenMs: Math.round(reopen),
         layerSwitch: stats(switches),
+        layerSwitchMs: switches.map(Math.round),
         // Resident memory (MB) of the window's extension host: with the workbench loaded, when our
         // extension has just started its engine (no model loaded yet), after every image and layer
         // switch above, and its peak; then the engine process's, after the run and at its peak.
