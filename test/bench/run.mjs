@@ -30,6 +30,8 @@
 // models taking turns.
 // `--only keras` (or a comma list of engine, torch, seed, ui, cli, pytorch, keras) runs only those parts.
 // `--readme` writes the report into README.md's Speed section (between its bench markers).
+// `--report test-results/bench.json` measures nothing: it prints (and with --readme writes) the
+// report of the run saved there, as this script's current version words it.
 import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -48,7 +50,9 @@ const image = path.join(shared, 'fixtures', 'images', 'chelsea.png');
 const log = (line) => console.error(`bench: ${line}`);
 
 const PARTS = ['engine', 'torch', 'seed', 'ui', 'cli', 'pytorch', 'keras', 'rank'];
-const { values: flags } = parseArgs({ options: { only: { type: 'string' }, readme: { type: 'boolean' } } });
+const { values: flags } = parseArgs({
+  options: { only: { type: 'string' }, readme: { type: 'boolean' }, report: { type: 'string' } },
+});
 const parts = new Set(flags.only ? flags.only.split(',') : PARTS);
 for (const part of parts) {
   if (!PARTS.includes(part)) throw new Error(`--only: unknown part "${part}" (parts: ${PARTS.join(', ')})`);
@@ -127,6 +131,12 @@ const fmt = (s) => `${s.min} / ${s.median} / ${s.max}`;
 const ratio = (a, b) => (a / b).toFixed(2) + '×';
 
 async function main() {
+  if (flags.report) {
+    const markdown = report(JSON.parse(fs.readFileSync(flags.report, 'utf8')));
+    console.log(markdown);
+    if (flags.readme) writeReadme(markdown);
+    return;
+  }
   prepare();
   const started = Date.now();
   const results = {
@@ -559,7 +569,7 @@ function processStats(processes) {
 /**
  * Several runs of test/bench/ui.mjs for one model as one row: each moment a run has once (cold,
  * the folder again, a seen image) as min / median / max over the runs; the warm clicks and layer
- * switches of every run pooled; memory and the longest blocks as the median run's (by its figure).
+ * switches of every run pooled; each memory figure and longest block as its median over the runs.
  */
 function uiRunsTogether(list) {
   const over = (pick) => stats(list.map(pick));
@@ -755,7 +765,7 @@ function ui(r, lines) {
   lines.push('');
   const u0 = r.ui[0];
   lines.push(
-    `**Real VS Code UI** (code-server + Chromium; from the menu click to all 16 tiles painted; ${u0.runs} run${u0.runs === 1 ? '' : 's'} per model, each a new code-server, browser and folder, the models taking turns; ms, min / median / max: of the ${u0.runs} runs for the moments a run has once, of every run's clicks pooled for warm images (${u0.warm.n}) and layer clicks (${u0.layerSwitch.n}); the longest block and delay: the median run's)`,
+    `**Real VS Code UI** (code-server + Chromium; from the menu click to all 16 tiles painted; ${u0.runs} run${u0.runs === 1 ? '' : 's'} per model, each a new code-server, browser and folder, the models taking turns; ms, min / median / max: of the ${u0.runs} runs for the moments a run has once, of every run's clicks pooled for warm images (${u0.warm.n}) and layer clicks (${u0.layerSwitch.n}); the longest block and delay: their median over the runs)`,
   );
   lines.push('');
   lines.push(
