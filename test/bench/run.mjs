@@ -574,9 +574,13 @@ function processStats(processes) {
 function uiRunsTogether(list) {
   const over = (pick) => stats(list.map(pick));
   const pooled = (pick) => stats(list.flatMap(pick));
-  const median = (pick) => over(pick).median;
+  // A figure some run could not read (null) is left out; none read at all stays null ('n/a').
+  const median = (pick) => {
+    const known = list.map(pick).filter((x) => x !== null && x !== undefined);
+    return known.length ? stats(known).median : null;
+  };
   const memory = (part) =>
-    Object.fromEntries(Object.keys(list[0][part]).map((key) => [key, median((u) => u[part][key] ?? NaN)]));
+    Object.fromEntries(Object.keys(list[0][part]).map((key) => [key, median((u) => u[part][key])]));
   return {
     runs: list.length,
     images: list[0].images,
@@ -588,7 +592,7 @@ function uiRunsTogether(list) {
     layerSwitch: pooled((u) => u.layerSwitchMs),
     extensionHost: memory('extensionHost'),
     engineProcess: { ...memory('engineProcess'), starts: Math.max(...list.map((u) => u.engineProcess.starts)) },
-    mainThreadMaxBlockMs: median((u) => u.mainThreadMaxBlockMs ?? NaN),
+    mainThreadMaxBlockMs: median((u) => u.mainThreadMaxBlockMs),
     idleProcessMaxDelayMs: median((u) => u.idleProcessMaxDelayMs),
     kbPerImage: list[0].kbPerImage,
   };
