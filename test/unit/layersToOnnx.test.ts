@@ -412,7 +412,7 @@ describe('TF.js and Keras models on onnxruntime (converted to ONNX in memory)', 
       });
     }
 
-    it('layers derived from others when read (activations, batch norms either way, sums, zero padding) equal tfjs’; a batch norm with a zero scale is not inverted', async () => {
+    it('layers derived from others when read (activations, batch norms either way, sums, zero padding, widening 1×1 convolutions) equal tfjs’; a batch norm with a zero scale is not inverted', async () => {
       const tfjs = small((x) => {
         const a = tfl.layers.conv2d({ filters: 6, kernelSize: 3, padding: 'same', name: 'conv_a' }).apply(x);
         const aNorm = tfl.layers.batchNormalization({ name: 'bn_a' }).apply(a);
@@ -421,6 +421,10 @@ describe('TF.js and Keras models on onnxruntime (converted to ONNX in memory)', 
         const bNorm = tfl.layers.batchNormalization({ name: 'bn_b' }).apply(b);
         const sum = tfl.layers.add({ name: 'sum' }).apply([bNorm, aNorm] as tfl.SymbolicTensor[]);
         const leaky = tfl.layers.leakyReLU({ alpha: 0.1, name: 'leaky' }).apply(sum);
+        // Widened 6 → 12 by a 1×1 convolution, as MobileNetV2's expand layers are, with its norm.
+        const expand = tfl.layers.conv2d({ filters: 12, kernelSize: 1, name: 'expand' }).apply(leaky);
+        const expandNorm = tfl.layers.batchNormalization({ name: 'bn_e' }).apply(expand);
+        const expandRelu = tfl.layers.reLU({ name: 'relu_e' }).apply(expandNorm);
         // Padded unevenly, as MobileNetV2's stride-2 blocks are, then read by a convolution.
         const padded = tfl.layers
           .zeroPadding2d({
@@ -430,10 +434,22 @@ describe('TF.js and Keras models on onnxruntime (converted to ONNX in memory)', 
             ],
             name: 'pad',
           })
-          .apply(leaky);
+          .apply(expandRelu);
         return tfl.layers.conv2d({ filters: 3, kernelSize: 3, name: 'conv_c' }).apply(padded) as tfl.SymbolicTensor;
       });
-      // One channel of bn_b scaled by 0: conv_b cannot be computed back from it.
+      // Batch norms with statistics (fresh ones are the identity), and one channel of bn_b scaled
+      // by 0: conv_b cannot be computed back from it.
+      for (const name of ['bn_a', 'bn_b', 'bn_e']) {
+        const layer = tfjs.layersModel!.getLayer(name);
+        const weights = layer.getWeights().map((w, k) => {
+          // gamma (never 0: a zero one is not inverted), beta, mean, variance.
+          const stat = [(c: number) => 1 + Math.sin(c) / 2, Math.sin, Math.cos, (c: number) => 0.5 + c / 10][k];
+          const values = Float32Array.from(w.dataSync(), (_, c) => stat(c));
+          return tf.tensor1d(values);
+        });
+        layer.setWeights(weights);
+        for (const w of weights) w.dispose();
+      }
       const bn = tfjs.layersModel!.getLayer('bn_b');
       const [gamma, ...rest] = bn.getWeights();
       const zeroed = gamma.dataSync().slice();
@@ -442,26 +458,47 @@ describe('TF.js and Keras models on onnxruntime (converted to ONNX in memory)', 
       bn.setWeights([replaced, ...rest]);
       replaced.dispose();
 
+      const [kernel, bias] = tfjs.layersModel!.getLayer('expand').getWeights();
+      const hwio = kernel.dataSync().slice();
+      const expandBias = Float32Array.from(bias.dataSync());
       const input = randomInput(tfjs);
       const { native } = await compareWithTfjs('derived layers', tfjs, input);
       const activations = await native.run(input);
       const derived = [...activations].filter(([, a]) => a.derived).map(([name]) => name);
       // conv_a from bn_a (inverted), relu6_a from bn_a, bn_b from conv_b (bn_b has a zero scale),
-      // sum from bn_b and bn_a, leaky from sum, pad from leaky: only bn_a, conv_b and conv_c are fetched.
-      assert.deepEqual(derived, ['conv_a', 'relu6_a', 'bn_b', 'sum', 'leaky', 'pad']);
+      // sum from bn_b and bn_a, leaky from sum, expand and bn_e from leaky (1×1), relu_e from
+      // bn_e, pad from relu_e: only bn_a, conv_b and conv_c are fetched.
+      assert.deepEqual(derived, ['conv_a', 'relu6_a', 'bn_b', 'sum', 'leaky', 'expand', 'bn_e', 'relu_e', 'pad']);
       // The 9×11 input, 1 + 2 rows and 0 + 3 columns more.
       const pad = activations.get('pad')!;
-      assert.deepEqual(pad.shape, [12, 14, 6]);
-      // The same padding of the same map held channels last (as TF.js graphs' NHWC pads are)
-      // gives the same values, channels last.
-      const leaky = activations.get('leaky')!;
-      const hwc = new DerivedActivation(
-        [12, 14, 6],
+      assert.deepEqual(pad.shape, [12, 14, 12]);
+      // The same padding, and the same 1×1 convolution, of the same maps held channels last (as
+      // TF.js graphs' NHWC maps are) give the same values, channels last.
+      const relu = activations.get('relu_e')!;
+      const padHwc = new DerivedActivation(
+        [12, 14, 12],
         'hwc',
-        { kind: 'pad', source: 'leaky', top: 1, bottom: 2, left: 0, right: 3, value: 0 },
+        { kind: 'pad', source: 'relu_e', top: 1, bottom: 2, left: 0, right: 3, value: 0 },
+        new Map([['relu_e', { shape: relu.shape, layout: 'hwc', data: channelsLast(relu) } as Activation]]),
+      );
+      assert.deepEqual(padHwc.data, channelsLast(pad));
+      const leaky = activations.get('leaky')!;
+      const expandHwc = new DerivedActivation(
+        [9, 11, 12],
+        'hwc',
+        {
+          kind: 'pointwise',
+          source: 'leaky',
+          inputs: 6,
+          outputs: 12,
+          matrix: () => ({
+            weights: Float32Array.from({ length: 72 }, (_, k) => hwio[(k % 6) * 12 + Math.floor(k / 6)]),
+            bias: expandBias,
+          }),
+        },
         new Map([['leaky', { shape: leaky.shape, layout: 'hwc', data: channelsLast(leaky) } as Activation]]),
       );
-      assert.deepEqual(hwc.data, channelsLast(pad));
+      assert.ok(relErr(expandHwc.data, channelsLast(activations.get('expand')!)) <= TOLERANCE);
       native.dispose();
     });
 
