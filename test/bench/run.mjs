@@ -505,17 +505,23 @@ function kerasFiles() {
           String(spawnedAt),
         ]);
         keras.processMs = Date.now() - spawnedAt;
-        // A first CLI run converts the file and keeps the conversion (a new build converts anew):
-        // apart from the runs after it, which open what it kept, as a user's later runs do.
+        // The CLI keeps conversions in the user's cache folder: here one of its own per file, so its
+        // first run converts and keeps the conversion, and the runs after it open what it kept, as
+        // a user's later runs do. The first is timed apart.
+        const cache = { XDG_CACHE_HOME: fs.mkdtempSync(path.join(dir, 'cache-')) };
         log(`Keras file ${model.name} .${kind}: the CLI's first run (converts, keeps the conversion)`);
-        const cliFirst = wholeProcess(process.execPath, [
-          path.join(repo, 'dist', 'cli.js'),
-          image,
-          '--model',
-          file,
-          '--out',
-          path.join(dir, `sheet-${model.id}-${kind}-first.png`),
-        ]);
+        const cliFirst = wholeProcess(
+          process.execPath,
+          [
+            path.join(repo, 'dist', 'cli.js'),
+            image,
+            '--model',
+            file,
+            '--out',
+            path.join(dir, `sheet-${model.id}-${kind}-first.png`),
+          ],
+          cache,
+        );
         const cli = [];
         const script = [];
         for (let i = 0; i < KERAS_PROCESS_RUNS; i++) {
@@ -524,7 +530,11 @@ function kerasFiles() {
           );
           const out = path.join(dir, `sheet-${model.id}-${kind}-${i}.png`);
           cli.push(
-            wholeProcess(process.execPath, [path.join(repo, 'dist', 'cli.js'), image, '--model', file, '--out', out]),
+            wholeProcess(
+              process.execPath,
+              [path.join(repo, 'dist', 'cli.js'), image, '--model', file, '--out', out],
+              cache,
+            ),
           );
           if (!cli.at(-1).error && !fs.existsSync(out)) throw new Error(`the CLI wrote no ${out}`);
           // A file Keras cannot load fails the same way every time.
