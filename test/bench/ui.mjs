@@ -357,6 +357,8 @@ async function main() {
         reopenMs: Math.round(reopen),
         layerSwitch: stats(switches),
         layerSwitchMs: switches.map(Math.round),
+        // The layers clicked, in that order.
+        layerSwitchLayers: picks,
         // Resident memory (MB) of the window's extension host: with the workbench loaded, when our
         // extension has just started its engine (no model loaded yet), after every image and layer
         // switch above, and its peak; then the engine process's, after the run and at its peak.
