@@ -306,9 +306,14 @@ function constantFloats(
 ): Constant | undefined {
   const tensor = constants.get(name);
   if (tensor) {
+    // Float32 values held in the model, as many as its dims say: anything else (float16, external
+    // data, a short tensor) is not derived from, so reading it later cannot fail.
+    if (tensor.dataType !== onnx.TensorProto.DataType.FLOAT) return undefined;
     const dims = (tensor.dims ?? []).map(Number);
     const size = dims.reduce((a, b) => a * b, 1);
-    return { dims, values: () => ((values) => (values?.length === size ? values : undefined))(floatsOf(tensor)) };
+    const held = tensor.floatData?.length ? tensor.floatData.length : (tensor.rawData?.byteLength ?? 0) / 4;
+    if (held !== size) return undefined;
+    return { dims, values: () => floatsOf(tensor) };
   }
   const node = producers.get(name);
   if (node?.opType !== 'Transpose' || (node.domain ?? '') !== '') return undefined;
